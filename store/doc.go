@@ -1,0 +1,39 @@
+// Package store persists one Switchboard node's configuration and state in a
+// single bbolt file: hubs, their upstreams, the access and admin keys, and
+// user→group memberships. It knows nothing of the gateway, HTTP or sockets.
+//
+// # Entry points
+//
+// [Open] opens (creating if needed) the file and its buckets and returns a
+// [DB]; [DB.Close] releases it. The methods are grouped by the type they
+// manage: [Hub], [Upstream], [Key] and [UserGroup]. Missing records are
+// reported with [ErrNotFound], duplicates with [ErrExists], unusable input
+// (an empty name, an empty key list) with [ErrInvalid]; test with errors.Is.
+//
+// # Layout
+//
+// Values are JSON. Every write is one bbolt read-write transaction, so a crash
+// never leaves half an operation behind. Buckets and keys:
+//
+//	hubs        name                              → Hub
+//	upstreams   part(hub) + uint64be(seq)         → Upstream
+//	keys        "access"                          → []Key (newest first)
+//	            "admin"                           → string
+//	usergroups  part(hub) + part(user) + group    → UserGroup
+//	outbox      reserved for the durable webhook outbox (not created yet)
+//
+// part(s) is uvarint(len(s)) followed by the bytes of s. Length prefixes keep
+// keys prefix-free whatever bytes a user id holds, so "every upstream of hub
+// H" or "every group of user U in hub H" is one cursor seek over a key
+// prefix, and DeleteHub removes a hub's upstreams and memberships by prefix in
+// the same transaction. seq comes from the upstreams bucket's sequence, so
+// within a hub the key order is the creation order: the order in which
+// events are tried. Replacing an upstream keeps its key, hence its place.
+//
+// # Concurrency
+//
+// A DB is safe for concurrent use by any number of goroutines: bbolt allows
+// one writer and many readers at a time. Only one process may open the file;
+// a second Open of a file in use fails after one second with an error that
+// says so ([ErrInUse]) rather than hanging.
+package store

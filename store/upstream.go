@@ -1,0 +1,167 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Upstream is one webhook receiver registered for a hub.
+type Upstream struct {
+	Hub         string    `json:"hub"`
+	Name        string    `json:"name"` // unique within the hub
+	URLTemplate string    `json:"urlTemplate"`
+	Events      []string  `json:"events,omitempty"`  // filter, e.g. ["connect","connected","disconnected","message:*"]; empty = all
+	Timeout     Duration  `json:"timeout,omitempty"` // 0 = default 10s
+	Secrets     []string  `json:"secrets"`           // whsec_… signing secrets, newest first
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// findUpstream returns the key and value of the hub's upstream called name,
+// or ErrNotFound. A hub has a handful of upstreams, so a scan of its prefix
+// is cheaper to keep right than a second index bucket.
+func findUpstream(b *bolt.Bucket, hub, name string) ([]byte, Upstream, error) {
+	prefix := appendPart(nil, hub)
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); hasPrefix(k, prefix); k, v = c.Next() {
+		var u Upstream
+		if err := decode(k, v, &u); err != nil {
+			return nil, Upstream{}, err
+		}
+		if u.Name == name {
+			return append([]byte(nil), k...), u, nil
+		}
+	}
+	return nil, Upstream{}, ErrNotFound
+}
+
+// putUpstream saves u, creating or (if replace) replacing it. The hub must exist.
+func (db *DB) putUpstream(tx *bolt.Tx, u *Upstream, replace bool) error {
+	if u.Name == "" {
+		return fmt.Errorf("%w: upstream name is empty", ErrInvalid)
+	}
+	if tx.Bucket([]byte(bucketHubs)).Get([]byte(u.Hub)) == nil {
+		return fmt.Errorf("hub: %w", ErrNotFound)
+	}
+	b := tx.Bucket([]byte(bucketUpstreams))
+	u.UpdatedAt = db.stamp()
+	key, old, err := findUpstream(b, u.Hub, u.Name)
+	switch {
+	case err == nil && !replace:
+		return ErrExists
+	case err == nil:
+		u.CreatedAt = old.CreatedAt // same key: keeps its place in the order
+	case errors.Is(err, ErrNotFound):
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		key = binary.BigEndian.AppendUint64(appendPart(nil, u.Hub), seq)
+		u.CreatedAt = u.UpdatedAt
+	default:
+		return err
+	}
+	return putJSON(b, key, u)
+}
+
+// CreateUpstream saves a new upstream after the hub's existing ones. It fails
+// with ErrNotFound if the hub does not exist and ErrExists if the hub already
+// has an upstream of that name.
+func (db *DB) CreateUpstream(u Upstream) (Upstream, error) {
+	err := db.update(fmt.Sprintf("create upstream %q of hub %q", u.Name, u.Hub), func(tx *bolt.Tx) error {
+		return db.putUpstream(tx, &u, false)
+	})
+	if err != nil {
+		return Upstream{}, err
+	}
+	return u, nil
+}
+
+// PutUpstream creates or replaces an upstream (the hub must exist). Replacing
+// keeps CreatedAt and the upstream's place in the order.
+func (db *DB) PutUpstream(u Upstream) (Upstream, error) {
+	err := db.update(fmt.Sprintf("put upstream %q of hub %q", u.Name, u.Hub), func(tx *bolt.Tx) error {
+		return db.putUpstream(tx, &u, true)
+	})
+	if err != nil {
+		return Upstream{}, err
+	}
+	return u, nil
+}
+
+// Upstream returns the hub's upstream called name, or ErrNotFound.
+func (db *DB) Upstream(hub, name string) (Upstream, error) {
+	var u Upstream
+	err := db.view(fmt.Sprintf("get upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
+		var err error
+		_, u, err = findUpstream(tx.Bucket([]byte(bucketUpstreams)), hub, name)
+		return err
+	})
+	if err != nil {
+		return Upstream{}, err
+	}
+	return u, nil
+}
+
+// Upstreams returns the hub's upstreams in creation order, the order in which
+// events are tried. A hub without upstreams, or no hub, gives an empty list.
+func (db *DB) Upstreams(hub string) ([]Upstream, error) {
+	var ups []Upstream
+	err := db.view(fmt.Sprintf("list upstreams of hub %q", hub), func(tx *bolt.Tx) error {
+		prefix := appendPart(nil, hub)
+		c := tx.Bucket([]byte(bucketUpstreams)).Cursor()
+		for k, v := c.Seek(prefix); hasPrefix(k, prefix); k, v = c.Next() {
+			var u Upstream
+			if err := decode(k, v, &u); err != nil {
+				return err
+			}
+			ups = append(ups, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ups, nil
+}
+
+// AllUpstreams returns every upstream, sorted by hub name and, within a hub,
+// in creation order.
+func (db *DB) AllUpstreams() ([]Upstream, error) {
+	var ups []Upstream
+	err := db.view("list upstreams", func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketUpstreams)).ForEach(func(k, v []byte) error {
+			var u Upstream
+			if err := decode(k, v, &u); err != nil {
+				return err
+			}
+			ups = append(ups, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Key order groups by hub length first (the length prefix); a stable sort
+	// by name keeps the creation order inside each hub.
+	sort.SliceStable(ups, func(i, j int) bool { return ups[i].Hub < ups[j].Hub })
+	return ups, nil
+}
+
+// DeleteUpstream removes the hub's upstream called name, or fails with
+// ErrNotFound.
+func (db *DB) DeleteUpstream(hub, name string) error {
+	return db.update(fmt.Sprintf("delete upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucketUpstreams))
+		key, _, err := findUpstream(b, hub, name)
+		if err != nil {
+			return err
+		}
+		return b.Delete(key)
+	})
+}
