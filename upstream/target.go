@@ -1,0 +1,125 @@
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Target is one registered upstream as the dispatcher uses it.
+type Target struct {
+	Hub         string
+	Name        string
+	URLTemplate string
+	Filter      Filter
+	// Timeout bounds one call. Zero means 10 s.
+	Timeout time.Duration
+	// Secrets sign every request; each yields one signature entry.
+	Secrets []string
+}
+
+// DefaultTimeout bounds an upstream call when the upstream sets none.
+const DefaultTimeout = 10 * time.Second
+
+// ErrBadTemplate and ErrBadFilter are wrapped by registration errors.
+var (
+	ErrBadTemplate = errors.New("upstream: bad URL template")
+	ErrBadFilter   = errors.New("upstream: bad event filter")
+)
+
+// ValidateTemplate checks that tpl uses only the known placeholders and
+// expands to an absolute http or https URL.
+func ValidateTemplate(tpl string) error {
+	if tpl == "" {
+		return fmt.Errorf("%w: it is empty", ErrBadTemplate)
+	}
+	rest := tpl
+	for {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			break
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			return fmt.Errorf("%w: %q has an unclosed '{'", ErrBadTemplate, tpl)
+		}
+		switch name := rest[open+1 : open+end]; name {
+		case "hub", "category", "event":
+		default:
+			return fmt.Errorf("%w: unknown placeholder {%s}; use {hub}, {category} or {event}", ErrBadTemplate, name)
+		}
+		rest = rest[open+end+1:]
+	}
+	u, err := url.Parse(Expand(tpl, "hub", CategoryMessages, "event"))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadTemplate, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%w: %q must start with http:// or https://", ErrBadTemplate, tpl)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%w: %q has no host", ErrBadTemplate, tpl)
+	}
+	return nil
+}
+
+// Expand substitutes the placeholders of tpl, each value path-escaped.
+func Expand(tpl, hub, category, event string) string {
+	if !strings.Contains(tpl, "{") {
+		return tpl
+	}
+	return strings.NewReplacer(
+		"{hub}", url.PathEscape(hub),
+		"{category}", url.PathEscape(category),
+		"{event}", url.PathEscape(event),
+	).Replace(tpl)
+}
+
+// Filter says which events an upstream receives. The zero value receives
+// every event.
+type Filter struct {
+	all      bool
+	events   map[string]bool // connect, connected, disconnected, message (= every target)
+	messages map[string]bool // message targets, lower-cased
+}
+
+// ParseFilter parses entries such as "connect", "connected",
+// "disconnected", "message" or "message:*" (every invocation) and
+// "message:SendMessage" (one target, matched case-insensitively as SignalR
+// does). An empty list or "*" means every event.
+func ParseFilter(entries []string) (Filter, error) {
+	f := Filter{events: map[string]bool{}, messages: map[string]bool{}}
+	if len(entries) == 0 {
+		f.all = true
+	}
+	for _, raw := range entries {
+		e := strings.TrimSpace(raw)
+		name, target, hasTarget := strings.Cut(e, ":")
+		switch {
+		case e == "*":
+			f.all = true
+		case name == EventMessage && (!hasTarget || target == "*"):
+			f.events[EventMessage] = true
+		case name == EventMessage && target != "":
+			f.messages[strings.ToLower(target)] = true
+		case !hasTarget && (name == EventConnect || name == EventConnected || name == EventDisconnected):
+			f.events[name] = true
+		default:
+			return Filter{}, fmt.Errorf("%w: %q; use connect, connected, disconnected, message:* or message:TARGET", ErrBadFilter, raw)
+		}
+	}
+	return f, nil
+}
+
+// Match reports whether event (with target, for message events) passes.
+func (f Filter) Match(event, target string) bool {
+	if f.all || (f.events == nil && f.messages == nil) {
+		return true
+	}
+	if f.events[event] {
+		return true
+	}
+	return event == EventMessage && f.messages[strings.ToLower(target)]
+}
