@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/protocol"
+)
+
+// Apply validates a and carries it out on every node: through the Bus when
+// one is configured, else locally.
+func (g *Gateway) Apply(ctx context.Context, hub string, a *actions.Action) error {
+	if err := a.Validate(false); err != nil {
+		return err
+	}
+	if g.cfg.Bus != nil {
+		return g.cfg.Bus.Publish(ctx, hub, a)
+	}
+	return g.ApplyLocal(hub, a)
+}
+
+// ApplyLocal carries out a validated action on this node's connections.
+// Sends to nobody are not errors; a group change or close for a connection
+// this node does not hold is ErrNoConnection.
+func (g *Gateway) ApplyLocal(hubName string, a *actions.Action) error {
+	switch a.Action {
+	case actions.AddUserToGroup:
+		return g.addUserToGroup(hubName, a)
+	case actions.RemoveUserFromGroup:
+		return g.removeUserFromGroup(hubName, a)
+	}
+	h := g.lookupHub(hubName)
+	if h == nil {
+		switch a.Action {
+		case actions.AddToGroup, actions.RemoveFromGroup, actions.CloseConnection:
+			return fmt.Errorf("%w: %q", ErrNoConnection, a.ConnectionID)
+		}
+		return nil
+	}
+	switch a.Action {
+	case actions.Broadcast:
+		msg := protocol.AppendInvocation(nil, "", a.Target, a.Arguments)
+		skip := excluder(a.Excluded)
+		h.eachConn(func(c *Conn) {
+			if !skip(c.id) {
+				c.enqueue(msg)
+			}
+		})
+	case actions.SendToGroup:
+		msg := protocol.AppendInvocation(nil, "", a.Target, a.Arguments)
+		skip := excluder(a.Excluded)
+		eachMember(&h.groups, a.Group, func(c *Conn) {
+			if !skip(c.id) {
+				c.enqueue(msg)
+			}
+		})
+	case actions.SendToUser:
+		msg := protocol.AppendInvocation(nil, "", a.Target, a.Arguments)
+		eachMember(&h.users, a.User, func(c *Conn) { c.enqueue(msg) })
+	case actions.SendToConnection:
+		if c := h.conn(a.ConnectionID); c != nil {
+			c.enqueue(protocol.AppendInvocation(nil, "", a.Target, a.Arguments))
+		}
+	case actions.AddToGroup, actions.RemoveFromGroup:
+		c := h.conn(a.ConnectionID)
+		if c == nil {
+			return fmt.Errorf("%w: %q", ErrNoConnection, a.ConnectionID)
+		}
+		if a.Action == actions.AddToGroup {
+			h.joinGroup(c, a.Group)
+		} else {
+			h.leaveGroup(c, a.Group)
+		}
+	case actions.CloseConnection:
+		c := h.conn(a.ConnectionID)
+		if c == nil {
+			return fmt.Errorf("%w: %q", ErrNoConnection, a.ConnectionID)
+		}
+		reason := a.Reason
+		if reason == "" {
+			reason = "closed by the server"
+		}
+		c.closeWith(CloseNormal, reason, protocol.AppendClose(nil, a.Reason, false))
+	default:
+		return fmt.Errorf("%w: unknown action %q", actions.ErrInvalid, a.Action)
+	}
+	return nil
+}
+
+// excluder returns a predicate for connection ids in excluded.
+func excluder(excluded []string) func(string) bool {
+	switch {
+	case len(excluded) == 0:
+		return func(string) bool { return false }
+	case len(excluded) <= 8:
+		return func(id string) bool { return slices.Contains(excluded, id) }
+	}
+	set := make(map[string]struct{}, len(excluded))
+	for _, id := range excluded {
+		set[id] = struct{}{}
+	}
+	return func(id string) bool { _, ok := set[id]; return ok }
+}
+
+func (g *Gateway) addUserToGroup(hubName string, a *actions.Action) error {
+	var expires time.Time
+	if a.TTL > 0 {
+		expires = g.cfg.Now().Add(time.Duration(a.TTL) * time.Second)
+	}
+	h := g.hub(hubName)
+	if s := g.cfg.UserGroups; s != nil {
+		if err := s.AddUserToGroup(hubName, a.User, a.Group, expires); err != nil {
+			return fmt.Errorf("gateway: save user group: %w", err)
+		}
+	} else {
+		h.memAddUserGroup(a.User, a.Group, expires)
+	}
+	for _, c := range members(&h.users, a.User) {
+		h.joinGroup(c, a.Group)
+	}
+	return nil
+}
+
+func (g *Gateway) removeUserFromGroup(hubName string, a *actions.Action) error {
+	h := g.hub(hubName)
+	if s := g.cfg.UserGroups; s != nil {
+		if err := s.RemoveUserFromGroup(hubName, a.User, a.Group); err != nil {
+			return fmt.Errorf("gateway: remove user group: %w", err)
+		}
+	} else {
+		h.memRemoveUserGroup(a.User, a.Group)
+	}
+	for _, c := range members(&h.users, a.User) {
+		h.leaveGroup(c, a.Group)
+	}
+	return nil
+}
+
+// userGroups returns the groups a user's new connection joins.
+func (g *Gateway) userGroups(h *hub, user string) []string {
+	if s := g.cfg.UserGroups; s != nil {
+		groups, err := s.UserGroups(h.name, user)
+		if err != nil {
+			g.log.Error("loading user groups", "hub", h.name, "user", user, "err", err)
+		}
+		return groups
+	}
+	return h.memUserGroups(user, g.cfg.Now())
+}

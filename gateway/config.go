@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Gateway. The zero value works; each field says its
+// default.
+type Config struct {
+	// NodeID prefixes every connection id so that a cluster can route to the
+	// node owning a connection. Zero means 6 random hex characters.
+	NodeID string
+	// PingInterval is how long a connection may go without a frame from us
+	// before we send a Ping. Zero means 15 s.
+	PingInterval time.Duration
+	// ClientTimeout closes a connection that sent nothing for this long.
+	// Zero means 30 s.
+	ClientTimeout time.Duration
+	// HandshakeTimeout bounds the wait for the client's handshake. Zero means
+	// 15 s.
+	HandshakeTimeout time.Duration
+	// NegotiateTTL is how long a negotiated connection token waits for its
+	// socket. Zero means 30 s.
+	NegotiateTTL time.Duration
+	// WriteTimeout bounds one socket write. Zero means 10 s.
+	WriteTimeout time.Duration
+	// MaxQueueBytes is the per-connection send queue limit; a client that
+	// falls further behind is closed as a slow consumer. Zero means 4 MiB.
+	MaxQueueBytes int
+	// SweepInterval is how often pings, timeouts and expired negotiations are
+	// checked. Zero means 1 s; negative disables the background sweep (tests
+	// drive it by hand).
+	SweepInterval time.Duration
+	// Webhooks delivers events upstream. Nil means no upstreams: connects are
+	// accepted as they are and invocations fail with a clear error.
+	Webhooks Webhooks
+	// Bus carries actions between nodes. Nil means actions apply locally only.
+	Bus Bus
+	// UserGroups persists user-group memberships. Nil keeps them in memory.
+	UserGroups UserGroupStore
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.NodeID == "" {
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		c.NodeID = hex.EncodeToString(b[:])
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 15 * time.Second
+	}
+	if c.ClientTimeout <= 0 {
+		c.ClientTimeout = 30 * time.Second
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 15 * time.Second
+	}
+	if c.NegotiateTTL <= 0 {
+		c.NegotiateTTL = 30 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 4 << 20
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}

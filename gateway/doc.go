@@ -1,0 +1,21 @@
+// Package gateway is the heart of Switchboard: hubs, connections, groups and
+// users, the connection lifecycle, per-connection send queues, local fan-out
+// and the execution of actions.
+//
+// It knows no HTTP router, socket library, bus or database. The HTTP layer
+// negotiates a connection (Gateway.Negotiate), accepts the socket and hands it
+// over as a Transport (Gateway.Serve, which blocks for the connection's
+// lifetime). Events go out through the Webhooks interface and actions come in
+// through Gateway.Apply (from webhook replies, the REST API or the bus).
+//
+// Concurrency: every exported method is safe for concurrent use. Each
+// connection has one reader (the goroutine in Serve) and at most one writer
+// (a write loop started only while its queue is non-empty); nothing else
+// touches the socket. Fan-out only appends already-encoded bytes to queues and
+// never blocks on a socket: a connection whose queue passes its byte limit is
+// closed as a slow consumer.
+//
+// Lock order: a hub shard's lock (connections, groups, users) may be held while
+// taking a Conn's mu; never the other way round. Hub.userGroups' lock is never
+// held while taking a shard lock. No I/O happens under any lock.
+package gateway

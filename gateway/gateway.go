@@ -1,0 +1,328 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/protocol"
+	"github.com/switchboard-gw/switchboard/upstream"
+)
+
+// Gateway owns the connections of every hub on this node.
+type Gateway struct {
+	cfg Config
+	log *slog.Logger
+
+	hubs sync.Map // hub name → *hub
+
+	mu       sync.Mutex // guards the fields below
+	tokens   map[string]*negotiation
+	stopping bool
+
+	serving       sync.WaitGroup // one per Serve call
+	sweeperDone   chan struct{}
+	stopSweep     chan struct{}
+	slowConsumers atomic.Int64
+}
+
+// negotiation is a connection between negotiate and the end of its socket.
+type negotiation struct {
+	connID   string
+	hub      string
+	identity Identity
+	created  time.Time
+	conn     *Conn // set once a socket claimed the token
+}
+
+// Identity is what the HTTP layer learned about a client from its token.
+type Identity struct {
+	UserID string
+	Claims map[string]any
+}
+
+// ConnectInfo is what the transport request carried, for the connect event.
+type ConnectInfo struct {
+	Query        url.Values
+	Headers      http.Header
+	Subprotocols []string
+}
+
+// New returns a running Gateway. Call Shutdown to stop it.
+func New(cfg Config) *Gateway {
+	cfg = cfg.withDefaults()
+	g := &Gateway{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		tokens:      make(map[string]*negotiation),
+		sweeperDone: make(chan struct{}),
+		stopSweep:   make(chan struct{}),
+	}
+	if cfg.SweepInterval > 0 {
+		go g.sweepLoop()
+	} else {
+		close(g.sweeperDone)
+	}
+	return g
+}
+
+// NodeID is the prefix of this node's connection ids.
+func (g *Gateway) NodeID() string { return g.cfg.NodeID }
+
+// Negotiate reserves a connection for a client of hub and returns its id and
+// the unguessable token the client presents when it opens its socket.
+func (g *Gateway) Negotiate(hub string, id Identity) (connID, token string, err error) {
+	connID = g.cfg.NodeID + "." + randomID(12)
+	token = randomID(24)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopping {
+		return "", "", ErrShuttingDown
+	}
+	g.tokens[token] = &negotiation{connID: connID, hub: hub, identity: id, created: g.cfg.Now()}
+	return connID, token, nil
+}
+
+// Check reports whether token may open a socket now, so the HTTP layer can
+// answer 404 or 409 before it upgrades. It returns the token's hub.
+func (g *Gateway) Check(token string) (hub string, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := g.tokens[token]
+	switch {
+	case n == nil:
+		return "", ErrUnknownToken
+	case n.conn != nil:
+		return "", ErrTokenInUse
+	}
+	return n.hub, nil
+}
+
+// Serve runs the connection negotiated under token over tr until it ends:
+// handshake, connect event, then reading client messages. It closes tr before
+// it returns. The returned error says why the handshake failed; once a
+// connection is established Serve returns nil however it ends.
+func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info ConnectInfo) error {
+	g.mu.Lock()
+	n := g.tokens[token]
+	switch {
+	case g.stopping:
+		g.mu.Unlock()
+		_ = tr.Close(CloseGoingAway, ReasonShutdown)
+		return ErrShuttingDown
+	case n == nil:
+		g.mu.Unlock()
+		_ = tr.Close(ClosePolicyViolation, "unknown connection token")
+		return ErrUnknownToken
+	case n.conn != nil:
+		g.mu.Unlock()
+		_ = tr.Close(ClosePolicyViolation, "connection token already in use")
+		return ErrTokenInUse
+	}
+	h := g.hub(n.hub)
+	c := &Conn{
+		id:     n.connID,
+		token:  token,
+		hub:    h,
+		userID: n.identity.UserID,
+		claims: n.identity.Claims,
+		g:      g,
+		tr:     tr,
+		done:   make(chan struct{}),
+	}
+	n.conn = c
+	g.serving.Add(1)
+	g.mu.Unlock()
+	defer g.serving.Done()
+	defer g.forget(token)
+
+	now := g.cfg.Now().UnixNano()
+	c.lastRead.Store(now)
+	c.lastWrite.Store(now)
+
+	rest, err := g.handshake(ctx, c, info)
+	if err != nil {
+		return err
+	}
+	g.log.Debug("connected", "hub", h.name, "conn", c.id, "user", c.userID)
+	if g.wants(h.name, upstream.EventConnected, "") {
+		g.cfg.Webhooks.Notify(c.event(upstream.EventConnected), g.replyRunner(c))
+	}
+	if len(rest) > 0 {
+		c.handleFrame(ctx, rest, false)
+	}
+	for {
+		data, binary, err := tr.ReadFrame(ctx)
+		if err != nil {
+			c.readFailed(err)
+			break
+		}
+		c.lastRead.Store(g.cfg.Now().UnixNano())
+		if !c.handleFrame(ctx, data, binary) {
+			break
+		}
+	}
+	<-c.done
+	h.removeConn(c)
+	reason := c.disconnectReason()
+	g.log.Debug("disconnected", "hub", h.name, "conn", c.id, "reason", reason)
+	if g.wants(h.name, upstream.EventDisconnected, "") {
+		ev := c.event(upstream.EventDisconnected)
+		ev.Reason = reason
+		g.cfg.Webhooks.Notify(ev, g.replyRunner(c))
+	}
+	return nil
+}
+
+// handshake reads and answers the client's handshake and runs the connect
+// event. On success the connection is registered in its hub and the bytes
+// after the handshake in the first frame are returned.
+func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]byte, error) {
+	hctx, cancel := context.WithTimeout(ctx, g.cfg.HandshakeTimeout)
+	data, _, err := c.tr.ReadFrame(hctx)
+	cancel()
+	if err != nil {
+		_ = c.tr.Close(CloseProtocolError, "no handshake")
+		return nil, fmt.Errorf("gateway: read handshake: %w", err)
+	}
+	req, rest, err := protocol.ParseHandshakeRequest(data)
+	if err != nil {
+		g.rejectHandshake(c, CloseProtocolError, err.Error())
+		return nil, err
+	}
+	_ = req // only the JSON protocol exists so far; ParseHandshakeRequest refuses the rest
+
+	var groups []string
+	if g.wants(c.hub.name, upstream.EventConnect, "") {
+		ev := c.event(upstream.EventConnect)
+		ev.Query = map[string][]string(info.Query)
+		ev.Headers = map[string][]string(info.Headers)
+		ev.Subprotocols = info.Subprotocols
+		reply, err := g.cfg.Webhooks.Call(ctx, ev)
+		switch {
+		case err != nil:
+			g.log.Warn("connect event failed", "hub", c.hub.name, "conn", c.id, "err", err)
+			g.rejectHandshake(c, ClosePolicyViolation, err.Error())
+			return nil, err
+		case reply != nil && reply.Error != "":
+			g.rejectHandshake(c, ClosePolicyViolation, reply.Error)
+			return nil, fmt.Errorf("gateway: connect rejected: %s", reply.Error)
+		case reply != nil:
+			if reply.UserID != nil {
+				c.userID = *reply.UserID
+			}
+			groups = reply.Groups
+		}
+	}
+
+	// The handshake answer must be the first bytes the client receives, so
+	// it is queued before the connection becomes reachable by fan-out.
+	c.enqueue(protocol.HandshakeOK)
+	c.hub.addConn(c)
+	if c.userID != "" {
+		groups = append(groups, g.userGroups(c.hub, c.userID)...)
+	}
+	for _, grp := range groups {
+		c.hub.joinGroup(c, grp)
+	}
+	return rest, nil
+}
+
+func (g *Gateway) rejectHandshake(c *Conn, code int, reason string) {
+	c.closeWith(code, reason, protocol.AppendHandshakeError(nil, reason))
+	<-c.done
+}
+
+// forget drops a token once its socket is gone, so a later upgrade with it
+// gets 404 (the stock client opens stray sockets with old tokens).
+func (g *Gateway) forget(token string) {
+	g.mu.Lock()
+	delete(g.tokens, token)
+	g.mu.Unlock()
+}
+
+func (g *Gateway) wants(hub, event, target string) bool {
+	return g.cfg.Webhooks != nil && g.cfg.Webhooks.Wants(hub, event, target)
+}
+
+// hub returns the named hub, creating it on first use.
+func (g *Gateway) hub(name string) *hub {
+	if h, ok := g.hubs.Load(name); ok {
+		return h.(*hub)
+	}
+	h, _ := g.hubs.LoadOrStore(name, newHub(name))
+	return h.(*hub)
+}
+
+func (g *Gateway) lookupHub(name string) *hub {
+	if h, ok := g.hubs.Load(name); ok {
+		return h.(*hub)
+	}
+	return nil
+}
+
+// HubStatus is a live summary of one hub on this node.
+type HubStatus struct {
+	Name        string `json:"name"`
+	Connections int    `json:"connections"`
+}
+
+// Status returns the hubs with connections on this node, sorted by name.
+func (g *Gateway) Status() []HubStatus {
+	var out []HubStatus
+	g.hubs.Range(func(k, v any) bool {
+		out = append(out, HubStatus{Name: k.(string), Connections: v.(*hub).count()})
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// SlowConsumers counts connections closed because their queue overflowed.
+func (g *Gateway) SlowConsumers() int64 { return g.slowConsumers.Load() }
+
+// Shutdown refuses new connections, tells every client to reconnect (a
+// SignalR Close message with allowReconnect), and waits until every
+// connection has ended and its disconnected event is queued, or ctx ends.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	already := g.stopping
+	g.stopping = true
+	g.mu.Unlock()
+	if !already {
+		close(g.stopSweep)
+	}
+	closeMsg := protocol.AppendClose(nil, ReasonShutdown, true)
+	g.hubs.Range(func(_, v any) bool {
+		v.(*hub).eachConn(func(c *Conn) { c.closeWith(CloseGoingAway, ReasonShutdown, closeMsg) })
+		return true
+	})
+	done := make(chan struct{})
+	go func() {
+		g.serving.Wait()
+		<-g.sweeperDone
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway: shutdown: %w", ctx.Err())
+	}
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("gateway: reading random bytes: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+const shardCount = 32
+
+var shardSeed = maphash.MakeSeed()
+
+func shardOf(key string) int {
+	return int(maphash.String(shardSeed, key) % shardCount)
+}
+
+// hub holds one hub's connections, groups and users, each map sharded by key
+// so fan-out and membership changes on different keys do not contend.
+type hub struct {
+	name  string
+	conns [shardCount]connShard
+	// groups and users map a name to its member set.
+	groups [shardCount]setShard
+	users  [shardCount]setShard
+
+	ugMu sync.Mutex // guards userGroups
+	// userGroups is the in-memory user→group membership (group → expiry,
+	// zero for none), used when no UserGroupStore is configured.
+	userGroups map[string]map[string]time.Time
+}
+
+type connShard struct {
+	mu sync.RWMutex // guards m
+	m  map[string]*Conn
+}
+
+type setShard struct {
+	mu sync.RWMutex // guards m
+	m  map[string]map[*Conn]struct{}
+}
+
+func newHub(name string) *hub {
+	h := &hub{name: name, userGroups: make(map[string]map[string]time.Time)}
+	for i := range h.conns {
+		h.conns[i].m = make(map[string]*Conn)
+		h.groups[i].m = make(map[string]map[*Conn]struct{})
+		h.users[i].m = make(map[string]map[*Conn]struct{})
+	}
+	return h
+}
+
+func (h *hub) addConn(c *Conn) {
+	s := &h.conns[shardOf(c.id)]
+	s.mu.Lock()
+	s.m[c.id] = c
+	s.mu.Unlock()
+	if c.userID != "" {
+		h.users[shardOf(c.userID)].add(c.userID, c)
+	}
+}
+
+// removeConn takes c out of the hub, its user and every group it joined.
+func (h *hub) removeConn(c *Conn) {
+	s := &h.conns[shardOf(c.id)]
+	s.mu.Lock()
+	delete(s.m, c.id)
+	s.mu.Unlock()
+	if c.userID != "" {
+		h.users[shardOf(c.userID)].remove(c.userID, c)
+	}
+	for _, g := range c.takeGroups() {
+		h.groups[shardOf(g)].remove(g, c)
+	}
+}
+
+func (h *hub) conn(id string) *Conn {
+	s := &h.conns[shardOf(id)]
+	s.mu.RLock()
+	c := s.m[id]
+	s.mu.RUnlock()
+	return c
+}
+
+func (h *hub) count() int {
+	n := 0
+	for i := range h.conns {
+		s := &h.conns[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// joinGroup adds c to group; it reports false if c was already a member or
+// is closing.
+func (h *hub) joinGroup(c *Conn, group string) bool {
+	if !c.addGroup(group) {
+		return false
+	}
+	h.groups[shardOf(group)].add(group, c)
+	return true
+}
+
+func (h *hub) leaveGroup(c *Conn, group string) bool {
+	if !c.removeGroup(group) {
+		return false
+	}
+	h.groups[shardOf(group)].remove(group, c)
+	return true
+}
+
+// eachConn calls fn for every connection, holding one shard's read lock at a
+// time; fn must not block.
+func (h *hub) eachConn(fn func(*Conn)) {
+	for i := range h.conns {
+		s := &h.conns[i]
+		s.mu.RLock()
+		for _, c := range s.m {
+			fn(c)
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// eachMember calls fn for every connection in set name of shards; fn must not
+// block.
+func eachMember(shards *[shardCount]setShard, name string, fn func(*Conn)) {
+	s := &shards[shardOf(name)]
+	s.mu.RLock()
+	for c := range s.m[name] {
+		fn(c)
+	}
+	s.mu.RUnlock()
+}
+
+// members copies the member list of a set, for work that may block.
+func members(shards *[shardCount]setShard, name string) []*Conn {
+	s := &shards[shardOf(name)]
+	s.mu.RLock()
+	out := make([]*Conn, 0, len(s.m[name]))
+	for c := range s.m[name] {
+		out = append(out, c)
+	}
+	s.mu.RUnlock()
+	return out
+}
+
+func (s *setShard) add(name string, c *Conn) {
+	s.mu.Lock()
+	set := s.m[name]
+	if set == nil {
+		set = make(map[*Conn]struct{})
+		s.m[name] = set
+	}
+	set[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *setShard) remove(name string, c *Conn) {
+	s.mu.Lock()
+	if set := s.m[name]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(s.m, name)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// In-memory user-group membership, used without a UserGroupStore.
+
+func (h *hub) memAddUserGroup(user, group string, expires time.Time) {
+	h.ugMu.Lock()
+	defer h.ugMu.Unlock()
+	m := h.userGroups[user]
+	if m == nil {
+		m = make(map[string]time.Time)
+		h.userGroups[user] = m
+	}
+	m[group] = expires
+}
+
+func (h *hub) memRemoveUserGroup(user, group string) {
+	h.ugMu.Lock()
+	defer h.ugMu.Unlock()
+	delete(h.userGroups[user], group)
+	if len(h.userGroups[user]) == 0 {
+		delete(h.userGroups, user)
+	}
+}
+
+func (h *hub) memUserGroups(user string, now time.Time) []string {
+	h.ugMu.Lock()
+	defer h.ugMu.Unlock()
+	var out []string
+	for g, exp := range h.userGroups[user] {
+		if exp.IsZero() || now.Before(exp) {
+			out = append(out, g)
+		} else {
+			delete(h.userGroups[user], g)
+		}
+	}
+	return out
+}

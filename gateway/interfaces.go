@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/upstream"
+)
+
+// Transport is an accepted client socket. The gateway reads from it in one
+// goroutine and writes from at most one other; Close may be called from any.
+type Transport interface {
+	// ReadFrame returns the next whole message. binary reports a binary
+	// WebSocket frame. A clean close by the client returns an error wrapping
+	// ErrClientClosed; a frame over the read limit one wrapping
+	// ErrMessageTooLarge.
+	ReadFrame(ctx context.Context) (data []byte, binary bool, err error)
+	// WriteFrame sends data as one text frame.
+	WriteFrame(ctx context.Context, data []byte) error
+	// Close closes the socket with a WebSocket status code and reason.
+	Close(code int, reason string) error
+}
+
+// Webhooks delivers events to a hub's upstreams. upstream.Dispatcher
+// implements it.
+type Webhooks interface {
+	// Wants reports whether any upstream of hub subscribes to event (for
+	// message events, target is the invocation target).
+	Wants(hub, event, target string) bool
+	// Call delivers a blocking event (connect, message) and returns the
+	// reply, nil for an empty one. For connect, a reply with Error set is a
+	// rejection with that reason.
+	Call(ctx context.Context, ev *upstream.Event) (*upstream.Reply, error)
+	// Notify queues a notification (connected, disconnected); then, if not
+	// nil, receives the reply so its actions can run.
+	Notify(ev *upstream.Event, then func(*upstream.Reply))
+}
+
+// Bus carries actions to every node. With one node it applies them locally.
+type Bus interface {
+	// Publish delivers a to every node's Gateway.ApplyLocal for hub.
+	Publish(ctx context.Context, hub string, a *actions.Action) error
+}
+
+// UserGroupStore persists user-group memberships so that they apply to a
+// user's future connections and survive restarts.
+type UserGroupStore interface {
+	AddUserToGroup(hub, user, group string, expires time.Time) error
+	RemoveUserFromGroup(hub, user, group string) error
+	// UserGroups returns the unexpired groups of a user.
+	UserGroups(hub, user string) ([]string, error)
+}

@@ -1,0 +1,174 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/protocol"
+	"github.com/switchboard-gw/switchboard/upstream"
+)
+
+// errStop ends the read loop after the client's own Close message.
+var errStop = errors.New("stop reading")
+
+// handleFrame processes one frame from the client. It reports false when the
+// connection is closing and the read loop should stop.
+func (c *Conn) handleFrame(ctx context.Context, data []byte, binary bool) bool {
+	if binary {
+		c.protocolError(CloseUnsupportedData, "binary frames are not supported by the json protocol; send text frames")
+		return false
+	}
+	err := protocol.SplitMessages(data, func(raw []byte) error {
+		msg, err := protocol.ParseMessage(raw)
+		if err != nil {
+			return err
+		}
+		return c.handleMessage(ctx, &msg)
+	})
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, errStop):
+		return false
+	default:
+		c.protocolError(CloseProtocolError, "invalid message: "+err.Error())
+		return false
+	}
+}
+
+// protocolError ends the connection with a SignalR Close message saying what
+// the client did wrong. The client is not invited to reconnect: it would do
+// the same again.
+func (c *Conn) protocolError(code int, text string) {
+	c.g.log.Info("closing connection on protocol error", "hub", c.hub.name, "conn", c.id, "err", text)
+	c.closeWith(code, text, protocol.AppendClose(nil, text, false))
+}
+
+func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
+	switch m.Type {
+	case protocol.TypeInvocation:
+		c.invoke(ctx, m)
+	case protocol.TypeStreamInvocation:
+		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil,
+			"streaming invocations are not supported; use invoke or send"))
+	case protocol.TypeClose:
+		c.closeWith(CloseNormal, ReasonClientClosed, nil)
+		return errStop
+	}
+	// Pings only refresh lastRead. Completions (client results), stream items,
+	// cancels, acks and sequences have no meaning without server-side hub
+	// methods or stateful reconnect, so they are ignored, as are unknown types.
+	return nil
+}
+
+// invoke delivers a client invocation as a message event, runs the reply's
+// actions in order and, when the client expects one, sends a Completion.
+func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
+	g := c.g
+	wantsReply := m.HasInvocationID
+	if !g.wants(c.hub.name, upstream.EventMessage, m.Target) {
+		if wantsReply {
+			c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil,
+				fmt.Sprintf("no upstream of hub %q handles %q", c.hub.name, m.Target)))
+		}
+		return
+	}
+	ev := c.event(upstream.EventMessage)
+	if wantsReply {
+		id := m.InvocationID
+		ev.InvocationID = &id
+	}
+	ev.Target = m.Target
+	ev.Arguments = m.Arguments
+	reply, err := g.cfg.Webhooks.Call(ctx, ev)
+	if err != nil {
+		g.log.Warn("message event failed", "hub", c.hub.name, "conn", c.id, "target", m.Target, "err", err)
+		if wantsReply {
+			c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil, err.Error()))
+		}
+		return
+	}
+	var actErr error
+	if reply != nil {
+		actErr = g.runActions(ctx, c, reply.Actions)
+	}
+	if !wantsReply {
+		return
+	}
+	switch {
+	case reply != nil && reply.Error != "":
+		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil, reply.Error))
+	case actErr != nil:
+		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil, actErr.Error()))
+	case reply != nil:
+		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, reply.Result, ""))
+	default:
+		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil, ""))
+	}
+}
+
+// replyRunner runs the actions of a notification's reply on behalf of c.
+func (g *Gateway) replyRunner(c *Conn) func(*upstream.Reply) {
+	return func(r *upstream.Reply) {
+		if r == nil || len(r.Actions) == 0 {
+			return
+		}
+		if err := g.runActions(context.Background(), c, r.Actions); err != nil {
+			g.log.Warn("notification reply actions failed", "hub", c.hub.name, "conn", c.id, "err", err)
+		}
+	}
+}
+
+// runActions applies a reply's actions in order on behalf of caller. Every
+// action runs even if an earlier one failed; the failures are returned
+// together, each naming its index.
+func (g *Gateway) runActions(ctx context.Context, caller *Conn, list []actions.Action) error {
+	var errs []error
+	for i := range list {
+		a := list[i]
+		switch a.Action {
+		case actions.AddToGroup, actions.RemoveFromGroup, actions.CloseConnection:
+			if a.ConnectionID == "" {
+				a.ConnectionID = caller.id
+			}
+		}
+		if err := g.Apply(ctx, caller.hub.name, &a); err != nil {
+			g.log.Warn("action failed", "hub", caller.hub.name, "conn", caller.id, "index", i, "action", a.Action, "err", err)
+			errs = append(errs, fmt.Errorf("actions[%d] %s: %w", i, a.Action, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// event builds the identity part of a webhook event for c.
+func (c *Conn) event(name string) *upstream.Event {
+	ev := &upstream.Event{Hub: c.hub.name, ConnectionID: c.id, Event: name}
+	if c.userID != "" {
+		u := c.userID
+		ev.UserID = &u
+	}
+	if name == upstream.EventConnect || name == upstream.EventConnected {
+		ev.Claims = c.claims
+	}
+	return ev
+}
+
+// readFailed records why the client's side of the socket ended.
+func (c *Conn) readFailed(err error) {
+	switch {
+	case errors.Is(err, ErrClientClosed):
+		c.closeWith(CloseNormal, ReasonClientClosed, nil)
+	case errors.Is(err, ErrMessageTooLarge):
+		c.closeWith(CloseMessageTooBig, "message exceeds the hub's size limit", nil)
+	default:
+		c.closeWith(CloseInternalError, "connection lost: "+err.Error(), nil)
+	}
+}
+
+func (c *Conn) disconnectReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeReason
+}

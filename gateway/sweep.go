@@ -1,0 +1,55 @@
+package gateway
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/protocol"
+)
+
+var pingFrame = protocol.AppendPing(nil)
+
+// sweepLoop runs sweep every SweepInterval until Shutdown. One loop for all
+// connections costs less than a timer per connection.
+func (g *Gateway) sweepLoop() {
+	defer close(g.sweeperDone)
+	t := time.NewTicker(g.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stopSweep:
+			return
+		case <-t.C:
+			g.sweep(g.cfg.Now())
+		}
+	}
+}
+
+// sweep pings connections we have not written to for PingInterval, closes
+// those the client has been silent on for ClientTimeout, and drops
+// negotiations whose socket never came.
+func (g *Gateway) sweep(now time.Time) {
+	pingBefore := now.Add(-g.cfg.PingInterval).UnixNano()
+	deadBefore := now.Add(-g.cfg.ClientTimeout).UnixNano()
+	timeout := fmt.Sprintf("no message from the client for %s", g.cfg.ClientTimeout)
+	g.hubs.Range(func(_, v any) bool {
+		v.(*hub).eachConn(func(c *Conn) {
+			switch {
+			case c.lastRead.Load() <= deadBefore:
+				c.closeWith(CloseNormal, "timeout: "+timeout, protocol.AppendClose(nil, timeout, true))
+			case c.lastWrite.Load() <= pingBefore:
+				c.enqueue(pingFrame)
+			}
+		})
+		return true
+	})
+
+	expired := now.Add(-g.cfg.NegotiateTTL)
+	g.mu.Lock()
+	for tok, n := range g.tokens {
+		if n.conn == nil && n.created.Before(expired) {
+			delete(g.tokens, tok)
+		}
+	}
+	g.mu.Unlock()
+}
