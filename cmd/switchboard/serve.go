@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchboard-gw/switchboard/internal/node"
+)
+
+type serveFlags struct {
+	listen, db, publicURL, nodeID, logLevel string
+	origins                                 []string
+}
+
+func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", env("LISTEN", listenDefault), "address to serve HTTP on")
+	fl.StringVar(&f.db, "db", env("DB", dbDefault), "bbolt file holding hubs, upstreams and keys")
+	fl.StringVar(&f.publicURL, "public-url", env("PUBLIC_URL", ""), "base URL clients reach this node at (default http://localhost:PORT)")
+	fl.StringVar(&f.nodeID, "node-id", env("NODE_ID", ""), "prefix of this node's connection ids (default random)")
+	fl.StringVar(&f.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	var origins []string
+	if v := env("ALLOWED_ORIGINS", ""); v != "" {
+		origins = strings.Split(v, ",")
+	}
+	fl.StringSliceVar(&f.origins, "allowed-origin", origins, "origin allowed for browsers on hubs that set none (repeatable; default any)")
+}
+
+func (f *serveFlags) config() (node.Config, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return node.Config{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
+		AllowedOrigins: f.origins, Logger: log}, nil
+}
+
+func serveCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a gateway node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			n, err := node.Start(cfg)
+			if err != nil {
+				return err
+			}
+			announce(cmd.OutOrStdout(), n)
+			return runUntilSignal(n)
+		},
+	}
+	f.register(cmd, ":8080", "switchboard.db")
+	return cmd
+}
+
+// announce prints where the node listens and, on its first start only, the
+// secrets an operator needs: they are shown once and never logged.
+func announce(w io.Writer, n *node.Node) {
+	fmt.Fprintf(w, "Switchboard listening on %s (%s)\n", n.Addr(), n.URL())
+	if !n.KeysCreated {
+		return
+	}
+	cs, err := n.ConnectionString()
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, "First start: keys generated and stored. Keep these secret.\n")
+	fmt.Fprintf(w, "  Connection string: %s\n", cs)
+	fmt.Fprintf(w, "  Admin key:         %s\n", n.AdminKey())
+}
+
+// runUntilSignal serves until SIGINT or SIGTERM, then shuts the node down.
+func runUntilSignal(n *node.Node) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case err := <-n.Done():
+		_ = n.Close()
+		return err
+	}
+	return n.Close()
+}

@@ -1,0 +1,253 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+
+	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/negotiate"
+	"github.com/switchboard-gw/switchboard/store"
+)
+
+// DefaultMaxMessageSize applies to hubs that set no MaxMessageSize.
+const DefaultMaxMessageSize = 32 << 10
+
+// negotiateResponse is the final (non-redirect) negotiate answer, version 1.
+type negotiateResponse struct {
+	NegotiateVersion    int         `json:"negotiateVersion"`
+	ConnectionID        string      `json:"connectionId"`
+	ConnectionToken     string      `json:"connectionToken"`
+	AvailableTransports []transport `json:"availableTransports"`
+}
+
+type transport struct {
+	Transport       string   `json:"transport"`
+	TransferFormats []string `json:"transferFormats"`
+}
+
+// Only WebSockets with the JSON (text) protocol are served so far; a client
+// asking for anything else fails with the stock client's own clear message.
+var transports = []transport{{Transport: "WebSockets", TransferFormats: []string{"Text"}}}
+
+// negotiate answers POST /client/negotiate?hub=HUB: it checks the client's
+// token and reserves a connection.
+func (s *Server) negotiate(c echo.Context) error {
+	r := c.Request()
+	name, hub, err := s.hubFromQuery(r)
+	if err != nil {
+		s.setCORS(c, nil)
+		return err
+	}
+	if err := s.setCORS(c, hub.AllowedOrigins); err != nil {
+		return err
+	}
+	id, err := s.identify(r, hub, "/client/")
+	if err != nil {
+		return err
+	}
+	connID, token, err := s.cfg.Gateway.Negotiate(name, id)
+	if err != nil {
+		return fail(http.StatusServiceUnavailable, "the gateway is shutting down; retry on another node")
+	}
+	return c.JSON(http.StatusOK, negotiateResponse{
+		NegotiateVersion:    1,
+		ConnectionID:        connID,
+		ConnectionToken:     token,
+		AvailableTransports: transports,
+	})
+}
+
+// negotiatePreflight answers the browser's CORS preflight for negotiate.
+func (s *Server) negotiatePreflight(c echo.Context) error {
+	var origins []string
+	if _, hub, err := s.hubFromQuery(c.Request()); err == nil {
+		origins = hub.AllowedOrigins
+	}
+	if err := s.setCORS(c, origins); err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	if req := c.Request().Header.Get("Access-Control-Request-Headers"); req != "" {
+		h.Set("Access-Control-Allow-Headers", req)
+	} else {
+		h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-requested-with, x-signalr-user-agent")
+	}
+	h.Set("Access-Control-Max-Age", "600")
+	return c.NoContent(http.StatusNoContent)
+}
+
+// setCORS echoes an allowed Origin with credentials, as the stock client
+// (fetch with credentials: "include") requires. hubOrigins overrides the
+// server-wide list when not empty; an empty list allows any origin.
+func (s *Server) setCORS(c echo.Context, hubOrigins []string) error {
+	origin := c.Request().Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	allowed := hubOrigins
+	if len(allowed) == 0 {
+		allowed = s.cfg.AllowedOrigins
+	}
+	h := c.Response().Header()
+	h.Add("Vary", "Origin")
+	if len(allowed) > 0 && !slices.Contains(allowed, origin) {
+		return fail(http.StatusForbidden, fmt.Sprintf("origin %q is not allowed; add it to the hub's allowedOrigins", origin))
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	return nil
+}
+
+// connect serves GET /client/?hub=HUB&id=TOKEN: the WebSocket transport.
+func (s *Server) connect(c echo.Context) error {
+	r := c.Request()
+	name, hub, err := s.hubFromQuery(r)
+	if err != nil {
+		return err
+	}
+	token := r.URL.Query().Get("id")
+	if token == "" {
+		return fail(http.StatusBadRequest, "missing id: negotiate first (POST /client/negotiate?hub="+url.QueryEscape(name)+") and pass its connectionToken as id")
+	}
+	tokenHub, err := s.cfg.Gateway.Check(token)
+	switch {
+	case errors.Is(err, gateway.ErrTokenInUse):
+		return fail(http.StatusConflict, "connection token already has an open socket")
+	case err != nil || tokenHub != name:
+		return fail(http.StatusNotFound, "unknown or closed connection; negotiate again")
+	}
+	if !isWebSocketUpgrade(r) {
+		return fail(http.StatusBadRequest, "only the WebSockets transport is served; send a WebSocket upgrade request")
+	}
+	if _, err := s.identify(r, hub, "/client/"); err != nil {
+		return err
+	}
+
+	opts := &websocket.AcceptOptions{}
+	origins := hub.AllowedOrigins
+	if len(origins) == 0 {
+		origins = s.cfg.AllowedOrigins
+	}
+	if len(origins) == 0 {
+		opts.InsecureSkipVerify = true // any origin, as for negotiate
+	} else {
+		opts.OriginPatterns = originHosts(origins)
+	}
+	ws, err := websocket.Accept(c.Response(), r, opts)
+	if err != nil {
+		return nil // Accept has answered the client already
+	}
+	limit := hub.MaxMessageSize
+	if limit <= 0 {
+		limit = DefaultMaxMessageSize
+	}
+	ws.SetReadLimit(int64(limit))
+	info := gateway.ConnectInfo{Query: clientQuery(r.URL.Query()), Headers: clientHeaders(r.Header)}
+	// The socket outlives nothing of the request: its life is the gateway's.
+	_ = s.cfg.Gateway.Serve(context.Background(), token, &wsTransport{ws: ws}, info)
+	return nil
+}
+
+// hubFromQuery reads and checks the hub query parameter.
+func (s *Server) hubFromQuery(r *http.Request) (string, store.Hub, error) {
+	values := r.URL.Query()["hub"]
+	switch {
+	case len(values) == 0 || values[0] == "":
+		return "", store.Hub{}, fail(http.StatusBadRequest, "missing hub query parameter")
+	case len(values) > 1:
+		return "", store.Hub{}, fail(http.StatusBadRequest, "more than one hub query parameter")
+	case !negotiate.ValidHubName(values[0]):
+		return "", store.Hub{}, fail(http.StatusBadRequest, fmt.Sprintf("invalid hub name %q: it must start with a letter and contain only letters, digits and _`,.[]", values[0]))
+	}
+	hub, err := s.cfg.Store.Hub(values[0])
+	if errors.Is(err, store.ErrNotFound) {
+		return "", store.Hub{}, fail(http.StatusNotFound, fmt.Sprintf("hub %q not found", values[0]))
+	}
+	if err != nil {
+		return "", store.Hub{}, err
+	}
+	return values[0], hub, nil
+}
+
+// identify checks the client's token, if any, against the client endpoint
+// audience. Without a token the client is anonymous, which the hub must
+// allow.
+func (s *Server) identify(r *http.Request, hub store.Hub, path string) (gateway.Identity, error) {
+	token := bearer(r)
+	if token == "" {
+		if hub.AllowAnonymous {
+			return gateway.Identity{}, nil
+		}
+		return gateway.Identity{}, fail(http.StatusUnauthorized,
+			fmt.Sprintf("hub %q requires an access token: send Authorization: Bearer TOKEN or the access_token query parameter", hub.Name))
+	}
+	id, err := s.verify(r, token, path)
+	if err != nil {
+		return gateway.Identity{}, fail(http.StatusUnauthorized, err.Error())
+	}
+	return gateway.Identity{UserID: id.UserID, Claims: id.Claims}, nil
+}
+
+// verify checks a token whose audience is path on this gateway, reached
+// either as the request says or at the configured public URL.
+func (s *Server) verify(r *http.Request, token, path string) (*negotiate.Identity, error) {
+	id, err := s.cfg.Verifier.Verify(token, baseURL(r)+path)
+	if err != nil && s.cfg.PublicURL != "" {
+		if id2, err2 := s.cfg.Verifier.Verify(token, s.cfg.PublicURL+path); err2 == nil {
+			return id2, nil
+		}
+	}
+	return id, err
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// originHosts turns allowed origins (scheme://host:port) into the host
+// patterns websocket.Accept matches.
+func originHosts(origins []string) []string {
+	out := make([]string, 0, len(origins))
+	for _, o := range origins {
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			out = append(out, u.Host)
+		} else {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// clientQuery is the connect request's query without the secrets in it.
+func clientQuery(q url.Values) url.Values {
+	out := make(url.Values, len(q))
+	for k, v := range q {
+		if k != "access_token" && k != "id" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// clientHeaders is the connect request's headers without credentials and
+// WebSocket mechanics, for the connect event.
+func clientHeaders(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for k, v := range h {
+		switch k {
+		case "Authorization", "Cookie", "Sec-Websocket-Key", "Sec-Websocket-Extensions", "Connection", "Upgrade":
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}

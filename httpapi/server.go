@@ -1,0 +1,151 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/negotiate"
+	"github.com/switchboard-gw/switchboard/store"
+)
+
+// Config wires a Server. Gateway, Store and Verifier are required.
+type Config struct {
+	Gateway  *gateway.Gateway
+	Store    *store.DB
+	Verifier *negotiate.Verifier
+	// UpstreamsChanged is called after the admin API changed upstreams or
+	// hubs, so the dispatcher can reload them. Nil means nobody listens.
+	UpstreamsChanged func()
+	// PublicURL is the gateway's external base URL (http://host:port), used
+	// in connection strings and accepted as token audience besides the
+	// request's own URL. Empty means the request's URL only.
+	PublicURL string
+	// AllowedOrigins applies to hubs that set none. Empty means any origin.
+	AllowedOrigins []string
+	// Logger receives request errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	echo *echo.Echo
+}
+
+// New builds the routes.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	s := &Server{cfg: cfg, log: cfg.Logger, echo: e}
+	e.HTTPErrorHandler = s.handleError
+	s.routes()
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	e.POST("/client/negotiate", s.negotiate)
+	e.OPTIONS("/client/negotiate", s.negotiatePreflight)
+	e.GET("/client/", s.connect)
+	e.GET("/client", s.connect)
+
+	e.HEAD("/api/health", s.health)
+	e.GET("/api/health", s.health)
+	e.HEAD("/api/v1/health", s.health)
+	e.POST(`/api/hubs/:hub/\:generateToken`, s.generateToken, s.restAuth)
+
+	s.adminRoutes(e.Group("/admin", s.adminAuth))
+}
+
+// apiError is an error with an HTTP status, answered as {"error": msg}.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func fail(status int, msg string) error { return &apiError{status: status, msg: msg} }
+
+// handleError answers every error as JSON with a status that says who is at
+// fault; unexpected errors are logged and answered 500 without details.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var ae *apiError
+	var he *echo.HTTPError
+	var re *restError
+	switch {
+	case errors.As(err, &re):
+		c.Response().Header().Set("x-ms-error-code", re.code)
+		err = c.JSON(re.status, map[string]string{"code": re.code, "message": re.msg})
+	case errors.As(err, &ae):
+		err = c.JSON(ae.status, map[string]string{"error": ae.msg})
+	case errors.As(err, &he):
+		msg := http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		}
+		err = c.JSON(he.Code, map[string]string{"error": msg})
+	default:
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		err = c.JSON(http.StatusInternalServerError, map[string]string{"error": "internal error; see the gateway log"})
+	}
+	if err != nil {
+		s.log.Debug("writing error response", "err", err)
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if err := s.cfg.Store.Ping(); err != nil {
+		return fail(http.StatusServiceUnavailable, "store unavailable: "+err.Error())
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) health(c echo.Context) error {
+	return c.NoContent(http.StatusOK)
+}
+
+// baseURL is the scheme and host the request reached us at.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, or of the
+// access_token query parameter (browsers cannot set headers on WebSockets).
+func bearer(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			return strings.TrimSpace(h[7:])
+		}
+		return ""
+	}
+	return r.URL.Query().Get("access_token")
+}

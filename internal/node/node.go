@@ -1,0 +1,266 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/cluster"
+	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/httpapi"
+	"github.com/switchboard-gw/switchboard/negotiate"
+	"github.com/switchboard-gw/switchboard/store"
+	"github.com/switchboard-gw/switchboard/upstream"
+)
+
+// Config configures a node. Zero values are the documented defaults.
+type Config struct {
+	// Listen is the TCP address to serve on. Empty means ":8080".
+	Listen string
+	// DBPath is the bbolt file. Empty means "switchboard.db".
+	DBPath string
+	// PublicURL is the base URL clients and servers reach this node at.
+	// Empty means http://localhost:PORT of the listener.
+	PublicURL string
+	// AllowedOrigins for hubs that set none. Empty allows any origin.
+	AllowedOrigins []string
+	// NodeID prefixes connection ids. Empty means random.
+	NodeID string
+	// Gateway timing; zero means the gateway's defaults.
+	PingInterval, ClientTimeout time.Duration
+	// ShutdownTimeout bounds Close. Zero means 10 s.
+	ShutdownTimeout time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is a running gateway node.
+type Node struct {
+	cfg        Config
+	log        *slog.Logger
+	db         *store.DB
+	gw         *gateway.Gateway
+	dispatcher *upstream.Dispatcher
+	api        *httpapi.Server
+	srv        *http.Server
+	ln         net.Listener
+	serveErr   chan error
+
+	// KeysCreated reports that this start generated the access and admin
+	// keys (first start of a new store).
+	KeysCreated bool
+	adminKey    string
+}
+
+// Start opens the store (creating keys on first start), starts the gateway
+// and serves HTTP until Close.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = ":8080"
+	}
+	if cfg.DBPath == "" {
+		cfg.DBPath = "switchboard.db"
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 1)}
+
+	db, err := store.Open(cfg.DBPath)
+	if err != nil {
+		return nil, err
+	}
+	n.db = db
+	keys, admin, created, err := db.EnsureKeys(newAccessKey, newAdminKey)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("node: keys: %w", err)
+	}
+	n.KeysCreated, n.adminKey = created, admin
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
+	}
+	n.ln = ln
+	if n.cfg.PublicURL == "" {
+		n.cfg.PublicURL = fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	}
+	n.cfg.PublicURL = strings.TrimRight(n.cfg.PublicURL, "/")
+
+	n.dispatcher = upstream.NewDispatcher(upstream.DispatcherConfig{Logger: cfg.Logger})
+	if err := n.reloadUpstreams(); err != nil {
+		n.abort()
+		return nil, err
+	}
+	bus := &cluster.Local{}
+	n.gw = gateway.New(gateway.Config{
+		NodeID:        cfg.NodeID,
+		PingInterval:  cfg.PingInterval,
+		ClientTimeout: cfg.ClientTimeout,
+		Webhooks:      n.dispatcher,
+		Bus:           bus,
+		UserGroups:    userGroups{db},
+		Logger:        cfg.Logger,
+	})
+	bus.Node = n.gw
+	n.api = httpapi.New(httpapi.Config{
+		Gateway:          n.gw,
+		Store:            db,
+		Verifier:         negotiate.NewVerifier(accessKeys(keys)),
+		UpstreamsChanged: func() { _ = n.reloadUpstreams() },
+		PublicURL:        n.cfg.PublicURL,
+		AllowedOrigins:   cfg.AllowedOrigins,
+		Logger:           cfg.Logger,
+	})
+	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second}
+	go func() { n.serveErr <- n.srv.Serve(ln) }()
+	return n, nil
+}
+
+// abort releases what Start acquired before it failed.
+func (n *Node) abort() {
+	if n.dispatcher != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.dispatcher.Close(ctx)
+		cancel()
+	}
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	n.db.Close()
+}
+
+// reloadUpstreams is ReloadUpstreams for the admin API callback.
+func (n *Node) reloadUpstreams() error { return n.ReloadUpstreams() }
+
+// ReloadUpstreams hands the stored upstreams to the dispatcher; call it after
+// changing upstreams in the store directly.
+func (n *Node) ReloadUpstreams() error {
+	ups, err := n.db.AllUpstreams()
+	if err != nil {
+		n.log.Error("loading upstreams", "err", err)
+		return fmt.Errorf("node: load upstreams: %w", err)
+	}
+	targets := make([]upstream.Target, 0, len(ups))
+	for _, u := range ups {
+		f, err := upstream.ParseFilter(u.Events)
+		if err != nil {
+			n.log.Error("stored upstream has a bad event filter; skipped", "hub", u.Hub, "upstream", u.Name, "err", err)
+			continue
+		}
+		targets = append(targets, upstream.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
+			Filter: f, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets})
+	}
+	n.dispatcher.SetTargets(targets)
+	return nil
+}
+
+// URL is the node's public base URL.
+func (n *Node) URL() string { return n.cfg.PublicURL }
+
+// Addr is the address the node listens on.
+func (n *Node) Addr() net.Addr { return n.ln.Addr() }
+
+// AdminKey is the key of the admin API.
+func (n *Node) AdminKey() string { return n.adminKey }
+
+// Store is the node's store, for wiring examples and tests.
+func (n *Node) Store() *store.DB { return n.db }
+
+// Gateway is the node's gateway.
+func (n *Node) Gateway() *gateway.Gateway { return n.gw }
+
+// ConnectionString is the Azure-style connection string of the newest
+// access key.
+func (n *Node) ConnectionString() (negotiate.ConnectionString, error) {
+	keys, err := n.db.AccessKeys()
+	if err != nil {
+		return negotiate.ConnectionString{}, err
+	}
+	return negotiate.ConnectionString{Endpoint: n.cfg.PublicURL, AccessKey: keys[0].Secret, KeyID: keys[0].ID, Version: "1.0"}, nil
+}
+
+// Done receives the HTTP server's error if it stops on its own.
+func (n *Node) Done() <-chan error { return n.serveErr }
+
+// Close stops accepting requests, tells clients to reconnect, delivers the
+// queued notifications it can within the shutdown timeout and closes the
+// store.
+func (n *Node) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	// Shutdown of the HTTP server waits for handlers, and WebSocket handlers
+	// run until their connection ends, so the gateway closes those first.
+	shutdownHTTP := make(chan error, 1)
+	go func() { shutdownHTTP <- n.srv.Shutdown(ctx) }()
+	if err := n.gw.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := <-shutdownHTTP; err != nil {
+		errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
+	}
+	if err := n.dispatcher.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func newAccessKey() store.Key {
+	k := negotiate.NewAccessKey()
+	return store.Key{ID: k.ID, Secret: k.Secret}
+}
+
+func newAdminKey() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "sbadm_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func accessKeys(keys []store.Key) []negotiate.AccessKey {
+	out := make([]negotiate.AccessKey, len(keys))
+	for i, k := range keys {
+		out[i] = negotiate.AccessKey{ID: k.ID, Secret: k.Secret}
+	}
+	return out
+}
+
+// userGroups adapts the store to gateway.UserGroupStore.
+type userGroups struct{ db *store.DB }
+
+var _ gateway.UserGroupStore = userGroups{}
+
+func (u userGroups) AddUserToGroup(hub, user, group string, expires time.Time) error {
+	return u.db.AddUserToGroup(store.UserGroup{Hub: hub, User: user, Group: group, ExpiresAt: expires})
+}
+
+func (u userGroups) RemoveUserFromGroup(hub, user, group string) error {
+	return u.db.RemoveUserFromGroup(hub, user, group)
+}
+
+func (u userGroups) UserGroups(hub, user string) ([]string, error) {
+	ms, err := u.db.UserGroups(hub, user)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Group
+	}
+	return out, nil
+}
