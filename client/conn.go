@@ -1,0 +1,328 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gw/switchboard/protocol"
+)
+
+// Frames that never change; written without the encode buffer.
+var (
+	pingFrame  = protocol.AppendPing(nil)
+	closeFrame = protocol.AppendClose(nil, "", false)
+)
+
+// noResultError is the JS client's answer to a server invocation expecting a
+// result when no handler provides one.
+const noResultError = "Client didn't provide a result."
+
+// maxKeptBuffer is the largest read or encode buffer kept between messages.
+const maxKeptBuffer = 32 << 10
+
+// errStop ends the read loop after a server Close message; the reason is
+// already recorded.
+var errStop = errors.New("client: stop")
+
+// Conn is one SignalR connection. Create it with Dial.
+type Conn struct {
+	ws            *websocket.Conn
+	id            string
+	keepAlive     time.Duration
+	serverTimeout time.Duration
+	handleFn      func([]byte) error // c.handleMessage, bound once
+	done          chan struct{}      // closed when the connection has ended
+	closeOnce     sync.Once
+	closeErr      error
+
+	pingTimer    *time.Timer // sends the keep-alive ping
+	timeoutTimer *time.Timer // ends the connection on server silence
+
+	wmu  sync.Mutex // guards wbuf (the encode buffer)
+	wbuf []byte
+
+	kmu       sync.Mutex // guards the keep-alive state below
+	nextPing  time.Time  // keepAlive after the last send
+	pingArmed bool       // pingTimer is set; cleared by every send
+
+	mu       sync.Mutex // guards the fields below
+	handlers map[string][]func([]json.RawMessage)
+	pending  map[string]chan completion
+	nextID   uint64
+	cause    error          // why the connection ended; nil after Close
+	ended    bool           // the read loop has finished or is finishing
+	closing  bool           // Close was called
+	timerFns sync.WaitGroup // timer callbacks at work; Add under mu while !ended
+
+	rbuf []byte // read buffer; owned by the reader goroutine
+}
+
+// completion is the outcome of one Invoke.
+type completion struct {
+	result json.RawMessage
+	err    error
+}
+
+// Dial connects to a SignalR hub. rawURL is what the JS client's withUrl()
+// takes: an app negotiate URL that redirects ("http://host/api") or the
+// gateway's client URL ("http://host/client/?hub=chat"). Dial negotiates,
+// following up to 100 redirects, opens the WebSocket at the last URL plus
+// "id=<connectionToken>", performs the JSON handshake and returns once the
+// server answered it. Messages that came with the answer have been handled
+// (by Options.Handlers) when Dial returns. ctx bounds the whole of Dial only.
+//
+// Errors wrap ErrNegotiate (with the server's {"error"} text, or the status
+// and body), ErrHandshake (with the server's reason), or the WebSocket dial
+// error, whose text includes the HTTP status of a refused upgrade.
+func Dial(ctx context.Context, rawURL string, opts *Options) (*Conn, error) {
+	o := opts.withDefaults()
+	neg, err := negotiate(ctx, rawURL, &o)
+	if err != nil {
+		return nil, err
+	}
+	wsURL := connectURL(neg.url, neg.connectionToken)
+	token, err := callToken(ctx, neg.token)
+	if err != nil {
+		return nil, fmt.Errorf("client: access token: %w", err)
+	}
+	header := http.Header{}
+	for k, vs := range o.Header {
+		header[k] = append([]string(nil), vs...)
+	}
+	if token != "" {
+		if o.TokenInQuery {
+			wsURL = appendQuery(wsURL, "access_token="+uriComponentEncode(token))
+		} else {
+			header.Set("Authorization", "Bearer "+token)
+		}
+	}
+	ws, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
+		HTTPClient: o.HTTPClient,
+		HTTPHeader: header,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: websocket dial: %w", err)
+	}
+	ws.SetReadLimit(o.ReadLimit)
+
+	c := &Conn{
+		ws:            ws,
+		id:            neg.connectionID,
+		keepAlive:     o.KeepAlive,
+		serverTimeout: o.ServerTimeout,
+		done:          make(chan struct{}),
+		handlers:      lowerHandlers(o.Handlers),
+		pending:       make(map[string]chan completion),
+	}
+	c.handleFn = c.handleMessage
+	c.pingTimer = time.AfterFunc(time.Hour, c.onPingTimer)
+	c.pingTimer.Stop()
+	if err := c.handshake(ctx); err != nil {
+		c.finish(err)
+		return nil, c.Err()
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+// handshake sends the JSON handshake, reads the answer and handles any
+// messages bundled with it, then sends the post-handshake Ping.
+func (c *Conn) handshake(ctx context.Context) error {
+	req := protocol.AppendHandshakeRequest(nil, "json", 1)
+	if err := c.write(ctx, websocket.MessageText, req); err != nil {
+		return fmt.Errorf("%w: send: %w", ErrHandshake, err)
+	}
+	// Like the JS client, the server timeout starts with the handshake.
+	c.timeoutTimer = time.AfterFunc(c.serverTimeout, c.onServerTimeout)
+	typ, frame, err := c.readFrame(ctx)
+	if err != nil {
+		return c.readError(err)
+	}
+	rest, err := protocol.ParseHandshakeResponse(frame)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	if len(rest) > 0 {
+		if err := c.handleFrame(typ, rest); err != nil {
+			return err
+		}
+	}
+	if err := c.write(ctx, websocket.MessageText, pingFrame); err != nil {
+		return fmt.Errorf("client: ping: %w", err)
+	}
+	return nil
+}
+
+// ConnectionID is the connectionId from negotiate ("" for a version-0
+// server that sent none).
+func (c *Conn) ConnectionID() string { return c.id }
+
+// On registers fn for server invocations of target, matched
+// case-insensitively like the JS client; several handlers for one target all
+// run, in registration order. Handlers run on the reader goroutine and must
+// not block for long, nor call Invoke or Close (see the package doc). args is the invocation's
+// "arguments" array, one raw JSON value per argument, owned by fn.
+func (c *Conn) On(target string, fn func(args []json.RawMessage)) {
+	k := strings.ToLower(target)
+	c.mu.Lock()
+	c.handlers[k] = append(c.handlers[k], fn)
+	c.mu.Unlock()
+}
+
+// Invoke calls a hub method and waits for its Completion. It returns the
+// raw result (nil when the Completion had none), an *InvocationError when
+// the Completion carried an error, an error wrapping ErrClosed when the
+// connection ended first, or ctx's error (the Completion is then dropped).
+// args are encoded with encoding/json; a json.RawMessage passes as is.
+func (c *Conn) Invoke(ctx context.Context, target string, args ...any) (json.RawMessage, error) {
+	rawArgs, err := encodeArgs(args)
+	if err != nil {
+		return nil, fmt.Errorf("client: invoke %s: %w", target, err)
+	}
+	ch := make(chan completion, 1)
+	c.mu.Lock()
+	if c.ended {
+		err := closedError(c.cause)
+		c.mu.Unlock()
+		return nil, err
+	}
+	id := strconv.FormatUint(c.nextID, 10)
+	c.nextID++
+	c.pending[id] = ch
+	c.mu.Unlock()
+
+	if err := c.writeInvocation(ctx, id, target, rawArgs); err != nil {
+		c.forget(id)
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.result, r.err
+	case <-ctx.Done():
+		c.forget(id)
+		return nil, fmt.Errorf("client: invoke %s: %w", target, ctx.Err())
+	}
+}
+
+// forget drops a pending invocation.
+func (c *Conn) forget(id string) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// Send calls a hub method without waiting: an Invocation without id, to
+// which the server sends nothing back.
+func (c *Conn) Send(ctx context.Context, target string, args ...any) error {
+	rawArgs, err := encodeArgs(args)
+	if err != nil {
+		return fmt.Errorf("client: send %s: %w", target, err)
+	}
+	return c.writeInvocation(ctx, "", target, rawArgs)
+}
+
+// SendRaw writes frame as one text WebSocket message, unchecked: for tests
+// that feed the server several messages at once or garbage.
+func (c *Conn) SendRaw(ctx context.Context, frame []byte) error {
+	return c.write(ctx, websocket.MessageText, frame)
+}
+
+// WriteBinary writes b as one binary WebSocket message (which a JSON hub
+// server must refuse).
+func (c *Conn) WriteBinary(ctx context.Context, b []byte) error {
+	return c.write(ctx, websocket.MessageBinary, b)
+}
+
+// Close ends the connection like the JS client's stop(): it sends
+// {"type":7}, closes the socket with status 1000 and waits for the reader
+// goroutine. Pending invocations fail with ErrClosed. Close is idempotent
+// and Err returns nil afterwards unless the connection had already ended.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		ended := c.ended
+		c.mu.Unlock()
+		if !ended {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = c.ws.Write(ctx, websocket.MessageText, closeFrame) // best effort: the socket closes anyway
+			cancel()
+			if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil &&
+				!errors.Is(err, net.ErrClosed) && websocket.CloseStatus(err) == -1 {
+				c.closeErr = fmt.Errorf("client: close: %w", err)
+			}
+		}
+		<-c.done
+	})
+	return c.closeErr
+}
+
+// Done is closed when the connection has ended, for whatever reason.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err tells why the connection ended: nil while it is open and after
+// Close; a *CloseError when the server sent a Close message;
+// ErrServerTimeout; an error wrapping ErrProtocol; or the transport error.
+// For a WebSocket close by the server, websocket.CloseStatus(err) gives its
+// status (1000 for a clean close without a Close message); a message over
+// ReadLimit gives an error wrapping websocket.ErrMessageTooBig.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.ended {
+		return nil
+	}
+	return c.cause
+}
+
+// encodeArgs encodes call arguments as a JSON array.
+func encodeArgs(args []any) (json.RawMessage, error) {
+	if len(args) == 0 {
+		return nil, nil // protocol writes []
+	}
+	return json.Marshal(args)
+}
+
+// writeInvocation encodes and writes one Invocation ("" id: a send).
+func (c *Conn) writeInvocation(ctx context.Context, id, target string, args json.RawMessage) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = protocol.AppendInvocation(c.wbuf[:0], id, target, args)
+	err := c.write(ctx, websocket.MessageText, c.wbuf)
+	if cap(c.wbuf) > maxKeptBuffer {
+		c.wbuf = nil
+	}
+	return err
+}
+
+// write writes one WebSocket message. Like the JS client it restarts the
+// keep-alive interval before sending, so an answer that arrives before the
+// write returns re-arms the ping timer. coder/websocket serialises
+// concurrent writers itself.
+func (c *Conn) write(ctx context.Context, typ websocket.MessageType, b []byte) error {
+	c.kmu.Lock()
+	c.nextPing = time.Now().Add(c.keepAlive)
+	c.pingArmed = false
+	c.pingTimer.Stop()
+	c.kmu.Unlock()
+	if err := c.ws.Write(ctx, typ, b); err != nil {
+		c.mu.Lock()
+		ended, cause := c.ended, c.cause
+		c.mu.Unlock()
+		if ended || errors.Is(err, net.ErrClosed) {
+			return closedError(cause)
+		}
+		return fmt.Errorf("client: write: %w", err)
+	}
+	return nil
+}
