@@ -30,6 +30,7 @@ func errorBody(t *testing.T, data []byte) string {
 
 func TestNegotiateRejects(t *testing.T) {
 	g, _ := setup(t)
+	g.createHub("other", false)
 	bystander := g.dial("chat", "bystander", nil)
 	otherKey := negotiate.AccessKey{ID: g.cs.KeyID, Secret: "not-the-real-secret-but-long-enough-000000"}
 	aud := g.url + "/client/?hub=chat"
@@ -52,6 +53,7 @@ func TestNegotiateRejects(t *testing.T) {
 		{"alg none", "hub=chat", algNone, 401, "HS256"},
 		{"garbage token", "hub=chat", "a.b", 401, "malformed"},
 		{"wrong audience", "hub=chat", wrongAud, 401, "audience"},
+		{"token for another hub", "hub=other", g.token("chat", "u"), 401, `token is for hub "chat", not "other"`},
 		{"unknown hub", "hub=nosuch", g.token("chat", "u"), 404, `hub "nosuch" not found`},
 		{"invalid hub name", "hub=no-dash", "", 400, "invalid hub name"},
 		{"no hub", "", "", 400, "missing hub"},

@@ -194,7 +194,26 @@ func (s *Server) identify(r *http.Request, hub store.Hub, path string) (gateway.
 	if err != nil {
 		return gateway.Identity{}, fail(http.StatusUnauthorized, err.Error())
 	}
+	if tokenHub := audienceHub(id.Claims["aud"]); tokenHub != "" && !strings.EqualFold(tokenHub, hub.Name) {
+		return gateway.Identity{}, fail(http.StatusUnauthorized, fmt.Sprintf("token is for hub %q, not %q", tokenHub, hub.Name))
+	}
 	return gateway.Identity{UserID: id.UserID, Claims: id.Claims}, nil
+}
+
+// audienceHub is the hub query parameter of a client token's audience
+// (Azure's SDKs issue aud = ".../client/?hub=NAME"). The audience check
+// ignores queries, so the hub is compared here: a token for one hub must
+// not open another. "" when the audience names no hub.
+func audienceHub(aud any) string {
+	s, ok := aud.(string)
+	if !ok {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("hub")
 }
 
 // verify checks a token whose audience is path on this gateway, reached

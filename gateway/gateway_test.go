@@ -1,0 +1,228 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/gateway"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// clock is a controllable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// transport adapts a real coder/websocket connection, as the HTTP layer does.
+type transport struct{ ws *websocket.Conn }
+
+func (t transport) ReadFrame(ctx context.Context) ([]byte, bool, error) {
+	typ, b, err := t.ws.Read(ctx)
+	if err != nil {
+		if s := websocket.CloseStatus(err); s == websocket.StatusNormalClosure || s == websocket.StatusNoStatusRcvd {
+			return nil, false, fmt.Errorf("%w: %v", gateway.ErrClientClosed, err)
+		}
+		return nil, false, err
+	}
+	return b, typ == websocket.MessageBinary, nil
+}
+func (t transport) WriteFrame(ctx context.Context, b []byte) error {
+	return t.ws.Write(ctx, websocket.MessageText, b)
+}
+func (t transport) Close(code int, reason string) error {
+	return t.ws.Close(websocket.StatusCode(code), reason)
+}
+
+// rig serves one gateway over real WebSockets on loopback, with sweeping
+// driven by the test.
+type rig struct {
+	t   *testing.T
+	g   *gateway.Gateway
+	clk *clock
+	srv *httptest.Server
+	wg  sync.WaitGroup
+}
+
+func newRig(t *testing.T) *rig {
+	r := &rig{t: t, clk: &clock{now: time.Unix(1_800_000_000, 0)}}
+	r.g = gateway.New(gateway.Config{
+		NodeID: "n1", SweepInterval: -1, Now: r.clk.Now,
+		PingInterval: 15 * time.Second, ClientTimeout: 30 * time.Second,
+	})
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ws, err := websocket.Accept(w, req, nil)
+		if err != nil {
+			return
+		}
+		r.wg.Add(1)
+		defer r.wg.Done()
+		r.g.Serve(context.Background(), req.URL.Query().Get("id"), transport{ws}, gateway.ConnectInfo{})
+	}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.g.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		r.wg.Wait()
+		r.srv.Close()
+	})
+	return r
+}
+
+// connect negotiates and completes the handshake; it returns the socket and
+// the connection id.
+func (r *rig) connect(user string) (*websocket.Conn, string) {
+	r.t.Helper()
+	id, tok, err := r.g.Negotiate("hub", gateway.Identity{UserID: user})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(r.srv.URL, "http")+"/?id="+tok, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { ws.CloseNow() })
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"protocol":"json","version":1}`+"\x1e")); err != nil {
+		r.t.Fatal(err)
+	}
+	if got := read(r.t, ws); got != "{}\x1e" {
+		r.t.Fatalf("handshake answer %q", got)
+	}
+	return ws, id
+}
+
+func read(t *testing.T, ws *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
+
+func TestPingAfterWriteSilence(t *testing.T) {
+	r := newRig(t)
+	ws, _ := r.connect("u")
+	r.clk.Advance(14 * time.Second)
+	r.g.Sweep(r.clk.Now())
+	// Not yet due: a broadcast sent now must be the next frame, not a ping.
+	r.g.ApplyLocal("hub", &actions.Action{Action: actions.Broadcast, Target: "t", Arguments: []byte(`[1]`)})
+	if got := read(t, ws); got != `{"type":1,"target":"t","arguments":[1]}`+"\x1e" {
+		t.Fatalf("got %q, want the broadcast", got)
+	}
+	// That write reset the interval; 15 s after it a ping is due.
+	r.clk.Advance(15 * time.Second)
+	r.g.Sweep(r.clk.Now())
+	if got := read(t, ws); got != `{"type":6}`+"\x1e" {
+		t.Fatalf("got %q, want a ping", got)
+	}
+}
+
+func TestClientTimeout(t *testing.T) {
+	r := newRig(t)
+	ws, _ := r.connect("u")
+	live, _ := r.connect("v")
+
+	// live keeps talking; ws stays silent.
+	for i := 0; i < 3; i++ {
+		r.clk.Advance(12 * time.Second)
+		// An invocation is answered (no upstream: a completion error), and
+		// the answer proves the gateway read the frame before the sweep.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := live.Write(ctx, websocket.MessageText, []byte(`{"type":1,"invocationId":"1","target":"x","arguments":[]}`+"\x1e")); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		for !strings.Contains(read(t, live), `"type":3`) {
+		}
+		r.g.Sweep(r.clk.Now())
+	}
+	// 36 s of silence from ws: it was pinged, then closed with a Close
+	// message that invites a reconnect.
+	var frames []string
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	for {
+		var b []byte
+		_, b, err = ws.Read(ctx)
+		if err != nil {
+			break
+		}
+		frames = append(frames, string(b))
+	}
+	joined := strings.Join(frames, "")
+	if !strings.Contains(joined, `{"type":7,"error":"no message from the client for 30s","allowReconnect":true}`) {
+		t.Errorf("frames %q lack the timeout Close message", frames)
+	}
+	if s := websocket.CloseStatus(err); s != websocket.StatusNormalClosure {
+		t.Errorf("close status %v, want 1000", s)
+	}
+	// The talking client is still connected and gets broadcasts.
+	r.g.ApplyLocal("hub", &actions.Action{Action: actions.Broadcast, Target: "t"})
+	for {
+		got := read(t, live)
+		if strings.HasPrefix(got, `{"type":1`) {
+			break
+		}
+	}
+}
+
+func TestShutdownInvitesReconnect(t *testing.T) {
+	r := newRig(t)
+	ws, _ := r.connect("u")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- r.g.Shutdown(ctx)
+	}()
+	if got := read(t, ws); got != `{"type":7,"error":"server shutting down","allowReconnect":true}`+"\x1e" {
+		t.Fatalf("got %q", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.g.Negotiate("hub", gateway.Identity{}); !errors.Is(err, gateway.ErrShuttingDown) {
+		t.Errorf("negotiate after shutdown: %v", err)
+	}
+}
+
+func TestSlowConsumerIsClosed(t *testing.T) {
+	r := newRig(t)
+	ws, _ := r.connect("u")
+	_ = ws // never read: its queue fills
+	big := []byte(`["` + strings.Repeat("x", 64<<10) + `"]`)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.g.SlowConsumers() == 0 && time.Now().Before(deadline) {
+		r.g.ApplyLocal("hub", &actions.Action{Action: actions.Broadcast, Target: "t", Arguments: big})
+	}
+	if r.g.SlowConsumers() != 1 {
+		t.Fatalf("slow consumers = %d, want 1", r.g.SlowConsumers())
+	}
+}
