@@ -56,7 +56,7 @@ func (s *Server) adminRoutes(g *echo.Group) {
 	g.PUT("/hubs/:hub/upstreams/:name", s.putUpstream)
 	g.DELETE("/hubs/:hub/upstreams/:name", s.deleteUpstream)
 	g.GET("/status", s.status)
-	g.GET("/keys", s.listKeys)
+	s.keyRoutes(g)
 }
 
 // decodeStrict reads a JSON body, refusing unknown fields and trailing data
@@ -307,22 +307,6 @@ func (s *Server) status(c echo.Context) error {
 		"hubs":          s.cfg.Gateway.Status(),
 		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
 	})
-}
-
-func (s *Server) listKeys(c echo.Context) error {
-	keys, err := s.cfg.Store.AccessKeys()
-	if err != nil {
-		return err
-	}
-	type keyInfo struct {
-		ID        string    `json:"id"`
-		CreatedAt time.Time `json:"createdAt"`
-	}
-	out := make([]keyInfo, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, keyInfo{ID: k.ID, CreatedAt: k.CreatedAt})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"keys": out})
 }
 
 func (s *Server) upstreamsChanged() {

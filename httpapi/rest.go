@@ -28,6 +28,15 @@ func restFail(status int, code, msg string) error {
 	return &restError{status: status, code: code, msg: msg}
 }
 
+// restRoutes serves the server REST API, compatible with Azure SignalR's
+// data plane.
+func (s *Server) restRoutes(e *echo.Echo) {
+	e.HEAD("/api/health", s.health)
+	e.GET("/api/health", s.health)
+	e.HEAD("/api/v1/health", s.health)
+	e.POST(`/api/hubs/:hub/\:generateToken`, s.generateToken, s.restAuth)
+}
+
 // restAuth requires a Bearer JWT signed with an access key whose audience is
 // the request URL (compared leniently: scheme, host and path).
 func (s *Server) restAuth(next echo.HandlerFunc) echo.HandlerFunc {

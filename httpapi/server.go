@@ -66,10 +66,7 @@ func (s *Server) routes() {
 	e.GET("/client/", s.connect)
 	e.GET("/client", s.connect)
 
-	e.HEAD("/api/health", s.health)
-	e.GET("/api/health", s.health)
-	e.HEAD("/api/v1/health", s.health)
-	e.POST(`/api/hubs/:hub/\:generateToken`, s.generateToken, s.restAuth)
+	s.restRoutes(e)
 
 	s.adminRoutes(e.Group("/admin", s.adminAuth))
 }
