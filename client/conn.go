@@ -305,6 +305,9 @@ func (c *Conn) writeInvocation(ctx context.Context, id, target string, args json
 	return err
 }
 
+// writeTimeout bounds one WebSocket write.
+const writeTimeout = 30 * time.Second
+
 // write writes one WebSocket message. Like the JS client it restarts the
 // keep-alive interval before sending, so an answer that arrives before the
 // write returns re-arms the ping timer. coder/websocket serialises
@@ -315,7 +318,16 @@ func (c *Conn) write(ctx context.Context, typ websocket.MessageType, b []byte) e
 	c.pingArmed = false
 	c.pingTimer.Stop()
 	c.kmu.Unlock()
-	if err := c.ws.Write(ctx, typ, b); err != nil {
+	// coder/websocket closes the whole connection when a write's context
+	// ends mid-frame. A caller giving up on one call must not kill the
+	// connection, so the write keeps the caller's values but not its
+	// cancellation, bounded by its own timeout instead.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if err := c.ws.Write(wctx, typ, b); err != nil {
 		c.mu.Lock()
 		ended, cause := c.ended, c.cause
 		c.mu.Unlock()

@@ -32,9 +32,10 @@
 // the reader goroutine, one at a time and in arrival order; a handler that
 // blocks stalls the connection (and may trip the server's timeout). Handlers
 // may call Send, but must not call Invoke or Close (both wait for the
-// reader goroutine that is running the handler; use go c.Close()). A write
-// whose ctx expires mid-write closes the connection (a coder/websocket rule:
-// a half-written frame cannot be taken back).
+// reader goroutine that is running the handler; use go c.Close()). A call's
+// ctx is checked before its frame is written; once writing starts the frame
+// is finished (30 s at most), because coder/websocket closes a connection
+// whose write is cancelled half-way.
 //
 // Lock order: Conn.wmu before Conn.kmu; Conn.mu is never held with either.
 package client

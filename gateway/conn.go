@@ -73,6 +73,17 @@ func (c *Conn) enqueue(msg []byte) bool {
 	return true
 }
 
+// holdWrites queues first and marks a write loop as running without
+// starting one, so later enqueues only queue. The caller must start
+// writeLoop to release them.
+func (c *Conn) holdWrites(first []byte) {
+	c.mu.Lock()
+	c.queue = append(c.queue, first)
+	c.queued += len(first)
+	c.writing = true
+	c.mu.Unlock()
+}
+
 // closeWith stops accepting messages, queues final (a SignalR Close message,
 // may be nil) and has the write loop close the socket once everything queued
 // before it is written. The first call decides the code and reason.

@@ -223,9 +223,12 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 		}
 	}
 
-	// The handshake answer must be the first bytes the client receives, so
-	// it is queued before the connection becomes reachable by fan-out.
-	c.enqueue(protocol.HandshakeOK)
+	// The handshake answer must be the first bytes the client receives, and
+	// when it arrives the connection must already be in its groups, so a
+	// send right after start() reaches it. The answer is queued with the
+	// writer held back until registration is done; fan-out that finds the
+	// connection meanwhile queues behind the answer.
+	c.holdWrites(protocol.HandshakeOK)
 	c.hub.addConn(c)
 	if c.userID != "" {
 		groups = append(groups, g.userGroups(c.hub, c.userID)...)
@@ -233,6 +236,7 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	for _, grp := range groups {
 		c.hub.joinGroup(c, grp)
 	}
+	go c.writeLoop()
 	return rest, nil
 }
 
