@@ -205,6 +205,12 @@ func TestShutdownInvitesReconnect(t *testing.T) {
 	if got := read(t, ws); got != `{"type":7,"error":"server shutting down","allowReconnect":true}`+"\x1e" {
 		t.Fatalf("got %q", got)
 	}
+	// Reading on lets the close handshake complete, as a real client does.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("read after Close message: %v, want close status 1001", err)
+	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
