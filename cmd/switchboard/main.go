@@ -5,6 +5,7 @@
 //	switchboard hub …            create, list and remove hubs
 //	switchboard upstream …       register, list and remove webhook upstreams
 //	switchboard token …          issue a client token from a connection string
+//	switchboard keys …           list, rotate and revoke access keys
 //
 // Settings come from flags, or from SWITCHBOARD_* environment variables
 // named after the flags (--public-url → SWITCHBOARD_PUBLIC_URL).
@@ -24,7 +25,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), hubCmd(), upstreamCmd(), tokenCmd())
+	root.AddCommand(serveCmd(), demoCmd(), hubCmd(), upstreamCmd(), tokenCmd(), keysCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		os.Exit(1)
