@@ -20,7 +20,7 @@
 //	keys        "access"                          → []Key (newest first)
 //	            "admin"                           → string
 //	usergroups  part(hub) + part(user) + group    → UserGroup
-//	outbox      reserved for the durable webhook outbox (not created yet)
+//	outbox      uint64be(seq)                     → opaque notification (OutboxCommit)
 //
 // part(s) is uvarint(len(s)) followed by the bytes of s. Length prefixes keep
 // keys prefix-free whatever bytes a user id holds, so "every upstream of hub

@@ -22,8 +22,7 @@ var (
 	ErrInUse = errors.New("store: database is in use by another process")
 )
 
-// Bucket names. bucketOutbox is reserved for the durable webhook outbox, which
-// a later change adds; nothing else may use that name.
+// Bucket names. bucketOutbox holds the durable webhook outbox (outbox.go).
 const (
 	bucketHubs       = "hubs"
 	bucketUpstreams  = "upstreams"
@@ -76,7 +75,7 @@ func Open(path string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{bucketHubs, bucketUpstreams, bucketKeys, bucketUserGroups} {
+		for _, name := range []string{bucketHubs, bucketUpstreams, bucketKeys, bucketUserGroups, bucketOutbox} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}

@@ -182,10 +182,9 @@ func TestOpenLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The outbox name is reserved for a later change, not created now.
-	want := []string{bucketHubs, bucketKeys, bucketUpstreams, bucketUserGroups}
+	want := []string{bucketHubs, bucketKeys, bucketOutbox, bucketUpstreams, bucketUserGroups}
 	sort.Strings(want)
-	if !slices.Equal(got, want) || slices.Contains(got, bucketOutbox) {
+	if !slices.Equal(got, want) {
 		t.Errorf("buckets: got %v, want %v", got, want)
 	}
 }

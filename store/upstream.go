@@ -20,6 +20,11 @@ type Upstream struct {
 	Secrets     []string  `json:"secrets"`           // whsec_… signing secrets, newest first
 	CreatedAt   time.Time `json:"createdAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
+
+	// Disabled is set when the upstream answered 410 Gone; saving the
+	// upstream again clears it. DisabledReason says when and why.
+	Disabled       bool   `json:"disabled,omitempty"`
+	DisabledReason string `json:"disabledReason,omitempty"`
 }
 
 // findUpstream returns the key and value of the hub's upstream called name,
