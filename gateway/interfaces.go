@@ -48,6 +48,8 @@ type Bus interface {
 type UserGroupStore interface {
 	AddUserToGroup(hub, user, group string, expires time.Time) error
 	RemoveUserFromGroup(hub, user, group string) error
+	// RemoveUserFromAllGroups deletes every membership of user in hub.
+	RemoveUserFromAllGroups(hub, user string) error
 	// UserGroups returns the unexpired groups of a user.
 	UserGroups(hub, user string) ([]string, error)
 }
