@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 )
@@ -29,12 +30,61 @@ func restFail(status int, code, msg string) error {
 }
 
 // restRoutes serves the server REST API, compatible with Azure SignalR's
-// data plane.
+// data plane: the 2022-06-01 paths under /api/hubs/{hub} (api-version is
+// accepted and ignored), the v1 aliases under /api/v1/hubs/{hub}, and
+// Switchboard's additions (presence listings, the :actions batch).
 func (s *Server) restRoutes(e *echo.Echo) {
 	e.HEAD("/api/health", s.health)
 	e.GET("/api/health", s.health)
 	e.HEAD("/api/v1/health", s.health)
-	e.POST(`/api/hubs/:hub/\:generateToken`, s.generateToken, s.restAuth)
+
+	a := e.Group("/api/hubs/:hub", s.restAuth)
+	a.POST(`/\:generateToken`, s.generateToken)
+	a.POST(`/\:send`, s.restSend(actions.Broadcast, http.StatusAccepted))
+	a.POST(`/users/:user/\:send`, s.restSend(actions.SendToUser, http.StatusAccepted))
+	a.POST(`/groups/:group/\:send`, s.restSend(actions.SendToGroup, http.StatusAccepted))
+	a.POST(`/connections/:connectionId/\:send`, s.restSend(actions.SendToConnection, http.StatusAccepted))
+
+	a.HEAD("/connections/:connectionId", s.restConnectionExists)
+	a.HEAD("/users/:user", s.restUserExists)
+	a.HEAD("/groups/:group", s.restGroupExists)
+	a.HEAD("/users/:user/groups/:group", s.restUserInGroup)
+
+	a.DELETE("/connections/:connectionId", s.restCloseConnection(http.StatusOK))
+	a.POST(`/\:closeConnections`, s.restCloseMany(scopeAll))
+	a.POST(`/groups/:group/\:closeConnections`, s.restCloseMany(scopeGroup))
+	a.POST(`/users/:user/\:closeConnections`, s.restCloseMany(scopeUser))
+
+	a.PUT("/groups/:group/connections/:connectionId", s.restConnectionGroup(true))
+	a.DELETE("/groups/:group/connections/:connectionId", s.restConnectionGroup(false))
+	a.DELETE("/connections/:connectionId/groups", s.restConnectionLeaveAll)
+	a.PUT("/users/:user/groups/:group", s.restAddUserToGroup(http.StatusOK))
+	a.DELETE("/users/:user/groups/:group", s.restRemoveUserFromGroup(http.StatusNoContent))
+	a.DELETE("/users/:user/groups", s.restRemoveUserFromAllGroups(http.StatusNoContent))
+
+	a.GET("/connections", s.restList(scopeAll))
+	a.GET("/groups/:group/connections", s.restList(scopeGroup))
+	a.GET("/users/:user/connections", s.restList(scopeUser))
+
+	a.POST(`/\:actions`, s.restActions)
+
+	// Azure's v1 paths: no :send suffix, 202 for most changes.
+	v1 := e.Group("/api/v1/hubs/:hub", s.restAuth)
+	v1.POST("", s.restSend(actions.Broadcast, http.StatusAccepted))
+	v1.POST("/users/:user", s.restSend(actions.SendToUser, http.StatusAccepted))
+	v1.POST("/groups/:group", s.restSend(actions.SendToGroup, http.StatusAccepted))
+	v1.POST("/connections/:connectionId", s.restSend(actions.SendToConnection, http.StatusAccepted))
+	v1.HEAD("/connections/:connectionId", s.restConnectionExists)
+	v1.GET("/connections/:connectionId", s.restConnectionExists)
+	v1.HEAD("/users/:user", s.restUserExists)
+	v1.HEAD("/groups/:group", s.restGroupExists)
+	v1.HEAD("/groups/:group/users/:user", s.restUserInGroup)
+	v1.DELETE("/connections/:connectionId", s.restCloseConnection(http.StatusAccepted))
+	v1.PUT("/groups/:group/connections/:connectionId", s.restConnectionGroup(true))
+	v1.DELETE("/groups/:group/connections/:connectionId", s.restConnectionGroup(false))
+	v1.PUT("/groups/:group/users/:user", s.restAddUserToGroup(http.StatusAccepted))
+	v1.DELETE("/groups/:group/users/:user", s.restRemoveUserFromGroup(http.StatusAccepted))
+	v1.DELETE("/users/:user/groups", s.restRemoveUserFromAllGroups(http.StatusOK))
 }
 
 // restAuth requires a Bearer JWT signed with an access key whose audience is
@@ -50,7 +100,9 @@ func (s *Server) restAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			return restFail(http.StatusUnauthorized, "Error.Unauthorized",
 				"missing Authorization: Bearer TOKEN; sign a JWT with an access key and aud set to the request URL")
 		}
-		if _, err := s.verify(r, token, r.URL.Path); err != nil {
+		// The escaped path, as the caller wrote it in aud: a decoded one
+		// (a group named "a b") would not even parse as a URL.
+		if _, err := s.verify(r, token, r.URL.EscapedPath()); err != nil {
 			return restFail(http.StatusUnauthorized, "Error.Unauthorized", err.Error())
 		}
 		return next(c)

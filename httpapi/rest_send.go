@@ -1,0 +1,184 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/gateway"
+)
+
+// MaxRESTBody is the largest REST request body accepted, as in Azure
+// SignalR; larger bodies get 413.
+const MaxRESTBody = 1 << 20
+
+// restSend answers the send operations (broadcast, user, group, connection)
+// with status once the message is handed to the bus: 202 means accepted,
+// not delivered, as in Azure. Sending to nobody is not an error.
+func (s *Server) restSend(kind string, status int) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		hub, err := s.restHub(c)
+		if err != nil {
+			return err
+		}
+		a := &actions.Action{Action: kind}
+		switch kind {
+		case actions.Broadcast:
+			a.Excluded = c.QueryParams()["excluded"]
+		case actions.SendToGroup:
+			if a.Group, err = restGroup(c); err != nil {
+				return err
+			}
+			a.Excluded = c.QueryParams()["excluded"]
+		case actions.SendToUser:
+			if a.User, err = restUser(c); err != nil {
+				return err
+			}
+		case actions.SendToConnection:
+			if a.ConnectionID, err = restConnID(c); err != nil {
+				return err
+			}
+		}
+		if err := readMessage(c, a); err != nil {
+			return err
+		}
+		if err := s.cfg.Gateway.Apply(c.Request().Context(), hub.Name, a); err != nil {
+			return restApplyError(err)
+		}
+		return c.NoContent(status)
+	}
+}
+
+// readMessage reads a send body, {"target": "…", "arguments": […]}, into a.
+func readMessage(c echo.Context, a *actions.Action) error {
+	body, err := readRESTBody(c)
+	if err != nil {
+		return err
+	}
+	var msg struct {
+		Target    *string         `json:"target"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil {
+		return restFail(http.StatusBadRequest, "Error.InvalidBody",
+			`the body must be a JSON object {"target": "method", "arguments": [...]}: `+err.Error())
+	}
+	if msg.Target == nil || strings.TrimSpace(*msg.Target) == "" {
+		return restFail(http.StatusBadRequest, "Error.InvalidBody",
+			`"target" is required: the name of the client method to invoke`)
+	}
+	args := bytes.TrimSpace(msg.Arguments)
+	switch {
+	case len(args) == 0 || string(args) == "null":
+		args = []byte("[]")
+	case args[0] != '[':
+		return restFail(http.StatusBadRequest, "Error.InvalidBody",
+			`"arguments" must be a JSON array, e.g. ["hello"]`)
+	}
+	a.Target, a.Arguments = *msg.Target, args
+	return nil
+}
+
+// readRESTBody reads a JSON request body of at most MaxRESTBody bytes.
+func readRESTBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	// Azure also takes MessagePack bodies; we do not yet. Any other type is
+	// read as JSON, so a bare `curl -d` works.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-msgpack" || mt == "application/octet-stream" {
+		return nil, restFail(http.StatusUnsupportedMediaType, "Error.UnsupportedMediaType",
+			fmt.Sprintf("content type %q is not supported; send the body as application/json", mt))
+	}
+	tooLarge := restFail(http.StatusRequestEntityTooLarge, "Error.BodyTooLarge",
+		fmt.Sprintf("the body is larger than %d bytes; send smaller messages", MaxRESTBody))
+	if r.ContentLength > MaxRESTBody {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, MaxRESTBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, restFail(http.StatusBadRequest, "Error.InvalidBody", "reading the body: "+err.Error())
+	}
+	return body, nil
+}
+
+// restApplyError maps an error of Gateway.Apply to a REST answer.
+func restApplyError(err error) error {
+	switch {
+	case errors.Is(err, actions.ErrInvalid):
+		return restFail(http.StatusBadRequest, "Error.InvalidParameter", err.Error())
+	case errors.Is(err, gateway.ErrNoConnection):
+		return restFail(http.StatusNotFound, "Error.Connection.NotExisted", err.Error())
+	}
+	return err
+}
+
+// pathParam returns the unescaped path parameter name. Echo matches on the
+// raw path when the request has escapes it cannot undo (%2F), and then
+// hands out escaped values.
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	u, err := url.PathUnescape(v)
+	if err != nil {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidParameter",
+			fmt.Sprintf("%s %q is not correctly URL-escaped", name, v))
+	}
+	return u, nil
+}
+
+// restGroup returns the {group} path parameter, 1 to 1024 characters and
+// not only whitespace, as Azure requires.
+func restGroup(c echo.Context) (string, error) {
+	g, err := pathParam(c, "group")
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case strings.TrimSpace(g) == "":
+		return "", restFail(http.StatusBadRequest, "Error.InvalidGroup",
+			"the group name is empty; give a name of 1 to 1024 characters")
+	case len(g) > actions.MaxGroupName:
+		return "", restFail(http.StatusBadRequest, "Error.InvalidGroup",
+			fmt.Sprintf("the group name is %d characters long; the limit is %d", len(g), actions.MaxGroupName))
+	}
+	return g, nil
+}
+
+// restUser returns the {user} path parameter, which must not be empty.
+func restUser(c echo.Context) (string, error) {
+	u, err := pathParam(c, "user")
+	if err != nil {
+		return "", err
+	}
+	if u == "" {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidUser", "the user id is empty")
+	}
+	return u, nil
+}
+
+// restConnID returns the {connectionId} path parameter, which must not be
+// empty.
+func restConnID(c echo.Context) (string, error) {
+	id, err := pathParam(c, "connectionId")
+	if err != nil {
+		return "", err
+	}
+	if id == "" {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidConnectionId", "the connection id is empty")
+	}
+	return id, nil
+}
