@@ -27,6 +27,12 @@ type Config struct {
 	NegotiateTTL time.Duration
 	// WriteTimeout bounds one socket write. Zero means 10 s.
 	WriteTimeout time.Duration
+	// WriteCoalesce is the shortest time between two writes to one socket:
+	// a message that finds the socket quiet that long goes out at once;
+	// under load, messages arriving within the window share one frame and
+	// one syscall. It adds at most this much latency, only to busy
+	// connections. Zero means 10 ms; negative writes as soon as possible.
+	WriteCoalesce time.Duration
 	// MaxQueueBytes is the per-connection send queue limit; a client that
 	// falls further behind is closed as a slow consumer. Zero means 4 MiB.
 	MaxQueueBytes int
@@ -67,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.WriteCoalesce == 0 {
+		c.WriteCoalesce = 10 * time.Millisecond
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 4 << 20

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/protocol"
 )
@@ -25,16 +26,24 @@ type Conn struct {
 	lastWrite atomic.Int64 // unix nanoseconds of the last frame to the client
 
 	mu sync.Mutex // guards the fields below
-	// queue holds encoded, framed messages not yet written; spare is the
-	// drained slice kept for reuse so steady-state enqueues do not allocate.
-	queue, spare [][]byte
-	queued       int  // bytes in queue
-	writing      bool // a write loop is running
-	closing      bool // no more messages are accepted
-	closeCode    int
-	closeReason  string // disconnect reason for the webhook
-	groups       map[string]struct{}
-	done         chan struct{} // closed when the socket is closed
+	// buf holds encoded, framed messages not yet written, back to back (the
+	// JSON hub protocol allows several messages per frame, so the write loop
+	// sends it as it is); spare is the buffer being written or kept for the
+	// next swap. Both come from bufPool when traffic starts and go back once
+	// the connection has been quiet for a while (releaseIdle, from the
+	// sweep), so busy connections do not churn the pool and idle ones hold
+	// no buffer.
+	buf, spare  []byte
+	writing     bool // a write loop is running
+	closing     bool // no more messages are accepted
+	closeCode   int
+	closeReason string // disconnect reason for the webhook
+	groups      map[string]struct{}
+	done        chan struct{} // closed when the socket is closed
+
+	// lastFlush is when the write loop last started a write (monotonic
+	// nanoseconds since processStart).
+	lastFlush atomic.Int64
 }
 
 // ID is the connection id (URL-safe, prefixed with the node id).
@@ -46,24 +55,23 @@ func (c *Conn) UserID() string { return c.userID }
 // Hub is the name of the connection's hub.
 func (c *Conn) Hub() string { return c.hub.name }
 
-// enqueue appends an encoded message to the send queue and makes sure a write
-// loop runs. It never blocks on the socket. A connection whose queue would
-// pass MaxQueueBytes is closed as a slow consumer. It reports whether msg was
-// queued.
+// enqueue copies an encoded message into the send buffer and makes sure a
+// write loop runs. It never blocks on the socket. A connection whose buffer
+// would pass MaxQueueBytes is closed as a slow consumer. It reports whether
+// msg was queued. Once the connection has a buffer it does not allocate.
 func (c *Conn) enqueue(msg []byte) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return false
 	}
-	if c.queued+len(msg) > c.g.cfg.MaxQueueBytes {
+	if len(c.buf)+len(msg) > c.g.cfg.MaxQueueBytes {
 		c.mu.Unlock()
 		c.g.slowConsumers.Add(1)
 		c.closeWith(CloseTryAgainLater, ReasonSlowConsumer, protocol.AppendClose(nil, ReasonSlowConsumer, true))
 		return false
 	}
-	c.queue = append(c.queue, msg)
-	c.queued += len(msg)
+	c.appendLocked(msg)
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -73,13 +81,20 @@ func (c *Conn) enqueue(msg []byte) bool {
 	return true
 }
 
+// appendLocked adds msg to buf, taking a pooled buffer when there is none.
+func (c *Conn) appendLocked(msg []byte) {
+	if c.buf == nil {
+		c.buf = getBuf()
+	}
+	c.buf = append(c.buf, msg...)
+}
+
 // holdWrites queues first and marks a write loop as running without
 // starting one, so later enqueues only queue. The caller must start
 // writeLoop to release them.
 func (c *Conn) holdWrites(first []byte) {
 	c.mu.Lock()
-	c.queue = append(c.queue, first)
-	c.queued += len(first)
+	c.appendLocked(first)
 	c.writing = true
 	c.mu.Unlock()
 }
@@ -97,8 +112,7 @@ func (c *Conn) closeWith(code int, reason string, final []byte) {
 	c.closeCode = code
 	c.closeReason = reason
 	if final != nil {
-		c.queue = append(c.queue, final)
-		c.queued += len(final)
+		c.appendLocked(final)
 	}
 	start := !c.writing
 	c.writing = true
@@ -108,65 +122,100 @@ func (c *Conn) closeWith(code int, reason string, final []byte) {
 	}
 }
 
-// writeLoop drains the queue, writing everything queued at once as one frame
-// (the JSON hub protocol allows several messages per frame), and exits when
-// the queue is empty. After a close it closes the socket.
+// processStart anchors lastFlush to the monotonic clock.
+var processStart = time.Now()
+
+// writeLoop writes the send buffer as one frame per pass, at most one pass
+// per Config.WriteCoalesce, and exits when the buffer is empty, handing its
+// buffers back to the pool. After a close it closes the socket.
 func (c *Conn) writeLoop() {
-	var frame []byte
+	window := int64(c.g.cfg.WriteCoalesce)
 	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.writing = false
-			closing, code, reason := c.closing, c.closeCode, c.closeReason
-			c.mu.Unlock()
-			if frame != nil {
-				putBuf(frame)
-			}
-			if closing {
-				c.closeSocket(code, reason)
-			}
+		last := c.lastFlush.Load()
+		if wait := last + window - int64(time.Since(processStart)); window > 0 && last != 0 && wait > 0 {
+			time.Sleep(time.Duration(wait))
+		}
+		out := c.take()
+		if out == nil {
 			return
 		}
-		batch := c.queue
-		c.queue = c.spare[:0]
-		c.queued = 0
-		c.mu.Unlock()
-
-		var out []byte
-		if len(batch) == 1 {
-			out = batch[0]
-		} else {
-			if frame == nil {
-				frame = getBuf()
-			}
-			frame = frame[:0]
-			for _, m := range batch {
-				frame = append(frame, m...)
-			}
-			out = frame
-		}
-		clear(batch)
-		c.mu.Lock()
-		c.spare = batch[:0]
-		c.mu.Unlock()
-
+		c.lastFlush.Store(int64(time.Since(processStart)))
 		ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
 		err := c.tr.WriteFrame(ctx, out)
 		cancel()
-		if err != nil {
-			c.mu.Lock()
-			c.queue, c.queued, c.writing = nil, 0, false
-			if !c.closing {
-				c.closing, c.closeCode, c.closeReason = true, CloseInternalError, "write failed: "+err.Error()
-			}
-			c.mu.Unlock()
-			c.closeSocket(CloseInternalError, "write failed")
-			if frame != nil {
-				putBuf(frame)
-			}
+		if !c.recycle(out, err) {
 			return
 		}
 		c.lastWrite.Store(c.g.cfg.Now().UnixNano())
+	}
+}
+
+// take swaps the send buffer for the spare and returns what was queued. With
+// nothing queued it ends the write loop's turn: it closes the socket if the
+// connection is closing, and returns nil.
+func (c *Conn) take() []byte {
+	c.mu.Lock()
+	if len(c.buf) == 0 {
+		c.writing = false
+		closing, code, reason := c.closing, c.closeCode, c.closeReason
+		if closing {
+			c.releaseLocked()
+		}
+		c.mu.Unlock()
+		if closing {
+			c.closeSocket(code, reason)
+		}
+		return nil
+	}
+	out := c.buf
+	c.buf = c.spare
+	if c.buf != nil {
+		c.buf = c.buf[:0]
+	}
+	c.spare = nil
+	c.mu.Unlock()
+	return out
+}
+
+// recycle keeps a written buffer as the spare. After a failed write it
+// closes the connection and reports false.
+func (c *Conn) recycle(out []byte, err error) bool {
+	c.mu.Lock()
+	c.spare = out[:0]
+	if err == nil {
+		c.mu.Unlock()
+		return true
+	}
+	if !c.closing {
+		c.closing, c.closeCode, c.closeReason = true, CloseInternalError, "write failed: "+err.Error()
+	}
+	c.writing = false
+	c.buf = c.buf[:0]
+	c.releaseLocked()
+	c.mu.Unlock()
+	c.closeSocket(CloseInternalError, "write failed")
+	return false
+}
+
+// releaseIdle returns the buffers of a connection with no write in flight
+// and none since quietSince (monotonic nanoseconds since processStart).
+func (c *Conn) releaseIdle(quietSince int64) {
+	c.mu.Lock()
+	if !c.writing && len(c.buf) == 0 && c.lastFlush.Load() < quietSince {
+		c.releaseLocked()
+	}
+	c.mu.Unlock()
+}
+
+// releaseLocked returns the (empty) buffers to the pool.
+func (c *Conn) releaseLocked() {
+	if c.buf != nil {
+		putBuf(c.buf)
+		c.buf = nil
+	}
+	if c.spare != nil {
+		putBuf(c.spare)
+		c.spare = nil
 	}
 }
 
@@ -244,13 +293,31 @@ func (c *Conn) Groups() []string {
 	return out
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// bufPool holds send buffers. Pooling *[]byte with the pointer kept in
+// the pooled value would allocate on every Put; bufBox recycles the boxes.
+var (
+	bufPool = sync.Pool{New: func() any { return &bufBox{b: make([]byte, 0, 2048)} }}
+	boxPool = sync.Pool{New: func() any { return new(bufBox) }}
+)
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+type bufBox struct{ b []byte }
+
+// maxPooledBuf keeps buffers that grew for a burst out of the pool.
+const maxPooledBuf = 64 << 10
+
+func getBuf() []byte {
+	box := bufPool.Get().(*bufBox)
+	b := box.b[:0]
+	box.b = nil
+	boxPool.Put(box)
+	return b
+}
 
 func putBuf(b []byte) {
-	if cap(b) > 1<<20 {
+	if cap(b) > maxPooledBuf {
 		return
 	}
-	bufPool.Put(&b)
+	box := boxPool.Get().(*bufBox)
+	box.b = b[:0]
+	bufPool.Put(box)
 }

@@ -9,6 +9,10 @@ import (
 
 var pingFrame = protocol.AppendPing(nil)
 
+// bufferIdleAfter is how long a connection keeps its send buffers after its
+// last write.
+const bufferIdleAfter = 2 * time.Second
+
 // sweepLoop runs sweep every SweepInterval until Shutdown. One loop for all
 // connections costs less than a timer per connection.
 func (g *Gateway) sweepLoop() {
@@ -32,8 +36,12 @@ func (g *Gateway) sweep(now time.Time) {
 	pingBefore := now.Add(-g.cfg.PingInterval).UnixNano()
 	deadBefore := now.Add(-g.cfg.ClientTimeout).UnixNano()
 	timeout := fmt.Sprintf("no message from the client for %s", g.cfg.ClientTimeout)
+	// Send buffers go back to the pool after a quiet spell. This is memory
+	// housekeeping, not protocol, so it runs on the real clock.
+	quietSince := int64(time.Since(processStart) - bufferIdleAfter)
 	g.hubs.Range(func(_, v any) bool {
 		v.(*hub).eachConn(func(c *Conn) {
+			c.releaseIdle(quietSince)
 			switch {
 			case c.lastRead.Load() <= deadBefore:
 				c.closeWith(CloseNormal, "timeout: "+timeout, protocol.AppendClose(nil, timeout, true))
