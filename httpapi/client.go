@@ -142,7 +142,7 @@ func (s *Server) connect(c echo.Context) error {
 	} else {
 		opts.OriginPatterns = originHosts(origins)
 	}
-	ws, err := websocket.Accept(c.Response(), r, opts)
+	ws, err := websocket.Accept(smallBuffers{c.Response().Writer}, r, opts)
 	if err != nil {
 		return nil // Accept has answered the client already
 	}
@@ -153,7 +153,10 @@ func (s *Server) connect(c echo.Context) error {
 	ws.SetReadLimit(int64(limit))
 	info := gateway.ConnectInfo{Query: clientQuery(r.URL.Query()), Headers: clientHeaders(r.Header)}
 	// The socket outlives nothing of the request: its life is the gateway's.
-	_ = s.cfg.Gateway.Serve(context.Background(), token, &wsTransport{ws: ws}, info)
+	// Serving it from a fresh goroutine lets this handler's goroutine, whose
+	// stack grew through routing, auth and the upgrade, end now; an idle
+	// connection then costs one small stack instead of a grown one.
+	go func() { _ = s.cfg.Gateway.Serve(context.Background(), token, &wsTransport{ws: ws}, info) }()
 	return nil
 }
 

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 
 	"github.com/coder/websocket"
 
@@ -45,4 +48,45 @@ func (t *wsTransport) WriteFrame(ctx context.Context, data []byte) error {
 
 func (t *wsTransport) Close(code int, reason string) error {
 	return t.ws.Close(websocket.StatusCode(code), reason)
+}
+
+// Buffer sizes of a WebSocket after the upgrade. net/http hands a hijacked
+// connection 4 KiB read and write buffers, a third of what an idle
+// connection costs. Frames larger than a buffer bypass it (one extra
+// syscall for a write that does not fit), and gateway frames are small: one
+// message, or the few a busy connection coalesces.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 2048
+)
+
+// smallBuffers is the ResponseWriter websocket.Accept hijacks: it swaps the
+// buffers net/http hands over for smaller ones.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("httpapi: response writer cannot be hijacked")
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	r := brw.Reader
+	if r.Buffered() == 0 { // else keep it: it holds the client's first bytes
+		r = bufio.NewReaderSize(conn, wsReadBuffer)
+	}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
+}
+
+// Flush lets Accept flush the 101 answer through the wrapper.
+func (w smallBuffers) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
