@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the standard workloads of docs/benchmarks.md three times each, every
+# run against a freshly spawned gateway with a fresh database, and prints the
+# medians as Markdown rows to paste into docs/benchmarks.md.
+#   scripts/bench.sh            # everything (about 10 minutes)
+#   RUNS=1 scripts/bench.sh     # one run each
+# Only 127.0.0.1 is targeted; every run is bounded by the tool's --timeout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+go build -o "$OUT/switchboard" ./cmd/switchboard
+go build -o "$OUT/switchboard-bench" ./cmd/switchboard-bench
+
+run() { # name, then tool arguments
+  local name=$1; shift
+  for i in $(seq "$RUNS"); do
+    "$OUT/switchboard-bench" "$@" --spawn "$OUT/switchboard" --timeout 3m | tee -a "$OUT/$name.log" >&2
+  done
+  grep '^{' "$OUT/$name.log" > "$OUT/$name.json"
+}
+
+run idle      idle      --clients 19000 --rate 5000 --hold 5s --sources 8
+run fanout1k  fanout    --clients 1000  --rate 300  --duration 10s
+run fanout10k fanout    --clients 10000 --rate 15   --duration 10s --connect-rate 4000 --sources 4
+run roundtrip roundtrip --clients 100   --duration 10s
+run chat      chat      --clients 1000  --senders 10 --rate 200 --duration 10s
+
+median() { # file, jq-free field extraction: median of a numeric JSON field
+  grep -o "\"$2\":[-0-9.e+]*" "$1" | cut -d: -f2 | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'
+}
+f() { printf '%.*f' "$2" "$(median "$OUT/$1.json" "$3")"; }
+
+echo
+echo "| workload | medians of $RUNS runs |"
+echo "|---|---|"
+echo "| idle, 19k clients | $(f idle 1 gatewayRssPerConnKiB) KiB RSS/conn, $(f idle 0 connectsPerSec) connects/s |"
+for w in fanout1k fanout10k chat; do
+  echo "| $w | $(f $w 0 perSec) deliveries/s, p50 $(f $w 1 p50ms) ms, p99 $(f $w 1 p99ms) ms, max $(f $w 1 maxms) ms, lost $(f $w 0 lost), gateway $(f $w 2 gatewayCpuCores) / tool $(f $w 2 toolCpuCores) cores |"
+done
+echo "| roundtrip, 100 clients | $(f roundtrip 0 perSec) invocations/s, p50 $(f roundtrip 2 p50ms) ms, p99 $(f roundtrip 2 p99ms) ms, gateway $(f roundtrip 2 gatewayCpuCores) / tool $(f roundtrip 2 toolCpuCores) cores |"
