@@ -10,27 +10,35 @@ import (
 	"github.com/switchboard-gw/switchboard/protocol"
 )
 
-// Apply validates a and carries it out on every node: through the Bus when
-// one is configured, else locally.
+// Apply validates a and carries it out on every node concerned: a user's
+// group membership is saved once, here, then the action travels through the
+// Bus (or applies locally without one).
 func (g *Gateway) Apply(ctx context.Context, hub string, a *actions.Action) error {
 	if err := a.Validate(false); err != nil {
 		return err
 	}
-	if g.cfg.Bus != nil {
-		return g.cfg.Bus.Publish(ctx, hub, a)
+	switch a.Action {
+	case actions.AddUserToGroup:
+		if err := g.saveUserGroup(hub, a); err != nil {
+			return err
+		}
+	case actions.RemoveUserFromGroup:
+		if err := g.forgetUserGroup(hub, a); err != nil {
+			return err
+		}
 	}
-	return g.ApplyLocal(hub, a)
+	return g.publish(ctx, &Op{Hub: hub, Action: a})
 }
 
 // ApplyLocal carries out a validated action on this node's connections.
 // Sends to nobody are not errors; a group change or close for a connection
-// this node does not hold is ErrNoConnection.
+// this node does not hold is ErrNoConnection. User-group memberships are
+// saved by Apply; here they only change the user's connections on this node.
 func (g *Gateway) ApplyLocal(hubName string, a *actions.Action) error {
 	switch a.Action {
-	case actions.AddUserToGroup:
-		return g.addUserToGroup(hubName, a)
-	case actions.RemoveUserFromGroup:
-		return g.removeUserFromGroup(hubName, a)
+	case actions.AddUserToGroup, actions.RemoveUserFromGroup:
+		g.userGroupLocal(hubName, a)
+		return nil
 	}
 	h := g.lookupHub(hubName)
 	if h == nil {
@@ -105,38 +113,47 @@ func excluder(excluded []string) func(string) bool {
 	return func(id string) bool { _, ok := set[id]; return ok }
 }
 
-func (g *Gateway) addUserToGroup(hubName string, a *actions.Action) error {
+// saveUserGroup records a user's membership so it reaches the user's future
+// connections, with an expiry when the action has a ttl.
+func (g *Gateway) saveUserGroup(hubName string, a *actions.Action) error {
 	var expires time.Time
 	if a.TTL > 0 {
 		expires = g.cfg.Now().Add(time.Duration(a.TTL) * time.Second)
 	}
-	h := g.hub(hubName)
 	if s := g.cfg.UserGroups; s != nil {
 		if err := s.AddUserToGroup(hubName, a.User, a.Group, expires); err != nil {
 			return fmt.Errorf("gateway: save user group: %w", err)
 		}
-	} else {
-		h.memAddUserGroup(a.User, a.Group, expires)
+		return nil
 	}
-	for _, c := range members(&h.users, a.User) {
-		h.joinGroup(c, a.Group)
-	}
+	g.hub(hubName).memAddUserGroup(a.User, a.Group, expires)
 	return nil
 }
 
-func (g *Gateway) removeUserFromGroup(hubName string, a *actions.Action) error {
-	h := g.hub(hubName)
+func (g *Gateway) forgetUserGroup(hubName string, a *actions.Action) error {
 	if s := g.cfg.UserGroups; s != nil {
 		if err := s.RemoveUserFromGroup(hubName, a.User, a.Group); err != nil {
 			return fmt.Errorf("gateway: remove user group: %w", err)
 		}
-	} else {
-		h.memRemoveUserGroup(a.User, a.Group)
+		return nil
+	}
+	g.hub(hubName).memRemoveUserGroup(a.User, a.Group)
+	return nil
+}
+
+// userGroupLocal joins or leaves the user's connections on this node.
+func (g *Gateway) userGroupLocal(hubName string, a *actions.Action) {
+	h := g.lookupHub(hubName)
+	if h == nil {
+		return
 	}
 	for _, c := range members(&h.users, a.User) {
-		h.leaveGroup(c, a.Group)
+		if a.Action == actions.AddUserToGroup {
+			h.joinGroup(c, a.Group)
+		} else {
+			h.leaveGroup(c, a.Group)
+		}
 	}
-	return nil
 }
 
 // userGroups returns the groups a user's new connection joins.

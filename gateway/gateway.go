@@ -262,7 +262,7 @@ func (g *Gateway) hub(name string) *hub {
 	if h, ok := g.hubs.Load(name); ok {
 		return h.(*hub)
 	}
-	h, _ := g.hubs.LoadOrStore(name, newHub(name))
+	h, _ := g.hubs.LoadOrStore(name, newHub(name, func(r Route) { g.interestChanged(name, r) }))
 	return h.(*hub)
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,7 +18,12 @@ func shardOf(key string) int {
 // hub holds one hub's connections, groups and users, each map sharded by key
 // so fan-out and membership changes on different keys do not contend.
 type hub struct {
-	name  string
+	name string
+	// size counts the connections, so hub-wide interest is cheap to read.
+	size atomic.Int64
+	// interest is told when this node may have gained or lost its first or
+	// last connection of the hub, a group or a user (see InterestWatcher).
+	interest func(Route)
 	conns [shardCount]connShard
 	// groups and users map a name to its member set.
 	groups [shardCount]setShard
@@ -39,8 +45,8 @@ type setShard struct {
 	m  map[string]map[*Conn]struct{}
 }
 
-func newHub(name string) *hub {
-	h := &hub{name: name, userGroups: make(map[string]map[string]time.Time)}
+func newHub(name string, interest func(Route)) *hub {
+	h := &hub{name: name, interest: interest, userGroups: make(map[string]map[string]time.Time)}
 	for i := range h.conns {
 		h.conns[i].m = make(map[string]*Conn)
 		h.groups[i].m = make(map[string]map[*Conn]struct{})
@@ -54,8 +60,11 @@ func (h *hub) addConn(c *Conn) {
 	s.mu.Lock()
 	s.m[c.id] = c
 	s.mu.Unlock()
-	if c.userID != "" {
-		h.users[shardOf(c.userID)].add(c.userID, c)
+	if h.size.Add(1) == 1 {
+		h.interest(Route{RouteHub, ""})
+	}
+	if c.userID != "" && h.users[shardOf(c.userID)].add(c.userID, c) {
+		h.interest(Route{RouteUser, c.userID})
 	}
 }
 
@@ -63,13 +72,19 @@ func (h *hub) addConn(c *Conn) {
 func (h *hub) removeConn(c *Conn) {
 	s := &h.conns[shardOf(c.id)]
 	s.mu.Lock()
+	_, had := s.m[c.id]
 	delete(s.m, c.id)
 	s.mu.Unlock()
-	if c.userID != "" {
-		h.users[shardOf(c.userID)].remove(c.userID, c)
+	if had && h.size.Add(-1) == 0 {
+		h.interest(Route{RouteHub, ""})
+	}
+	if c.userID != "" && h.users[shardOf(c.userID)].remove(c.userID, c) {
+		h.interest(Route{RouteUser, c.userID})
 	}
 	for _, g := range c.takeGroups() {
-		h.groups[shardOf(g)].remove(g, c)
+		if h.groups[shardOf(g)].remove(g, c) {
+			h.interest(Route{RouteGroup, g})
+		}
 	}
 }
 
@@ -98,7 +113,9 @@ func (h *hub) joinGroup(c *Conn, group string) bool {
 	if !c.addGroup(group) {
 		return false
 	}
-	h.groups[shardOf(group)].add(group, c)
+	if h.groups[shardOf(group)].add(group, c) {
+		h.interest(Route{RouteGroup, group})
+	}
 	return true
 }
 
@@ -106,7 +123,9 @@ func (h *hub) leaveGroup(c *Conn, group string) bool {
 	if !c.removeGroup(group) {
 		return false
 	}
-	h.groups[shardOf(group)].remove(group, c)
+	if h.groups[shardOf(group)].remove(group, c) {
+		h.interest(Route{RouteGroup, group})
+	}
 	return true
 }
 
@@ -146,26 +165,42 @@ func members(shards *[shardCount]setShard, name string) []*Conn {
 	return out
 }
 
-func (s *setShard) add(name string, c *Conn) {
+// add puts c in set name and reports whether the set was created by it.
+func (s *setShard) add(name string, c *Conn) (created bool) {
 	s.mu.Lock()
 	set := s.m[name]
 	if set == nil {
 		set = make(map[*Conn]struct{})
 		s.m[name] = set
+		created = true
 	}
 	set[c] = struct{}{}
 	s.mu.Unlock()
+	return created
 }
 
-func (s *setShard) remove(name string, c *Conn) {
+// remove takes c out of set name and reports whether that emptied (and so
+// deleted) the set.
+func (s *setShard) remove(name string, c *Conn) (emptied bool) {
 	s.mu.Lock()
 	if set := s.m[name]; set != nil {
 		delete(set, c)
 		if len(set) == 0 {
 			delete(s.m, name)
+			emptied = true
 		}
 	}
 	s.mu.Unlock()
+	return emptied
+}
+
+// hasMembers reports whether set name is non-empty.
+func hasMembers(shards *[shardCount]setShard, name string) bool {
+	s := &shards[shardOf(name)]
+	s.mu.RLock()
+	n := len(s.m[name])
+	s.mu.RUnlock()
+	return n > 0
 }
 
 // In-memory user-group membership, used without a UserGroupStore.

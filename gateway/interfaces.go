@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -35,12 +34,6 @@ type Webhooks interface {
 	// Notify queues a notification (connected, disconnected); then, if not
 	// nil, receives the reply so its actions can run.
 	Notify(ev *upstream.Event, then func(*upstream.Reply))
-}
-
-// Bus carries actions to every node. With one node it applies them locally.
-type Bus interface {
-	// Publish delivers a to every node's Gateway.ApplyLocal for hub.
-	Publish(ctx context.Context, hub string, a *actions.Action) error
 }
 
 // UserGroupStore persists user-group memberships so that they apply to a

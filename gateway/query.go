@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,9 +11,9 @@ import (
 
 // This file holds the operations the server REST API needs beyond Apply:
 // existence checks, presence listings and the many-connection operations
-// (close a group, a user or a hub; leave every group). They act on this
-// node's connections only; sends and single-connection changes go through
-// Apply so they reach every node.
+// (close a group, a user or a hub; leave every group). The exported methods
+// answer for the whole cluster through the Bus (see cluster.go); the *Local
+// ones are each node's part.
 
 // Scope selects connections of a hub: those in Group, those of User, or,
 // with both empty, all of them. Setting both is an error.
@@ -27,35 +28,25 @@ type ConnInfo struct {
 	UserID       string // "" when anonymous
 }
 
-// ConnectionExists reports whether connection id is open in hub.
-func (g *Gateway) ConnectionExists(hub, id string) bool {
-	h := g.lookupHub(hub)
-	return h != nil && h.conn(id) != nil
+// ConnectionExists reports whether connection id is open in hub on any node.
+func (g *Gateway) ConnectionExists(ctx context.Context, hub, id string) (bool, error) {
+	return g.ask(ctx, &Query{Hub: hub, Kind: QueryConnection, ConnectionID: id})
 }
 
-// UserExists reports whether user has at least one open connection in hub.
-func (g *Gateway) UserExists(hub, user string) bool {
-	h := g.lookupHub(hub)
-	return h != nil && len(members(&h.users, user)) > 0
+// UserExists reports whether user has an open connection in hub on any node.
+func (g *Gateway) UserExists(ctx context.Context, hub, user string) (bool, error) {
+	return g.ask(ctx, &Query{Hub: hub, Kind: QueryUser, User: user})
 }
 
-// GroupExists reports whether group has at least one member in hub.
-func (g *Gateway) GroupExists(hub, group string) bool {
-	h := g.lookupHub(hub)
-	return h != nil && len(members(&h.groups, group)) > 0
+// GroupExists reports whether group has a member in hub on any node.
+func (g *Gateway) GroupExists(ctx context.Context, hub, group string) (bool, error) {
+	return g.ask(ctx, &Query{Hub: hub, Kind: QueryGroup, Group: group})
 }
 
 // UserInGroup reports whether user belongs to group: by a saved, unexpired
-// user-group membership, or because one of the user's open connections is
-// in the group.
-func (g *Gateway) UserInGroup(hub, user, group string) (bool, error) {
-	if h := g.lookupHub(hub); h != nil {
-		for _, c := range members(&h.users, user) {
-			if slices.Contains(c.Groups(), group) {
-				return true, nil
-			}
-		}
-	}
+// user-group membership, or because one of the user's open connections, on
+// any node, is in the group.
+func (g *Gateway) UserInGroup(ctx context.Context, hub, user, group string) (bool, error) {
 	var saved []string
 	if s := g.cfg.UserGroups; s != nil {
 		var err error
@@ -65,7 +56,46 @@ func (g *Gateway) UserInGroup(hub, user, group string) (bool, error) {
 	} else {
 		saved = g.hub(hub).memUserGroups(user, g.cfg.Now())
 	}
-	return slices.Contains(saved, group), nil
+	if slices.Contains(saved, group) {
+		return true, nil
+	}
+	return g.ask(ctx, &Query{Hub: hub, Kind: QueryUserInGroup, User: user, Group: group})
+}
+
+func (g *Gateway) ask(ctx context.Context, q *Query) (bool, error) {
+	answers, err := g.gather(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	return found(answers), nil
+}
+
+func (g *Gateway) connectionExistsLocal(hub, id string) bool {
+	h := g.lookupHub(hub)
+	return h != nil && h.conn(id) != nil
+}
+
+func (g *Gateway) userExistsLocal(hub, user string) bool {
+	h := g.lookupHub(hub)
+	return h != nil && hasMembers(&h.users, user)
+}
+
+func (g *Gateway) groupExistsLocal(hub, group string) bool {
+	h := g.lookupHub(hub)
+	return h != nil && hasMembers(&h.groups, group)
+}
+
+func (g *Gateway) userInGroupLocal(hub, user, group string) bool {
+	h := g.lookupHub(hub)
+	if h == nil {
+		return false
+	}
+	for _, c := range members(&h.users, user) {
+		if slices.Contains(c.Groups(), group) {
+			return true
+		}
+	}
+	return false
 }
 
 // Connections returns up to limit connections of scope in hub whose ids are
@@ -78,12 +108,43 @@ func (g *Gateway) UserInGroup(hub, user, group string) (bool, error) {
 // exactly one page's range). Connections opened during the walk appear when
 // their random id falls after the current position. Each page costs a copy
 // and a sort of the matching ids: O(n log n) for n members.
-func (g *Gateway) Connections(hub string, scope Scope, after string, limit int) (page []ConnInfo, more bool, err error) {
+//
+// Across a cluster each node returns its first limit ids after after; the
+// merge keeps the smallest limit of them, so the rule holds for the union.
+func (g *Gateway) Connections(ctx context.Context, hub string, scope Scope, after string, limit int) (page []ConnInfo, more bool, err error) {
+	if err := checkListArgs(scope, limit); err != nil {
+		return nil, false, err
+	}
+	answers, err := g.gather(ctx, &Query{Hub: hub, Kind: QueryList, Scope: scope, After: after, Limit: limit})
+	if err != nil {
+		return nil, false, err
+	}
+	var all []ConnInfo
+	for _, a := range answers {
+		all = append(all, a.Conns...)
+		more = more || a.More
+	}
+	slices.SortFunc(all, func(a, b ConnInfo) int { return strings.Compare(a.ConnectionID, b.ConnectionID) })
+	all = slices.CompactFunc(all, func(a, b ConnInfo) bool { return a.ConnectionID == b.ConnectionID })
+	if len(all) > limit {
+		return all[:limit:limit], true, nil
+	}
+	return all, more, nil
+}
+
+func checkListArgs(scope Scope, limit int) error {
 	if scope.Group != "" && scope.User != "" {
-		return nil, false, fmt.Errorf("gateway: list connections: scope sets both group and user")
+		return fmt.Errorf("gateway: list connections: scope sets both group and user")
 	}
 	if limit < 1 {
-		return nil, false, fmt.Errorf("gateway: list connections: limit %d is below 1", limit)
+		return fmt.Errorf("gateway: list connections: limit %d is below 1", limit)
+	}
+	return nil
+}
+
+func (g *Gateway) connectionsLocal(hub string, scope Scope, after string, limit int) (page []ConnInfo, more bool, err error) {
+	if err := checkListArgs(scope, limit); err != nil {
+		return nil, false, err
 	}
 	h := g.lookupHub(hub)
 	if h == nil {
@@ -110,10 +171,17 @@ func (g *Gateway) Connections(hub string, scope Scope, after string, limit int) 
 	return all, false, nil
 }
 
-// CloseConnections closes every connection of scope in hub except those in
-// excluded, sending each a SignalR Close message with reason, and returns
-// how many it closed.
-func (g *Gateway) CloseConnections(hub string, scope Scope, excluded []string, reason string) (int, error) {
+// CloseConnections closes every connection of scope in hub, on every node,
+// except those in excluded, sending each a SignalR Close message with reason.
+func (g *Gateway) CloseConnections(ctx context.Context, hub string, scope Scope, excluded []string, reason string) error {
+	if scope.Group != "" && scope.User != "" {
+		return fmt.Errorf("gateway: close connections: scope sets both group and user")
+	}
+	return g.publish(ctx, &Op{Hub: hub, Close: &CloseOp{Scope: scope, Excluded: excluded, Reason: reason}})
+}
+
+// closeLocal closes this node's connections of scope and returns how many.
+func (g *Gateway) closeLocal(hub string, scope Scope, excluded []string, reason string) (int, error) {
 	if scope.Group != "" && scope.User != "" {
 		return 0, fmt.Errorf("gateway: close connections: scope sets both group and user")
 	}
@@ -146,8 +214,12 @@ func (g *Gateway) CloseConnections(hub string, scope Scope, excluded []string, r
 }
 
 // RemoveFromAllGroups takes connection id out of every group it is in. It
-// returns ErrNoConnection if the connection is not open on this node.
-func (g *Gateway) RemoveFromAllGroups(hub, id string) error {
+// returns ErrNoConnection if the connection is not open.
+func (g *Gateway) RemoveFromAllGroups(ctx context.Context, hub, id string) error {
+	return g.publish(ctx, &Op{Hub: hub, LeaveAll: &LeaveAllOp{ConnectionID: id}})
+}
+
+func (g *Gateway) leaveAllLocal(hub, id string) error {
 	h := g.lookupHub(hub)
 	var c *Conn
 	if h != nil {
@@ -163,22 +235,30 @@ func (g *Gateway) RemoveFromAllGroups(hub, id string) error {
 }
 
 // RemoveUserFromAllGroups deletes every saved group membership of user and
-// takes the user's open connections out of every group they are in.
-func (g *Gateway) RemoveUserFromAllGroups(hub, user string) error {
-	h := g.hub(hub)
+// takes the user's open connections, on every node, out of every group they
+// are in.
+func (g *Gateway) RemoveUserFromAllGroups(ctx context.Context, hub, user string) error {
 	if s := g.cfg.UserGroups; s != nil {
 		if err := s.RemoveUserFromAllGroups(hub, user); err != nil {
 			return fmt.Errorf("gateway: remove user groups: %w", err)
 		}
 	} else {
+		h := g.hub(hub)
 		for _, grp := range h.memUserGroups(user, g.cfg.Now()) {
 			h.memRemoveUserGroup(user, grp)
 		}
+	}
+	return g.publish(ctx, &Op{Hub: hub, LeaveAll: &LeaveAllOp{User: user}})
+}
+
+func (g *Gateway) userLeaveAllLocal(hub, user string) {
+	h := g.lookupHub(hub)
+	if h == nil {
+		return
 	}
 	for _, c := range members(&h.users, user) {
 		for _, grp := range c.Groups() {
 			h.leaveGroup(c, grp)
 		}
 	}
-	return nil
 }

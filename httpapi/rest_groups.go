@@ -37,7 +37,10 @@ func restScope(c echo.Context, kind scopeKind) (gateway.Scope, error) {
 // restExists answers an existence check: 200, or 404 with code (HEAD
 // answers carry no body, so the x-ms-error-code header is what Azure's SDKs
 // read).
-func restExists(c echo.Context, ok bool, code, msg string) error {
+func restExists(c echo.Context, ok bool, err error, code, msg string) error {
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return restFail(http.StatusNotFound, code, msg)
 	}
@@ -53,7 +56,8 @@ func (s *Server) restConnectionExists(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return restExists(c, s.cfg.Gateway.ConnectionExists(hub.Name, id),
+	ok, err := s.cfg.Gateway.ConnectionExists(c.Request().Context(), hub.Name, id)
+	return restExists(c, ok, err,
 		"Warning.Connection.NotExisted", fmt.Sprintf("connection %q is not connected", id))
 }
 
@@ -66,7 +70,8 @@ func (s *Server) restUserExists(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return restExists(c, s.cfg.Gateway.UserExists(hub.Name, user),
+	ok, err := s.cfg.Gateway.UserExists(c.Request().Context(), hub.Name, user)
+	return restExists(c, ok, err,
 		"Warning.User.NotExisted", fmt.Sprintf("user %q has no connection", user))
 }
 
@@ -79,7 +84,8 @@ func (s *Server) restGroupExists(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return restExists(c, s.cfg.Gateway.GroupExists(hub.Name, group),
+	ok, err := s.cfg.Gateway.GroupExists(c.Request().Context(), hub.Name, group)
+	return restExists(c, ok, err,
 		"Warning.Group.NotExisted", fmt.Sprintf("group %q has no connection", group))
 }
 
@@ -96,11 +102,11 @@ func (s *Server) restUserInGroup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	in, err := s.cfg.Gateway.UserInGroup(hub.Name, user, group)
+	in, err := s.cfg.Gateway.UserInGroup(c.Request().Context(), hub.Name, user, group)
 	if err != nil {
 		return err
 	}
-	return restExists(c, in, "Info.User.NotInGroup", fmt.Sprintf("user %q is not in group %q", user, group))
+	return restExists(c, in, nil, "Info.User.NotInGroup", fmt.Sprintf("user %q is not in group %q", user, group))
 }
 
 // restCloseConnection closes one connection with a SignalR Close message
@@ -136,7 +142,7 @@ func (s *Server) restCloseMany(kind scopeKind) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if _, err := s.cfg.Gateway.CloseConnections(hub.Name, sc, c.QueryParams()["excluded"], c.QueryParam("reason")); err != nil {
+		if err := s.cfg.Gateway.CloseConnections(c.Request().Context(), hub.Name, sc, c.QueryParams()["excluded"], c.QueryParam("reason")); err != nil {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)
@@ -159,12 +165,8 @@ func (s *Server) restConnectionGroup(add bool) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		// Checked before Apply too: once the bus spans nodes, Apply cannot
-		// tell whether anyone held the connection.
-		if !s.cfg.Gateway.ConnectionExists(hub.Name, id) {
-			return restFail(http.StatusNotFound, "Error.Connection.NotExisted",
-				fmt.Sprintf("connection %q is not connected", id))
-		}
+		// The connection's node answers ErrNoConnection (404) when it does
+		// not hold it.
 		a := &actions.Action{Action: actions.RemoveFromGroup, Group: group, ConnectionID: id}
 		if add {
 			a.Action = actions.AddToGroup
@@ -187,7 +189,7 @@ func (s *Server) restConnectionLeaveAll(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Gateway.RemoveFromAllGroups(hub.Name, id); err != nil && !errors.Is(err, gateway.ErrNoConnection) {
+	if err := s.cfg.Gateway.RemoveFromAllGroups(c.Request().Context(), hub.Name, id); err != nil && !errors.Is(err, gateway.ErrNoConnection) {
 		return err
 	}
 	return c.NoContent(http.StatusOK)
@@ -232,7 +234,7 @@ func (s *Server) restAddUserToGroup(status int) echo.HandlerFunc {
 			}
 			return c.NoContent(status)
 		}
-		conns, _, err := s.cfg.Gateway.Connections(hub.Name, gateway.Scope{User: user}, "", maxInt)
+		conns, _, err := s.cfg.Gateway.Connections(ctx, hub.Name, gateway.Scope{User: user}, "", maxInt)
 		if err != nil {
 			return err
 		}
@@ -283,7 +285,7 @@ func (s *Server) restRemoveUserFromAllGroups(status int) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := s.cfg.Gateway.RemoveUserFromAllGroups(hub.Name, user); err != nil {
+		if err := s.cfg.Gateway.RemoveUserFromAllGroups(c.Request().Context(), hub.Name, user); err != nil {
 			return err
 		}
 		return c.NoContent(status)

@@ -65,7 +65,7 @@ func (s *Server) restList(kind scopeKind) echo.HandlerFunc {
 			}
 			after = string(b)
 		}
-		conns, more, err := s.cfg.Gateway.Connections(hub.Name, sc, after, size)
+		conns, more, err := s.cfg.Gateway.Connections(c.Request().Context(), hub.Name, sc, after, size)
 		if err != nil {
 			return err
 		}
