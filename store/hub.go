@@ -42,7 +42,7 @@ func (db *DB) CreateHub(h Hub) (Hub, error) {
 		h.UpdatedAt = h.CreatedAt
 		return putJSON(b, []byte(h.Name), h)
 	})
-	if err != nil {
+	if err := db.changed(err, Change{Kind: ChangeHubs, Hub: h.Name, Key: h.Name}); err != nil {
 		return Hub{}, err
 	}
 	return h, nil
@@ -68,7 +68,7 @@ func (db *DB) PutHub(h Hub) (Hub, error) {
 		}
 		return putJSON(b, []byte(h.Name), h)
 	})
-	if err != nil {
+	if err := db.changed(err, Change{Kind: ChangeHubs, Hub: h.Name, Key: h.Name}); err != nil {
 		return Hub{}, err
 	}
 	return h, nil
@@ -111,7 +111,7 @@ func (db *DB) Hubs() ([]Hub, error) {
 // DeleteHub removes the hub with its upstreams and user-group memberships, in
 // one transaction. It fails with ErrNotFound if there is no such hub.
 func (db *DB) DeleteHub(name string) error {
-	return db.update(fmt.Sprintf("delete hub %q", name), func(tx *bolt.Tx) error {
+	return db.changed(db.update(fmt.Sprintf("delete hub %q", name), func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketHubs))
 		if b.Get([]byte(name)) == nil {
 			return ErrNotFound
@@ -127,5 +127,5 @@ func (db *DB) DeleteHub(name string) error {
 			return fmt.Errorf("user groups: %w", err)
 		}
 		return nil
-	})
+	}), Change{Kind: ChangeHubs, Hub: name, Key: name})
 }

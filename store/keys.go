@@ -81,6 +81,9 @@ func (db *DB) EnsureKeys(newAccessKey func() Key, newAdminKey func() string) (ac
 	if err != nil {
 		return nil, "", false, err
 	}
+	if created {
+		db.watch.notify(Change{Kind: ChangeKeys, Key: "access"}, Change{Kind: ChangeKeys, Key: "admin"})
+	}
 	return access, admin, created, nil
 }
 
@@ -100,12 +103,12 @@ func (db *DB) AccessKeys() ([]Key, error) {
 // SetAccessKeys replaces the access keys (newest first, as given; used to
 // rotate). The list must be non-empty with distinct, non-empty ids.
 func (db *DB) SetAccessKeys(keys []Key) error {
-	return db.update("set access keys", func(tx *bolt.Tx) error {
+	return db.changed(db.update("set access keys", func(tx *bolt.Tx) error {
 		if err := validAccessKeys(keys); err != nil {
 			return err
 		}
 		return putJSON(tx.Bucket([]byte(bucketKeys)), keyAccess, keys)
-	})
+	}), Change{Kind: ChangeKeys, Key: "access"})
 }
 
 // AdminKey returns the admin key, or ErrNotFound before EnsureKeys created it.

@@ -38,8 +38,9 @@ const lockTimeout = time.Second
 // DB is an open store. See the package documentation for the layout and the
 // concurrency contract.
 type DB struct {
-	bolt *bolt.DB
-	now  func() time.Time
+	bolt  *bolt.DB
+	now   func() time.Time
+	watch watchers // Watch calls, told of every committed write
 }
 
 // Option configures Open.

@@ -81,7 +81,7 @@ func (db *DB) CreateUpstream(u Upstream) (Upstream, error) {
 	err := db.update(fmt.Sprintf("create upstream %q of hub %q", u.Name, u.Hub), func(tx *bolt.Tx) error {
 		return db.putUpstream(tx, &u, false)
 	})
-	if err != nil {
+	if err := db.changed(err, Change{Kind: ChangeUpstreams, Hub: u.Hub, Key: u.Name}); err != nil {
 		return Upstream{}, err
 	}
 	return u, nil
@@ -93,7 +93,7 @@ func (db *DB) PutUpstream(u Upstream) (Upstream, error) {
 	err := db.update(fmt.Sprintf("put upstream %q of hub %q", u.Name, u.Hub), func(tx *bolt.Tx) error {
 		return db.putUpstream(tx, &u, true)
 	})
-	if err != nil {
+	if err := db.changed(err, Change{Kind: ChangeUpstreams, Hub: u.Hub, Key: u.Name}); err != nil {
 		return Upstream{}, err
 	}
 	return u, nil
@@ -161,12 +161,12 @@ func (db *DB) AllUpstreams() ([]Upstream, error) {
 // DeleteUpstream removes the hub's upstream called name, or fails with
 // ErrNotFound.
 func (db *DB) DeleteUpstream(hub, name string) error {
-	return db.update(fmt.Sprintf("delete upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
+	return db.changed(db.update(fmt.Sprintf("delete upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUpstreams))
 		key, _, err := findUpstream(b, hub, name)
 		if err != nil {
 			return err
 		}
 		return b.Delete(key)
-	})
+	}), Change{Kind: ChangeUpstreams, Hub: hub, Key: name})
 }

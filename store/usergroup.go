@@ -30,7 +30,7 @@ func userPrefix(hub, user string) []byte { return appendPart(appendPart(nil, hub
 // gateway decides which hubs accept memberships; DeleteHub still removes them.
 func (db *DB) AddUserToGroup(m UserGroup) error {
 	op := fmt.Sprintf("add user %q to group %q of hub %q", m.User, m.Group, m.Hub)
-	return db.update(op, func(tx *bolt.Tx) error {
+	return db.changed(db.update(op, func(tx *bolt.Tx) error {
 		if m.Hub == "" || m.User == "" || m.Group == "" {
 			return fmt.Errorf("%w: empty hub, user or group", ErrInvalid)
 		}
@@ -39,24 +39,24 @@ func (db *DB) AddUserToGroup(m UserGroup) error {
 		}
 		key := append(userPrefix(m.Hub, m.User), m.Group...)
 		return putJSON(tx.Bucket([]byte(bucketUserGroups)), key, m)
-	})
+	}), Change{Kind: ChangeUserGroups, Hub: m.Hub, Key: m.User})
 }
 
 // RemoveUserFromGroup deletes the membership; an absent one is not an error.
 func (db *DB) RemoveUserFromGroup(hub, user, group string) error {
 	op := fmt.Sprintf("remove user %q from group %q of hub %q", user, group, hub)
-	return db.update(op, func(tx *bolt.Tx) error {
+	return db.changed(db.update(op, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUserGroups)).Delete(append(userPrefix(hub, user), group...))
-	})
+	}), Change{Kind: ChangeUserGroups, Hub: hub, Key: user})
 }
 
 // RemoveUserFromAllGroups deletes every membership of the user in the hub.
 func (db *DB) RemoveUserFromAllGroups(hub, user string) error {
 	op := fmt.Sprintf("remove user %q from all groups of hub %q", user, hub)
-	return db.update(op, func(tx *bolt.Tx) error {
+	return db.changed(db.update(op, func(tx *bolt.Tx) error {
 		_, err := deletePrefix(tx.Bucket([]byte(bucketUserGroups)), userPrefix(hub, user))
 		return err
-	})
+	}), Change{Kind: ChangeUserGroups, Hub: hub, Key: user})
 }
 
 // UserGroups returns the user's unexpired memberships in the hub, sorted by
@@ -121,6 +121,7 @@ func (db *DB) AllUserGroups() ([]UserGroup, error) {
 // how many it deleted.
 func (db *DB) PurgeExpiredUserGroups(now time.Time) (int, error) {
 	var n int
+	var purged []Change
 	err := db.update("purge expired user groups", func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUserGroups))
 		var stale [][]byte
@@ -131,6 +132,7 @@ func (db *DB) PurgeExpiredUserGroups(now time.Time) (int, error) {
 			}
 			if m.expired(now) {
 				stale = append(stale, append([]byte(nil), k...))
+				purged = append(purged, Change{Kind: ChangeUserGroups, Hub: m.Hub, Key: m.User})
 			}
 			return nil
 		})
@@ -145,7 +147,7 @@ func (db *DB) PurgeExpiredUserGroups(now time.Time) (int, error) {
 		n = len(stale)
 		return nil
 	})
-	if err != nil {
+	if err := db.changed(err, purged...); err != nil {
 		return 0, err
 	}
 	return n, nil

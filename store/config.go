@@ -1,0 +1,159 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Config is the configuration a node shares with the other nodes of its
+// cluster: hubs, upstreams, keys and user-group memberships. [DB] implements
+// it for one node, [KV] on NATS JetStream KV for a cluster; both keep the
+// same contract (store/contract_test.go), so callers do not care which they
+// hold. The outbox is not part of it: it stays in each node's DB.
+type Config interface {
+	CreateHub(h Hub) (Hub, error)
+	PutHub(h Hub) (Hub, error)
+	Hub(name string) (Hub, error)
+	Hubs() ([]Hub, error)
+	DeleteHub(name string) error
+
+	CreateUpstream(u Upstream) (Upstream, error)
+	PutUpstream(u Upstream) (Upstream, error)
+	Upstream(hub, name string) (Upstream, error)
+	Upstreams(hub string) ([]Upstream, error)
+	AllUpstreams() ([]Upstream, error)
+	DeleteUpstream(hub, name string) error
+
+	EnsureKeys(newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error)
+	AccessKeys() ([]Key, error)
+	SetAccessKeys(keys []Key) error
+	AdminKey() (string, error)
+
+	AddUserToGroup(m UserGroup) error
+	RemoveUserFromGroup(hub, user, group string) error
+	RemoveUserFromAllGroups(hub, user string) error
+	UserGroups(hub, user string) ([]UserGroup, error)
+	AllUserGroups() ([]UserGroup, error)
+	PurgeExpiredUserGroups(now time.Time) (int, error)
+
+	// Ping reports whether the store answers (for /readyz).
+	Ping() error
+	// Watch calls fn for every change made after it started, by this
+	// instance or (KV) by any other node, from one goroutine, in the order
+	// each record changed. It first calls fn with a Change of kind
+	// ChangeAll once it is watching, so a caller that loads everything on
+	// ChangeAll misses nothing. It returns when ctx ends (with nil) or on an
+	// error that ends watching. See [Change] for what a change names.
+	Watch(ctx context.Context, fn func(Change)) error
+}
+
+var (
+	_ Config = (*DB)(nil)
+	_ Config = (*KV)(nil)
+)
+
+// Change kinds.
+const (
+	// ChangeAll means anything may have changed: reload everything. Watch
+	// sends it first, once it is watching.
+	ChangeAll        = "all"
+	ChangeHubs       = "hubs"
+	ChangeUpstreams  = "upstreams"
+	ChangeKeys       = "keys"
+	ChangeUserGroups = "usergroups"
+)
+
+// Change names a record that changed (created, replaced or deleted); it does
+// not carry the value, so the receiver re-reads what it needs and never acts
+// on a stale copy. By kind:
+//
+//	hubs        Hub and Key: the hub's name
+//	upstreams   Hub, and Key: the upstream's name
+//	keys        Key: "access" or "admin"
+//	usergroups  Hub, and Key: the user whose memberships changed
+//	            (re-read UserGroups(Hub, Key))
+//
+// A hubs change of a hub that no longer exists means its upstreams and
+// memberships are gone too; KV also reports each of them, DB does not.
+// Expiry of a membership is not a change: readers filter expired
+// memberships, and PurgeExpiredUserGroups reports the users it purged.
+type Change struct {
+	Kind string
+	Hub  string
+	Key  string
+}
+
+// watchers fans a DB's changes out to its Watch calls. Writers only queue
+// (never wait for a slow fn); each Watch call delivers its queue from its own
+// goroutine, in order.
+type watchers struct {
+	mu  sync.Mutex // guards fns
+	fns map[*watcher]struct{}
+}
+
+type watcher struct {
+	wake chan struct{} // capacity 1: "the queue is not empty"
+
+	mu    sync.Mutex // guards queue
+	queue []Change
+}
+
+// notify queues the changes for every watcher, after the write committed.
+func (w *watchers) notify(changes ...Change) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for x := range w.fns {
+		x.mu.Lock()
+		x.queue = append(x.queue, changes...)
+		x.mu.Unlock()
+		select {
+		case x.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Watch implements [Config.Watch] for the changes made through this DB.
+func (db *DB) Watch(ctx context.Context, fn func(Change)) error {
+	x := &watcher{wake: make(chan struct{}, 1)}
+	db.watch.mu.Lock()
+	if db.watch.fns == nil {
+		db.watch.fns = make(map[*watcher]struct{})
+	}
+	db.watch.fns[x] = struct{}{}
+	db.watch.mu.Unlock()
+	defer func() {
+		db.watch.mu.Lock()
+		delete(db.watch.fns, x)
+		db.watch.mu.Unlock()
+	}()
+
+	fn(Change{Kind: ChangeAll})
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-x.wake:
+		}
+		x.mu.Lock()
+		batch := x.queue
+		x.queue = nil
+		x.mu.Unlock()
+		for _, c := range batch {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fn(c)
+		}
+	}
+}
+
+// changed tells the watchers about changes when err is nil (the write
+// committed) and returns err, so a write method wraps its result in it.
+func (db *DB) changed(err error, changes ...Change) error {
+	if err == nil {
+		db.watch.notify(changes...)
+	}
+	return err
+}

@@ -1,0 +1,329 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// KV bucket names. Keys inside them are made of encoded names (see enc), as
+// JetStream KV keys allow only [-/_=.a-zA-Z0-9]; values are JSON and repeat
+// the names, so nothing has to be decoded from a key but a watched change.
+const (
+	kvBucketHubs       = "sb-hubs"       // enc(hub) → Hub
+	kvBucketUpstreams  = "sb-upstreams"  // enc(hub).enc(name) → kvUpstream; "seq" → counter
+	kvBucketKeys       = "sb-keys"       // "access" → []Key; "admin" → string
+	kvBucketUserGroups = "sb-usergroups" // enc(hub).enc(user) → []UserGroup, sorted by group
+)
+
+// kvSeqKey holds the last upstream sequence number given out. It has no dot,
+// so it never equals an upstream's key.
+const kvSeqKey = "seq"
+
+// defaultKVTimeout bounds each KV method; Config's methods take no context.
+const defaultKVTimeout = 5 * time.Second
+
+// KV is the cluster's shared [Config] on NATS JetStream KV: every node opens
+// one on the same NATS (cluster) and sees the others' writes. See the package
+// documentation for what it guarantees beyond DB and what it does not.
+type KV struct {
+	hubs, upstreams, keys, groups jetstream.KeyValue
+
+	now     func() time.Time
+	timeout time.Duration
+}
+
+// KVOption configures OpenKV.
+type KVOption func(*kvOptions)
+
+type kvOptions struct {
+	replicas int
+	now      func() time.Time
+	timeout  time.Duration
+}
+
+// WithKVReplicas sets how many JetStream servers keep each bucket (1 to 5;
+// default 1). It applies when OpenKV creates or updates the buckets.
+func WithKVReplicas(n int) KVOption { return func(o *kvOptions) { o.replicas = n } }
+
+// WithKVClock makes the KV read the time from now instead of time.Now, like
+// WithClock for DB.
+func WithKVClock(now func() time.Time) KVOption { return func(o *kvOptions) { o.now = now } }
+
+// WithKVTimeout bounds each method's round trips to NATS (default 5s).
+func WithKVTimeout(d time.Duration) KVOption { return func(o *kvOptions) { o.timeout = d } }
+
+// OpenKV creates the buckets if they are missing (or updates their replica
+// count) and returns a KV on them. Several nodes may call it at once.
+func OpenKV(ctx context.Context, js jetstream.JetStream, opts ...KVOption) (*KV, error) {
+	o := kvOptions{replicas: 1, now: time.Now, timeout: defaultKVTimeout}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.replicas < 1 || o.replicas > 5 {
+		return nil, fmt.Errorf("store: open kv: %w: %d replicas, want 1 to 5", ErrInvalid, o.replicas)
+	}
+	s := &KV{now: o.now, timeout: o.timeout}
+	for _, b := range []struct {
+		name string
+		kv   *jetstream.KeyValue
+	}{
+		{kvBucketHubs, &s.hubs},
+		{kvBucketUpstreams, &s.upstreams},
+		{kvBucketKeys, &s.keys},
+		{kvBucketUserGroups, &s.groups},
+	} {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      b.name,
+			Description: "Switchboard shared configuration",
+			Replicas:    o.replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: open kv bucket %s: %w", b.name, err)
+		}
+		*b.kv = kv
+	}
+	return s, nil
+}
+
+// enc turns a name into a KV key token: base64url without padding, whose
+// alphabet KV keys allow and which contains no dot, the token separator.
+func enc(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func dec(s string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return string(b), err == nil
+}
+
+// pairKey is the key of a record named by a hub and a second name. Empty
+// names have no key: callers treat them as absent, as DB finds nothing.
+func pairKey(hub, name string) (string, bool) {
+	if hub == "" || name == "" {
+		return "", false
+	}
+	return enc(hub) + "." + enc(name), true
+}
+
+// splitPair decodes a pairKey.
+func splitPair(key string) (hub, name string, ok bool) {
+	a, b, found := strings.Cut(key, ".")
+	if !found {
+		return "", "", false
+	}
+	hub, ok1 := dec(a)
+	name, ok2 := dec(b)
+	return hub, name, ok1 && ok2
+}
+
+// stamp is DB.stamp for KV.
+func (s *KV) stamp() time.Time { return s.now().UTC().Round(0) }
+
+func (s *KV) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.timeout)
+}
+
+// kvWrap is wrap for KV: a missing key is ErrNotFound.
+func kvWrap(op string, err error) error {
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		err = ErrNotFound
+	}
+	return wrap(op, err)
+}
+
+// kvGet decodes the value at key into v and returns its revision, or
+// ErrNotFound.
+func kvGet(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, err
+	}
+	return e.Revision(), decode([]byte(key), e.Value(), v)
+}
+
+// kvList returns the current entries whose keys match the filters (subject
+// wildcards), in stream order. One ordered consumer reads them all, so a
+// list is one round trip plus the data, not one Get per key.
+func kvList(ctx context.Context, kv jetstream.KeyValue, filters ...string) ([]jetstream.KeyValueEntry, error) {
+	w, err := kv.WatchFiltered(ctx, filters, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	var out []jetstream.KeyValueEntry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watcher closed")
+			}
+			if e == nil { // every current value delivered
+				return out, nil
+			}
+			out = append(out, e)
+		}
+	}
+}
+
+// errRetry asks casUpdate to read again: another writer won the race.
+var errRetry = errors.New("store: concurrent update")
+
+// casUpdate applies fn to the value at key with optimistic concurrency,
+// retrying when another writer changed the key in between. fn gets the
+// current value (nil if absent) and returns the next one, or nil to delete
+// the key. It returns fn's error as is.
+func casUpdate(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur []byte) ([]byte, error)) error {
+	for {
+		var cur []byte
+		var rev uint64
+		e, err := kv.Get(ctx, key)
+		switch {
+		case err == nil:
+			cur, rev = e.Value(), e.Revision()
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return err
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		switch {
+		case next == nil && cur == nil:
+			return nil
+		case next == nil:
+			err = kv.Delete(ctx, key, jetstream.LastRevision(rev))
+		case cur == nil:
+			_, err = kv.Create(ctx, key, next)
+		default:
+			_, err = kv.Update(ctx, key, next, rev)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		return err
+	}
+}
+
+// Ping reports whether JetStream answers for the hubs bucket.
+func (s *KV) Ping() error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	_, err := s.hubs.Status(ctx)
+	return kvWrap("ping", err)
+}
+
+// Watch implements [Config.Watch] with one watcher per bucket, started with
+// the updates only (current values are not replayed: ChangeAll stands for
+// them). Updates made through any KV on the same NATS arrive within a round
+// trip. Ordered consumers resume after a NATS reconnect without gaps.
+func (s *KV) Watch(ctx context.Context, fn func(Change)) error {
+	kinds := []struct {
+		kind string
+		kv   jetstream.KeyValue
+	}{
+		{ChangeHubs, s.hubs}, {ChangeUpstreams, s.upstreams}, {ChangeKeys, s.keys}, {ChangeUserGroups, s.groups},
+	}
+	watchers := make([]jetstream.KeyWatcher, 0, len(kinds))
+	// Merge the four streams into this goroutine. Order is kept per
+	// bucket, which is per record: that is all Change promises.
+	type item struct {
+		kind string
+		e    jetstream.KeyValueEntry
+		ok   bool
+	}
+	merged := make(chan item)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		close(done)
+		for _, w := range watchers {
+			_ = w.Stop()
+		}
+		// A forwarder drains its watcher until Stop closes it, so the
+		// client's delivery callback never blocks on a full channel.
+		wg.Wait()
+	}()
+	for _, k := range kinds {
+		w, err := k.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+		if err != nil {
+			return fmt.Errorf("store: watch %s: %w", k.kind, err)
+		}
+		watchers = append(watchers, w)
+		wg.Go(func() {
+			for e := range w.Updates() {
+				select {
+				case merged <- item{k.kind, e, true}:
+				case <-done:
+				}
+			}
+			select {
+			case merged <- item{kind: k.kind}:
+			case <-done:
+			}
+		})
+	}
+	fn(Change{Kind: ChangeAll})
+	for {
+		var it item
+		select {
+		case <-ctx.Done():
+			return nil
+		case it = <-merged:
+		}
+		if !it.ok {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("store: watch %s: watcher closed", it.kind)
+		}
+		if c, ok := changeOf(it.kind, it.e); ok {
+			fn(c)
+		}
+	}
+}
+
+// changeOf names the record a watched entry is about; ok is false for
+// entries that are not records (the upstream sequence counter, the nil
+// marker).
+func changeOf(kind string, e jetstream.KeyValueEntry) (Change, bool) {
+	if e == nil {
+		return Change{}, false
+	}
+	key := e.Key()
+	switch kind {
+	case ChangeHubs:
+		name, ok := dec(key)
+		return Change{Kind: kind, Hub: name, Key: name}, ok
+	case ChangeKeys:
+		return Change{Kind: kind, Key: key}, true
+	default:
+		if kind == ChangeUpstreams && key == kvSeqKey {
+			return Change{}, false
+		}
+		hub, name, ok := splitPair(key)
+		return Change{Kind: kind, Hub: hub, Key: name}, ok
+	}
+}
+
+// marshal is json.Marshal wrapped as the store reports encoding errors.
+func marshal(key string, v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %q: %w", key, err)
+	}
+	return raw, nil
+}

@@ -1,0 +1,547 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ---- hubs
+
+// CreateHub implements [Config.CreateHub]; kv.Create makes it atomic across
+// nodes.
+func (s *KV) CreateHub(h Hub) (Hub, error) {
+	op := fmt.Sprintf("create hub %q", h.Name)
+	if err := validHubName(h.Name); err != nil {
+		return Hub{}, wrap(op, err)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	h.CreatedAt = s.stamp()
+	h.UpdatedAt = h.CreatedAt
+	raw, err := marshal(h.Name, h)
+	if err == nil {
+		_, err = s.hubs.Create(ctx, enc(h.Name), raw)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		err = ErrExists
+	}
+	if err != nil {
+		return Hub{}, kvWrap(op, err)
+	}
+	return h, nil
+}
+
+// PutHub implements [Config.PutHub].
+func (s *KV) PutHub(h Hub) (Hub, error) {
+	op := fmt.Sprintf("put hub %q", h.Name)
+	if err := validHubName(h.Name); err != nil {
+		return Hub{}, wrap(op, err)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err := casUpdate(ctx, s.hubs, enc(h.Name), func(cur []byte) ([]byte, error) {
+		h.UpdatedAt = s.stamp()
+		h.CreatedAt = h.UpdatedAt
+		if cur != nil {
+			var old Hub
+			if err := decode([]byte(h.Name), cur, &old); err != nil {
+				return nil, err
+			}
+			h.CreatedAt = old.CreatedAt
+		}
+		return marshal(h.Name, h)
+	})
+	if err != nil {
+		return Hub{}, kvWrap(op, err)
+	}
+	return h, nil
+}
+
+// Hub implements [Config.Hub].
+func (s *KV) Hub(name string) (Hub, error) {
+	op := fmt.Sprintf("get hub %q", name)
+	if name == "" {
+		return Hub{}, wrap(op, ErrNotFound)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var h Hub
+	if _, err := kvGet(ctx, s.hubs, enc(name), &h); err != nil {
+		return Hub{}, kvWrap(op, err)
+	}
+	return h, nil
+}
+
+// Hubs implements [Config.Hubs].
+func (s *KV) Hubs() ([]Hub, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	hubs, err := listJSON[Hub](ctx, s.hubs, jetstream.AllKeys)
+	if err != nil {
+		return nil, kvWrap("list hubs", err)
+	}
+	sort.Slice(hubs, func(i, j int) bool { return hubs[i].Name < hubs[j].Name })
+	return hubs, nil
+}
+
+// DeleteHub implements [Config.DeleteHub] in several steps, not atomically:
+// the hub's upstreams and memberships first, then the hub, then its
+// upstreams and memberships once more for any created meanwhile. If a step
+// fails the hub is still there (or only leftovers created concurrently
+// remain), so deleting again finishes the job; and a hub deleted and created
+// again never inherits the old hub's upstreams. Meanwhile readers may see
+// the hub with only part of its upstreams.
+func (s *KV) DeleteHub(name string) error {
+	op := fmt.Sprintf("delete hub %q", name)
+	if name == "" {
+		return wrap(op, ErrNotFound)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var h Hub
+	if _, err := kvGet(ctx, s.hubs, enc(name), &h); err != nil {
+		return kvWrap(op, err)
+	}
+	if err := s.deleteHubRecords(ctx, name); err != nil {
+		return kvWrap(op, err)
+	}
+	if err := s.hubs.Delete(ctx, enc(name)); err != nil {
+		return kvWrap(op, err)
+	}
+	return kvWrap(op, s.deleteHubRecords(ctx, name))
+}
+
+func (s *KV) deleteHubRecords(ctx context.Context, hub string) error {
+	for _, kv := range []jetstream.KeyValue{s.upstreams, s.groups} {
+		entries, err := kvList(ctx, kv, enc(hub)+".*")
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := kv.Delete(ctx, e.Key()); err != nil {
+				return fmt.Errorf("%s: %w", kv.Bucket(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// listJSON decodes every current value matching filter.
+func listJSON[T any](ctx context.Context, kv jetstream.KeyValue, filter string) ([]T, error) {
+	entries, err := kvList(ctx, kv, filter)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(entries))
+	for _, e := range entries {
+		if kv.Bucket() == kvBucketUpstreams && e.Key() == kvSeqKey {
+			continue
+		}
+		var v T
+		if err := decode([]byte(e.Key()), e.Value(), &v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// ---- upstreams
+
+// kvUpstream is an upstream with its place in the creation order, which a
+// KV (unlike a bbolt cursor) does not keep.
+type kvUpstream struct {
+	Upstream
+	Seq uint64 `json:"seq"`
+}
+
+// nextSeq takes the next upstream sequence number from the counter key.
+func (s *KV) nextSeq(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := casUpdate(ctx, s.upstreams, kvSeqKey, func(cur []byte) ([]byte, error) {
+		n = 0
+		if cur != nil {
+			v, err := strconv.ParseUint(string(cur), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("decode %q: %w", kvSeqKey, err)
+			}
+			n = v
+		}
+		n++
+		return []byte(strconv.FormatUint(n, 10)), nil
+	})
+	return n, err
+}
+
+// putUpstream is DB.putUpstream for KV. The hub check and the write are two
+// steps: an upstream created while its hub is deleted may be left behind,
+// which DeleteHub's last sweep makes unlikely.
+func (s *KV) putUpstream(u *Upstream, replace bool) error {
+	if u.Name == "" {
+		return fmt.Errorf("%w: upstream name is empty", ErrInvalid)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if u.Hub == "" {
+		return fmt.Errorf("hub: %w", ErrNotFound)
+	}
+	var h Hub
+	if _, err := kvGet(ctx, s.hubs, enc(u.Hub), &h); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	key, _ := pairKey(u.Hub, u.Name)
+	var seq uint64 // taken once, only when the upstream turns out to be new
+	return casUpdate(ctx, s.upstreams, key, func(cur []byte) ([]byte, error) {
+		u.UpdatedAt = s.stamp()
+		next := kvUpstream{Upstream: *u}
+		switch {
+		case cur != nil && !replace:
+			return nil, ErrExists
+		case cur != nil:
+			var old kvUpstream
+			if err := decode([]byte(key), cur, &old); err != nil {
+				return nil, err
+			}
+			next.CreatedAt, next.Seq = old.CreatedAt, old.Seq
+		default:
+			if seq == 0 {
+				var err error
+				if seq, err = s.nextSeq(ctx); err != nil {
+					return nil, err
+				}
+			}
+			next.CreatedAt, next.Seq = u.UpdatedAt, seq
+		}
+		*u = next.Upstream
+		return marshal(key, next)
+	})
+}
+
+// CreateUpstream implements [Config.CreateUpstream].
+func (s *KV) CreateUpstream(u Upstream) (Upstream, error) {
+	if err := s.putUpstream(&u, false); err != nil {
+		return Upstream{}, kvWrap(fmt.Sprintf("create upstream %q of hub %q", u.Name, u.Hub), err)
+	}
+	return u, nil
+}
+
+// PutUpstream implements [Config.PutUpstream].
+func (s *KV) PutUpstream(u Upstream) (Upstream, error) {
+	if err := s.putUpstream(&u, true); err != nil {
+		return Upstream{}, kvWrap(fmt.Sprintf("put upstream %q of hub %q", u.Name, u.Hub), err)
+	}
+	return u, nil
+}
+
+// Upstream implements [Config.Upstream].
+func (s *KV) Upstream(hub, name string) (Upstream, error) {
+	op := fmt.Sprintf("get upstream %q of hub %q", name, hub)
+	key, ok := pairKey(hub, name)
+	if !ok {
+		return Upstream{}, wrap(op, ErrNotFound)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var u kvUpstream
+	if _, err := kvGet(ctx, s.upstreams, key, &u); err != nil {
+		return Upstream{}, kvWrap(op, err)
+	}
+	return u.Upstream, nil
+}
+
+// Upstreams implements [Config.Upstreams].
+func (s *KV) Upstreams(hub string) ([]Upstream, error) {
+	if hub == "" {
+		return nil, nil
+	}
+	return s.listUpstreams(fmt.Sprintf("list upstreams of hub %q", hub), enc(hub)+".*")
+}
+
+// AllUpstreams implements [Config.AllUpstreams].
+func (s *KV) AllUpstreams() ([]Upstream, error) {
+	return s.listUpstreams("list upstreams", "*.*")
+}
+
+func (s *KV) listUpstreams(op, filter string) ([]Upstream, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	list, err := listJSON[kvUpstream](ctx, s.upstreams, filter)
+	if err != nil {
+		return nil, kvWrap(op, err)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if a, b := list[i].Hub, list[j].Hub; a != b {
+			return a < b
+		}
+		return list[i].Seq < list[j].Seq
+	})
+	var ups []Upstream
+	for _, u := range list {
+		ups = append(ups, u.Upstream)
+	}
+	return ups, nil
+}
+
+// DeleteUpstream implements [Config.DeleteUpstream].
+func (s *KV) DeleteUpstream(hub, name string) error {
+	op := fmt.Sprintf("delete upstream %q of hub %q", name, hub)
+	key, ok := pairKey(hub, name)
+	if !ok {
+		return wrap(op, ErrNotFound)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	return kvWrap(op, casUpdate(ctx, s.upstreams, key, func(cur []byte) ([]byte, error) {
+		if cur == nil {
+			return nil, ErrNotFound
+		}
+		return nil, nil
+	}))
+}
+
+// ---- keys
+
+// EnsureKeys implements [Config.EnsureKeys]. Each key is written with
+// kv.Create, so when nodes start together the first writer wins and the
+// others return the winner's keys.
+func (s *KV) EnsureKeys(newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	access, c1, err := ensureKey(ctx, s.keys, string(keyAccess), func() ([]Key, error) {
+		k := newAccessKey()
+		if k.CreatedAt.IsZero() {
+			k.CreatedAt = s.stamp()
+		}
+		keys := []Key{k}
+		return keys, validAccessKeys(keys)
+	})
+	if err != nil {
+		return nil, "", false, kvWrap("ensure keys", err)
+	}
+	admin, c2, err := ensureKey(ctx, s.keys, string(keyAdmin), func() (string, error) {
+		a := newAdminKey()
+		if a == "" {
+			return "", fmt.Errorf("%w: empty admin key", ErrInvalid)
+		}
+		return a, nil
+	})
+	if err != nil {
+		return nil, "", false, kvWrap("ensure keys", err)
+	}
+	return access, admin, c1 || c2, nil
+}
+
+// ensureKey returns the value at key, creating it with gen if absent;
+// created reports whether this call's value won.
+func ensureKey[T any](ctx context.Context, kv jetstream.KeyValue, key string, gen func() (T, error)) (v T, created bool, err error) {
+	for {
+		if _, err := kvGet(ctx, kv, key, &v); !errors.Is(err, ErrNotFound) {
+			return v, false, err
+		}
+		v, err = gen()
+		if err != nil {
+			return v, false, err
+		}
+		raw, err := marshal(key, v)
+		if err != nil {
+			return v, false, err
+		}
+		_, err = kv.Create(ctx, key, raw)
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return v, err == nil, err
+		}
+		// Another node created it first: read theirs.
+	}
+}
+
+// AccessKeys implements [Config.AccessKeys].
+func (s *KV) AccessKeys() ([]Key, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var keys []Key
+	if _, err := kvGet(ctx, s.keys, string(keyAccess), &keys); err != nil {
+		return nil, kvWrap("get access keys", err)
+	}
+	return keys, nil
+}
+
+// SetAccessKeys implements [Config.SetAccessKeys].
+func (s *KV) SetAccessKeys(keys []Key) error {
+	if err := validAccessKeys(keys); err != nil {
+		return wrap("set access keys", err)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	raw, err := marshal(string(keyAccess), keys)
+	if err == nil {
+		_, err = s.keys.Put(ctx, string(keyAccess), raw)
+	}
+	return kvWrap("set access keys", err)
+}
+
+// AdminKey implements [Config.AdminKey].
+func (s *KV) AdminKey() (string, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var admin string
+	if _, err := kvGet(ctx, s.keys, string(keyAdmin), &admin); err != nil {
+		return "", kvWrap("get admin key", err)
+	}
+	return admin, nil
+}
+
+// ---- user groups
+//
+// All memberships of one user in one hub share a key, so UserGroups, read
+// on every connect, is one Get; writes read-modify-write it with a revision
+// check.
+
+// updateUser applies fn to the user's memberships (sorted by group) and
+// saves the result, deleting the key when none remain.
+func (s *KV) updateUser(hub, user string, fn func([]UserGroup) []UserGroup) error {
+	key, ok := pairKey(hub, user)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	return casUpdate(ctx, s.groups, key, func(cur []byte) ([]byte, error) {
+		var ms []UserGroup
+		if cur != nil {
+			if err := decode([]byte(key), cur, &ms); err != nil {
+				return nil, err
+			}
+		}
+		ms = fn(ms)
+		if len(ms) == 0 {
+			return nil, nil
+		}
+		return marshal(key, ms)
+	})
+}
+
+// AddUserToGroup implements [Config.AddUserToGroup].
+func (s *KV) AddUserToGroup(m UserGroup) error {
+	op := fmt.Sprintf("add user %q to group %q of hub %q", m.User, m.Group, m.Hub)
+	if m.Hub == "" || m.User == "" || m.Group == "" {
+		return wrap(op, fmt.Errorf("%w: empty hub, user or group", ErrInvalid))
+	}
+	if !m.ExpiresAt.IsZero() {
+		m.ExpiresAt = m.ExpiresAt.UTC().Round(0)
+	}
+	return kvWrap(op, s.updateUser(m.Hub, m.User, func(ms []UserGroup) []UserGroup {
+		i, found := slices.BinarySearchFunc(ms, m.Group, func(x UserGroup, g string) int { return strings.Compare(x.Group, g) })
+		if found {
+			ms[i] = m
+			return ms
+		}
+		return slices.Insert(ms, i, m)
+	}))
+}
+
+// RemoveUserFromGroup implements [Config.RemoveUserFromGroup].
+func (s *KV) RemoveUserFromGroup(hub, user, group string) error {
+	op := fmt.Sprintf("remove user %q from group %q of hub %q", user, group, hub)
+	return kvWrap(op, s.updateUser(hub, user, func(ms []UserGroup) []UserGroup {
+		return slices.DeleteFunc(ms, func(x UserGroup) bool { return x.Group == group })
+	}))
+}
+
+// RemoveUserFromAllGroups implements [Config.RemoveUserFromAllGroups].
+func (s *KV) RemoveUserFromAllGroups(hub, user string) error {
+	op := fmt.Sprintf("remove user %q from all groups of hub %q", user, hub)
+	return kvWrap(op, s.updateUser(hub, user, func([]UserGroup) []UserGroup { return nil }))
+}
+
+// UserGroups implements [Config.UserGroups].
+func (s *KV) UserGroups(hub, user string) ([]UserGroup, error) {
+	key, ok := pairKey(hub, user)
+	if !ok {
+		return nil, nil
+	}
+	now := s.now()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	var ms []UserGroup
+	_, err := kvGet(ctx, s.groups, key, &ms)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, kvWrap(fmt.Sprintf("list groups of user %q in hub %q", user, hub), err)
+	}
+	return unexpired(ms, now), nil
+}
+
+func unexpired(ms []UserGroup, now time.Time) []UserGroup {
+	return slices.DeleteFunc(ms, func(m UserGroup) bool { return m.expired(now) })
+}
+
+// AllUserGroups implements [Config.AllUserGroups].
+func (s *KV) AllUserGroups() ([]UserGroup, error) {
+	now := s.now()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	lists, err := listJSON[[]UserGroup](ctx, s.groups, jetstream.AllKeys)
+	if err != nil {
+		return nil, kvWrap("list user groups", err)
+	}
+	var ms []UserGroup
+	for _, l := range lists {
+		ms = append(ms, unexpired(l, now)...)
+	}
+	sort.Slice(ms, func(i, j int) bool {
+		a, b := ms[i], ms[j]
+		if a.Hub != b.Hub {
+			return a.Hub < b.Hub
+		}
+		if a.User != b.User {
+			return a.User < b.User
+		}
+		return a.Group < b.Group
+	})
+	return ms, nil
+}
+
+// PurgeExpiredUserGroups implements [Config.PurgeExpiredUserGroups]: one
+// revision-checked write per user with expired memberships, so a membership
+// renewed meanwhile on another node survives.
+func (s *KV) PurgeExpiredUserGroups(now time.Time) (int, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	entries, err := kvList(ctx, s.groups, jetstream.AllKeys)
+	if err != nil {
+		return 0, kvWrap("purge expired user groups", err)
+	}
+	n := 0
+	for _, e := range entries {
+		var ms []UserGroup
+		if err := json.Unmarshal(e.Value(), &ms); err != nil || len(ms) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(ms, func(m UserGroup) bool { return m.expired(now) }) {
+			continue
+		}
+		removed := 0 // of the attempt that was saved: casUpdate may retry
+		err := s.updateUser(ms[0].Hub, ms[0].User, func(cur []UserGroup) []UserGroup {
+			before := len(cur)
+			cur = slices.DeleteFunc(cur, func(m UserGroup) bool { return m.expired(now) })
+			removed = before - len(cur)
+			return cur
+		})
+		if err != nil {
+			return 0, kvWrap("purge expired user groups", err)
+		}
+		n += removed
+	}
+	return n, nil
+}
