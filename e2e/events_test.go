@@ -113,11 +113,19 @@ func TestURLTemplateExpansion(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+	// connected comes through the outbox, so the synchronous message event
+	// may overtake it; notifications keep their order among themselves.
 	want := []string{"/chat/connections/connect", "/chat/connections/connected", "/chat/messages/Send%20Message", "/chat/connections/disconnected"}
-	for _, w := range want {
+	var swapped bool
+	for i, w := range want {
 		select {
 		case p := <-got:
-			if p != w {
+			switch {
+			case p == w:
+			case i == 1 && p == want[2]:
+				swapped = true
+			case i == 2 && swapped && p == want[1]:
+			default:
 				t.Errorf("path %q, want %q", p, w)
 			}
 		case <-time.After(waitFor):

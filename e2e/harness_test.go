@@ -146,7 +146,7 @@ func (g *gw) addUpstream(hub, name, url string, events ...string) string {
 		Secrets []string `json:"secrets"`
 	}
 	data := g.admin(http.MethodPost, "/admin/hubs/"+hub+"/upstreams",
-		map[string]any{"name": name, "urlTemplate": url, "events": events, "timeout": "2s"}, http.StatusCreated)
+		map[string]any{"name": name, "urlTemplate": url, "events": events, "timeout": "2s", "skipValidation": true}, http.StatusCreated)
 	if err := json.Unmarshal(data, &out); err != nil || len(out.Secrets) != 1 {
 		g.t.Fatalf("upstream reply %s: %v", data, err)
 	}

@@ -154,7 +154,7 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 	}
 	g.log.Debug("connected", "hub", h.name, "conn", c.id, "user", c.userID)
 	if g.wants(h.name, upstream.EventConnected, "") {
-		g.cfg.Webhooks.Notify(c.event(upstream.EventConnected), g.replyRunner(c))
+		g.cfg.Webhooks.Notify(c.event(upstream.EventConnected))
 	}
 	if len(rest) > 0 {
 		c.handleFrame(ctx, rest, false)
@@ -177,7 +177,7 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 	if g.wants(h.name, upstream.EventDisconnected, "") {
 		ev := c.event(upstream.EventDisconnected)
 		ev.Reason = reason
-		g.cfg.Webhooks.Notify(ev, g.replyRunner(c))
+		g.cfg.Webhooks.Notify(ev)
 	}
 	return nil
 }

@@ -31,9 +31,11 @@ type Webhooks interface {
 	// reply, nil for an empty one. For connect, a reply with Error set is a
 	// rejection with that reason.
 	Call(ctx context.Context, ev *upstream.Event) (*upstream.Reply, error)
-	// Notify queues a notification (connected, disconnected); then, if not
-	// nil, receives the reply so its actions can run.
-	Notify(ev *upstream.Event, then func(*upstream.Reply))
+	// Notify hands over a notification (connected, disconnected) for
+	// delivery. The actions of replies are the implementation's business
+	// (upstream.Dispatcher hands them to its OnReply, which survives
+	// restarts where a callback would not).
+	Notify(ev *upstream.Event)
 }
 
 // UserGroupStore persists user-group memberships so that they apply to a

@@ -109,18 +109,6 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	}
 }
 
-// replyRunner runs the actions of a notification's reply on behalf of c.
-func (g *Gateway) replyRunner(c *Conn) func(*upstream.Reply) {
-	return func(r *upstream.Reply) {
-		if r == nil || len(r.Actions) == 0 {
-			return
-		}
-		if err := g.runActions(context.Background(), c, r.Actions); err != nil {
-			g.log.Warn("notification reply actions failed", "hub", c.hub.name, "conn", c.id, "err", err)
-		}
-	}
-}
-
 // runActions applies a reply's actions in order on behalf of caller. Every
 // action runs even if an earlier one failed; the failures are returned
 // together, each naming its index.

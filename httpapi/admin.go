@@ -55,6 +55,7 @@ func (s *Server) adminRoutes(g *echo.Group) {
 	g.GET("/hubs/:hub/upstreams/:name", s.getUpstream)
 	g.PUT("/hubs/:hub/upstreams/:name", s.putUpstream)
 	g.DELETE("/hubs/:hub/upstreams/:name", s.deleteUpstream)
+	g.GET("/hubs/:hub/upstreams/:name/log", s.upstreamLog)
 	g.GET("/status", s.status)
 	s.keyRoutes(g)
 }
@@ -183,6 +184,9 @@ type upstreamInput struct {
 	Events      []string       `json:"events"`
 	Timeout     store.Duration `json:"timeout"`
 	Secrets     []string       `json:"secrets"`
+	// SkipValidation saves the upstream without the registration check
+	// (for local development against a receiver that does not answer it).
+	SkipValidation bool `json:"skipValidation"`
 }
 
 var upstreamName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -244,6 +248,12 @@ func (s *Server) createUpstream(c echo.Context) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
+	if _, err := s.cfg.Store.Hub(c.Param("hub")); err != nil {
+		return s.notFound(err, "hub %q not found; create it first", c.Param("hub"))
+	}
+	if err := s.checkRegistration(c, &in); err != nil {
+		return err
+	}
 	u, err := s.cfg.Store.CreateUpstream(s.upstreamFrom(c, &in))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -279,6 +289,14 @@ func (s *Server) putUpstream(c echo.Context) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
+	if _, err := s.cfg.Store.Hub(c.Param("hub")); err != nil {
+		return s.notFound(err, "hub %q not found; create it first", c.Param("hub"))
+	}
+	if err := s.checkRegistration(c, &in); err != nil {
+		return err
+	}
+	// A PUT saves the upstream afresh, which also enables it again after a
+	// 410 Gone disabled it.
 	next := s.upstreamFrom(c, &in)
 	if len(in.Secrets) == 0 {
 		if old, err := s.cfg.Store.Upstream(c.Param("hub"), in.Name); err == nil {
@@ -302,11 +320,61 @@ func (s *Server) deleteUpstream(c echo.Context) error {
 }
 
 func (s *Server) status(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{
+	out := map[string]any{
 		"node":          s.cfg.Gateway.NodeID(),
 		"hubs":          s.cfg.Gateway.Status(),
 		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
-	})
+	}
+	if s.cfg.UpstreamStatus != nil {
+		st := s.cfg.UpstreamStatus()
+		if st.Upstreams == nil {
+			st.Upstreams = []upstream.UpstreamStatus{}
+		}
+		out["outbox"], out["upstreams"] = st.Outbox, st.Upstreams
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// checkRegistration proves, unless the admin skipped it, that the receiver
+// wants this gateway's events (CloudEvents abuse protection): OPTIONS to the
+// URL a connect event would go to.
+func (s *Server) checkRegistration(c echo.Context, in *upstreamInput) error {
+	if in.SkipValidation {
+		return nil
+	}
+	target := upstream.Expand(in.URLTemplate, c.Param("hub"), upstream.CategoryConnections, upstream.EventConnect)
+	err := upstream.CheckRegistration(c.Request().Context(), s.cfg.CheckClient, target, s.webhookOrigin(c))
+	if err != nil {
+		return fail(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "upstream: "))
+	}
+	return nil
+}
+
+// webhookOrigin is the gateway name sent as WebHook-Request-Origin: the host
+// name of the public URL, else of the request.
+func (s *Server) webhookOrigin(c echo.Context) string {
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	if u, err := url.Parse("http://" + c.Request().Host); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return "switchboard"
+}
+
+// upstreamLog answers the upstream's latest deliveries, newest first.
+func (s *Server) upstreamLog(c echo.Context) error {
+	if _, err := s.cfg.Store.Upstream(c.Param("hub"), c.Param("name")); err != nil {
+		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
+	}
+	var log []upstream.Delivery
+	if s.cfg.DeliveryLog != nil {
+		log, _ = s.cfg.DeliveryLog(c.Param("hub"), c.Param("name"))
+	}
+	if log == nil {
+		log = []upstream.Delivery{}
+	}
+	return c.JSON(http.StatusOK, log)
 }
 
 func (s *Server) upstreamsChanged() {

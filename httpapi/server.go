@@ -11,6 +11,7 @@ import (
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // Config wires a Server. Gateway, Store and Verifier are required.
@@ -27,6 +28,13 @@ type Config struct {
 	PublicURL string
 	// AllowedOrigins applies to hubs that set none. Empty means any origin.
 	AllowedOrigins []string
+	// UpstreamStatus and DeliveryLog feed /admin/status and the upstream
+	// delivery log (upstream.Dispatcher's methods). Nil shows nothing.
+	UpstreamStatus func() upstream.Status
+	DeliveryLog    func(hub, name string) ([]upstream.Delivery, bool)
+	// CheckClient sends the registration check (OPTIONS) of new upstreams.
+	// Nil means a client that follows no redirects.
+	CheckClient *http.Client
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }

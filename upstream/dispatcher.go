@@ -1,20 +1,15 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
+	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -27,16 +22,42 @@ type DispatcherConfig struct {
 	Client *http.Client
 	// MaxReplySize caps a reply body. Zero means 1 MiB.
 	MaxReplySize int64
-	// Workers deliver notifications; events of one connection always go to
-	// the same worker, so they arrive in order. Zero means 8.
+	// Workers deliver outbox notifications concurrently; events of one
+	// connection to one upstream are always delivered one after the other.
+	// Zero means 16.
 	Workers int
-	// QueueSize bounds each worker's queue; a notification that finds it full
-	// is dropped and counted. Zero means 4096.
-	QueueSize int
-	// Logger receives delivery failures. Nil means slog.Default().
+	// Store keeps the outbox durable; *store.DB implements it. Nil keeps it
+	// in memory only (lost on restart).
+	Store OutboxStore
+	// OutboxLimit bounds the number of undelivered notifications (one per
+	// event and upstream); past it the oldest are dropped and counted. Zero
+	// means 100 000.
+	OutboxLimit int
+	// OutboxTTL is how long a notification is retried. Zero means 24 h.
+	OutboxTTL time.Duration
+	// MinRetry and MaxRetry bound the exponential backoff between attempts
+	// to deliver a notification (with jitter). Zero means 1 s and 5 min.
+	MinRetry, MaxRetry time.Duration
+	// Breaker configures every upstream's circuit breaker.
+	Breaker BreakerConfig
+	// LogSize is how many deliveries each upstream's delivery log keeps.
+	// Zero means 100.
+	LogSize int
+	// Origin is sent as WebHook-Request-Origin with every delivery and the
+	// registration check. Empty means "switchboard".
+	Origin string
+	// OnReply runs the actions of a notification's reply (connected,
+	// disconnected). Nil ignores them. It is called from a delivery
+	// goroutine, before the next event of the same connection is sent.
+	OnReply func(ev *Event, r *Reply)
+	// OnDisable persists that an upstream answered 410 Gone and is now
+	// disabled. Nil keeps it in memory only.
+	OnDisable func(hub, name, reason string)
+	// Logger receives delivery failures and breaker changes. Nil means
+	// slog.Default().
 	Logger *slog.Logger
-	// Now is the clock used for ce-time and webhook-timestamp. Nil means
-	// time.Now.
+	// Now is the clock for ce-time, webhook-timestamp, breakers and the
+	// outbox TTL. Nil means time.Now.
 	Now func() time.Time
 }
 
@@ -45,37 +66,42 @@ var ErrUpstream = errors.New("upstream: delivery failed")
 
 // deliveryError is a delivery failure whose text is meant for the caller's
 // completion error: it names the upstream and the cause, without a package
-// prefix.
-type deliveryError struct{ msg string }
+// prefix. is, when set, is a second sentinel it matches (ErrCircuitOpen).
+type deliveryError struct {
+	msg string
+	is  error
+}
 
-func (e *deliveryError) Error() string        { return e.msg }
-func (e *deliveryError) Is(target error) bool { return target == ErrUpstream }
+func (e *deliveryError) Error() string { return e.msg }
+func (e *deliveryError) Is(target error) bool {
+	return target == ErrUpstream || (e.is != nil && target == e.is)
+}
 
 func failure(format string, args ...any) error {
 	return &deliveryError{msg: fmt.Sprintf(format, args...)}
 }
 
-// Dispatcher sends events to the upstreams registered for their hub. It
-// implements the gateway's Webhooks interface. Safe for concurrent use.
+// Dispatcher sends events to the upstreams registered for their hub:
+// blocking events at once (Call), notifications through the durable outbox
+// (Notify). It implements the gateway's Webhooks interface. Safe for
+// concurrent use.
 type Dispatcher struct {
-	cfg     DispatcherConfig
-	log     *slog.Logger
-	targets atomic.Pointer[map[string][]Target] // hub → upstreams in registration order
-	queues  []chan notification
-	seed    maphash.Seed
-	wg      sync.WaitGroup
-	dropped atomic.Int64
-
-	closeOnce sync.Once
+	cfg    DispatcherConfig
+	log    *slog.Logger
+	routes atomic.Pointer[map[string][]route] // hub → upstreams in registration order
+	ob     outbox
 }
 
-type notification struct {
-	ev   *Event
-	then func(*Reply)
+// route is an upstream as registered, with its live state.
+type route struct {
+	t Target
+	l *lane
 }
 
-// NewDispatcher starts a dispatcher's notification workers. Close stops them.
-func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
+// NewDispatcher replays the outbox from cfg.Store and starts the delivery
+// workers; replayed events wait for SetTargets to name their upstreams.
+// Close stops it.
+func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -85,10 +111,30 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 		cfg.MaxReplySize = 1 << 20
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+		cfg.Workers = 16
 	}
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 4096
+	if cfg.Store == nil {
+		cfg.Store = &memoryOutbox{}
+	}
+	if cfg.OutboxLimit <= 0 {
+		cfg.OutboxLimit = 100_000
+	}
+	if cfg.OutboxTTL <= 0 {
+		cfg.OutboxTTL = 24 * time.Hour
+	}
+	if cfg.MinRetry <= 0 {
+		cfg.MinRetry = time.Second
+	}
+	if cfg.MaxRetry <= 0 {
+		cfg.MaxRetry = 5 * time.Minute
+	}
+	cfg.MaxRetry = max(cfg.MaxRetry, cfg.MinRetry)
+	cfg.Breaker.fill()
+	if cfg.LogSize <= 0 {
+		cfg.LogSize = 100
+	}
+	if cfg.Origin == "" {
+		cfg.Origin = "switchboard"
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -96,31 +142,31 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed()}
-	empty := map[string][]Target{}
-	d.targets.Store(&empty)
-	d.queues = make([]chan notification, cfg.Workers)
-	for i := range d.queues {
-		d.queues[i] = make(chan notification, cfg.QueueSize)
-		d.wg.Add(1)
-		go d.work(d.queues[i])
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger}
+	empty := map[string][]route{}
+	d.routes.Store(&empty)
+	if err := d.ob.start(d); err != nil {
+		return nil, err
 	}
-	return d
+	return d, nil
 }
 
-// SetTargets replaces the registered upstreams of every hub.
+// SetTargets replaces the registered upstreams of every hub. An upstream
+// whose settings changed gets a fresh circuit breaker; one no longer listed
+// loses its undelivered notifications.
 func (d *Dispatcher) SetTargets(ts []Target) {
-	m := make(map[string][]Target)
-	for _, t := range ts {
-		m[t.Hub] = append(m[t.Hub], t)
+	m := make(map[string][]route)
+	resets := d.ob.setTargets(ts, func(t Target, l *lane) { m[t.Hub] = append(m[t.Hub], route{t: t, l: l}) })
+	d.routes.Store(&m)
+	for _, b := range resets {
+		b.reset()
 	}
-	d.targets.Store(&m)
 }
 
 // Wants reports whether any upstream of hub receives event.
 func (d *Dispatcher) Wants(hub, event, target string) bool {
-	for _, t := range (*d.targets.Load())[hub] {
-		if t.Filter.Match(event, target) {
+	for _, r := range (*d.routes.Load())[hub] {
+		if r.t.Filter.Match(event, target) {
 			return true
 		}
 	}
@@ -131,188 +177,141 @@ func (d *Dispatcher) Wants(hub, event, target string) bool {
 // of the hub whose filter matches, as Azure SignalR does, and returns its
 // reply (nil when empty). For connect, a 401 or 403 answer is a reply whose
 // Error is the rejection reason.
+//
+// The request is never repeated once it may have reached the handler; it is
+// tried a second time only when the first could not connect at all. An open
+// circuit breaker or a disabled upstream fails the call at once.
 func (d *Dispatcher) Call(ctx context.Context, ev *Event) (*Reply, error) {
-	for _, t := range (*d.targets.Load())[ev.Hub] {
-		if t.Filter.Match(ev.Event, ev.Target) {
-			return d.send(ctx, t, ev, newEventID())
+	for _, r := range (*d.routes.Load())[ev.Hub] {
+		if r.t.Filter.Match(ev.Event, ev.Target) {
+			return d.call(ctx, r, ev)
 		}
 	}
 	return nil, failure("no upstream of hub %q receives %s events", ev.Hub, ev.Event)
 }
 
-// Notify queues a notification (connected, disconnected) for every matching
-// upstream; then, if not nil, receives each reply. Events of one connection
-// are delivered in the order they were queued.
-func (d *Dispatcher) Notify(ev *Event, then func(*Reply)) {
-	q := d.queues[maphash.String(d.seed, ev.ConnectionID)%uint64(len(d.queues))]
-	select {
-	case q <- notification{ev: ev, then: then}:
-	default:
-		d.dropped.Add(1)
-		d.log.Error("notification queue full; event dropped", "hub", ev.Hub, "conn", ev.ConnectionID, "event", ev.Event)
+func (d *Dispatcher) call(ctx context.Context, r route, ev *Event) (*Reply, error) {
+	id := newEventID()
+	if reason := r.l.disabledReason(); reason != "" {
+		err := failure("upstream %q is disabled: %s", r.t.Name, reason)
+		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: err.Error()})
+		return nil, err
 	}
+	done, err := r.l.br.allow()
+	if err != nil {
+		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: err.Error()})
+		return nil, err
+	}
+	body, err := encodeEvent(ev)
+	if err != nil {
+		done(outcomeIgnored)
+		return nil, err
+	}
+	res := d.send(ctx, r, ev, body, id, 1)
+	if !res.sent && res.err != nil && ctx.Err() == nil {
+		// Nothing reached the handler (the dial failed), so trying again
+		// cannot invoke it twice.
+		res = d.send(ctx, r, ev, body, id, 2)
+	}
+	done(res.outcome)
+	if res.gone {
+		d.disable(r.l, res.err.Error())
+	}
+	return res.reply, res.err
 }
 
-// Dropped counts notifications dropped because a queue was full.
-func (d *Dispatcher) Dropped() int64 { return d.dropped.Load() }
-
-// Close delivers what is queued and stops the workers, or gives up when ctx
-// ends.
-func (d *Dispatcher) Close(ctx context.Context) error {
-	d.closeOnce.Do(func() {
-		for _, q := range d.queues {
-			close(q)
+// Notify makes a notification (connected, disconnected) durable in the
+// outbox for every matching upstream and returns once it is stored; it is
+// delivered later, in order per connection and upstream, and retried until
+// OutboxTTL. The actions of each reply go to DispatcherConfig.OnReply.
+func (d *Dispatcher) Notify(ev *Event) {
+	var targets []route
+	for _, r := range (*d.routes.Load())[ev.Hub] {
+		if r.t.Filter.Match(ev.Event, "") {
+			targets = append(targets, r)
 		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	d.ob.add(ev, targets)
+}
+
+// Status is the dispatcher's live state for the admin API.
+type Status struct {
+	Outbox    OutboxStatus     `json:"outbox"`
+	Upstreams []UpstreamStatus `json:"upstreams"`
+}
+
+// OutboxStatus counts the outbox's notifications.
+type OutboxStatus struct {
+	// Depth is the number of undelivered notifications.
+	Depth int `json:"depth"`
+	Limit int `json:"limit"`
+	// Dropped counts notifications dropped because the outbox was full or
+	// their upstream was removed; Expired those that passed OutboxTTL.
+	Dropped int64 `json:"dropped"`
+	Expired int64 `json:"expired"`
+}
+
+// UpstreamStatus is one upstream's delivery state.
+type UpstreamStatus struct {
+	Hub     string        `json:"hub"`
+	Name    string        `json:"name"`
+	Breaker BreakerStatus `json:"breaker"`
+	// Outbox is the number of its undelivered notifications.
+	Outbox         int    `json:"outbox"`
+	Disabled       bool   `json:"disabled"`
+	DisabledReason string `json:"disabledReason,omitempty"`
+}
+
+// Status returns the outbox counters and every registered upstream's state,
+// sorted by hub and name.
+func (d *Dispatcher) Status() Status {
+	st := d.ob.status()
+	var ups []UpstreamStatus
+	for _, rs := range *d.routes.Load() {
+		for _, r := range rs {
+			reason := r.l.disabledReason()
+			ups = append(ups, UpstreamStatus{Hub: r.t.Hub, Name: r.t.Name, Breaker: r.l.br.status(),
+				Outbox: d.ob.laneDepth(r.l), Disabled: reason != "", DisabledReason: reason})
+		}
+	}
+	slices.SortFunc(ups, func(a, b UpstreamStatus) int {
+		if a.Hub != b.Hub {
+			return strings.Compare(a.Hub, b.Hub)
+		}
+		return strings.Compare(a.Name, b.Name)
 	})
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("upstream: close dispatcher: %w", ctx.Err())
-	}
+	return Status{Outbox: st, Upstreams: ups}
 }
 
-func (d *Dispatcher) work(q chan notification) {
-	defer d.wg.Done()
-	for n := range q {
-		id := newEventID()
-		for _, t := range (*d.targets.Load())[n.ev.Hub] {
-			if !t.Filter.Match(n.ev.Event, "") {
-				continue
-			}
-			reply, err := d.send(context.Background(), t, n.ev, id)
-			if err != nil {
-				d.log.Warn("notification not delivered", "hub", n.ev.Hub, "conn", n.ev.ConnectionID, "event", n.ev.Event, "err", err)
-				continue
-			}
-			if n.then != nil {
-				n.then(reply)
-			}
+// DeliveryLog returns the latest deliveries to the hub's upstream called
+// name, newest first; ok is false when no such upstream is registered.
+func (d *Dispatcher) DeliveryLog(hub, name string) (log []Delivery, ok bool) {
+	for _, r := range (*d.routes.Load())[hub] {
+		if r.t.Name == name {
+			return r.l.log.entries(), true
 		}
 	}
+	return nil, false
 }
 
-// send makes one signed POST of ev to t and interprets the answer.
-func (d *Dispatcher) send(ctx context.Context, t Target, ev *Event, id string) (*Reply, error) {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return nil, failure("encode %s event: %v", ev.Event, err)
-	}
-	eventName := ev.Event
-	if ev.Event == EventMessage {
-		eventName = ev.Target
-	}
-	timeout := t.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		Expand(t.URLTemplate, ev.Hub, ev.Category(), eventName), bytes.NewReader(body))
-	if err != nil {
-		return nil, failure("upstream %q: bad URL: %v", t.Name, err)
-	}
-	now := d.cfg.Now()
-	sig, err := Sign(t.Secrets, id, now, body)
-	if err != nil {
-		return nil, failure("upstream %q: %v", t.Name, err)
-	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", "Switchboard")
-	h.Set("ce-specversion", "1.0")
-	h.Set("ce-id", id)
-	h.Set("ce-source", "/hubs/"+ev.Hub+"/connections/"+ev.ConnectionID)
-	h.Set("ce-type", "switchboard."+ev.Event)
-	h.Set("ce-time", now.UTC().Format(time.RFC3339Nano))
-	h.Set("ce-hub", ev.Hub)
-	h.Set("ce-connectionid", ev.ConnectionID)
-	if ev.UserID != nil {
-		h.Set("ce-userid", *ev.UserID)
-	}
-	h.Set("ce-eventname", eventName)
-	h.Set(HeaderID, id)
-	h.Set(HeaderTimestamp, fmt.Sprint(now.Unix()))
-	h.Set(HeaderSignature, sig)
+// Close delivers what can be delivered now (notifications not waiting for a
+// retry or an open breaker) until ctx ends, then stops the workers. What is
+// left stays in the store for the next start.
+func (d *Dispatcher) Close(ctx context.Context) error { return d.ob.close(ctx) }
 
-	resp, err := d.cfg.Client.Do(req)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-			return nil, failure("upstream %q timed out after %s", t.Name, timeout)
-		}
-		return nil, failure("upstream %q is unreachable: %v", t.Name, unwrapURLError(err))
+// disable marks l disabled after a 410 Gone and persists it.
+func (d *Dispatcher) disable(l *lane, cause string) {
+	reason := fmt.Sprintf("%s (at %s); save the upstream again (PUT) to enable it", cause, d.cfg.Now().UTC().Format(time.RFC3339))
+	if !l.setDisabled(reason) {
+		return
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, d.cfg.MaxReplySize+1))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, failure("upstream %q timed out after %s", t.Name, timeout)
-		}
-		return nil, failure("upstream %q: reading reply: %v", t.Name, err)
+	d.log.Warn("upstream disabled", "hub", l.hub, "upstream", l.name, "reason", reason)
+	if d.cfg.OnDisable != nil {
+		d.cfg.OnDisable(l.hub, l.name, reason)
 	}
-	if int64(len(data)) > d.cfg.MaxReplySize {
-		return nil, failure("upstream %q replied with more than %d bytes", t.Name, d.cfg.MaxReplySize)
-	}
-	return d.interpret(t, ev, resp, data)
-}
-
-func (d *Dispatcher) interpret(t Target, ev *Event, resp *http.Response, data []byte) (*Reply, error) {
-	status := resp.StatusCode
-	switch {
-	case status == http.StatusNoContent:
-		return nil, nil
-	case status >= 300 && status < 400:
-		return nil, failure("upstream %q answered with a redirect (%d to %q); redirects are not followed, register the final URL",
-			t.Name, status, resp.Header.Get("Location"))
-	case ev.Event == EventConnect && (status == http.StatusUnauthorized || status == http.StatusForbidden):
-		reason := fmt.Sprintf("connection rejected by upstream %q (%d)", t.Name, status)
-		var r struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &r) == nil && r.Error != "" {
-			reason = r.Error
-		}
-		return &Reply{Error: reason}, nil
-	case status < 200 || status >= 300:
-		return nil, failure("upstream %q answered %d %s%s", t.Name, status, http.StatusText(status), snippet(data))
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, nil
-	}
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return nil, failure("upstream %q replied with Content-Type %q; want application/json",
-			t.Name, resp.Header.Get("Content-Type"))
-	}
-	reply, err := ParseReply(data, true)
-	if err != nil {
-		return nil, failure("upstream %q sent an invalid reply: %s", t.Name, strings.TrimPrefix(err.Error(), "upstream: bad reply: "))
-	}
-	return reply, nil
-}
-
-// snippet quotes the start of an error body so function authors see it.
-func snippet(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return ""
-	}
-	if len(b) > 200 {
-		b = append(b[:200:200], "…"...)
-	}
-	return ": " + string(b)
-}
-
-func unwrapURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
-	}
-	return err
 }
 
 func newEventID() string {

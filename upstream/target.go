@@ -18,6 +18,10 @@ type Target struct {
 	Timeout time.Duration
 	// Secrets sign every request; each yields one signature entry.
 	Secrets []string
+	// Disabled upstreams (they answered 410 Gone) get no requests:
+	// blocking events fail at once and notifications wait in the outbox.
+	Disabled       bool
+	DisabledReason string
 }
 
 // DefaultTimeout bounds an upstream call when the upstream sets none.

@@ -37,6 +37,10 @@ type Config struct {
 	PingInterval, ClientTimeout time.Duration
 	// ShutdownTimeout bounds Close. Zero means 10 s.
 	ShutdownTimeout time.Duration
+	// Delivery tunes the upstream dispatcher (outbox size and TTL, retry
+	// backoff, circuit breakers); zero fields mean its defaults. Store,
+	// OnReply, OnDisable, Origin and Logger are set by the node.
+	Delivery upstream.DispatcherConfig
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -99,8 +103,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.cfg.PublicURL = strings.TrimRight(n.cfg.PublicURL, "/")
 
-	n.dispatcher = upstream.NewDispatcher(upstream.DispatcherConfig{Logger: cfg.Logger})
-	if err := n.reloadUpstreams(); err != nil {
+	if n.dispatcher, err = n.newDispatcher(); err != nil {
 		n.abort()
 		return nil, err
 	}
@@ -115,11 +118,19 @@ func Start(cfg Config) (*Node, error) {
 		Logger:        cfg.Logger,
 	})
 	bus.Node = n.gw
+	// Upstreams are loaded once the gateway exists: replayed notifications
+	// start flowing then, and their replies' actions need the gateway.
+	if err := n.reloadUpstreams(); err != nil {
+		n.abort()
+		return nil, err
+	}
 	n.api = httpapi.New(httpapi.Config{
 		Gateway:          n.gw,
 		Store:            db,
 		Verifier:         negotiate.NewVerifier(accessKeys(keys)),
 		UpstreamsChanged: func() { _ = n.reloadUpstreams() },
+		UpstreamStatus:   n.dispatcher.Status,
+		DeliveryLog:      n.dispatcher.DeliveryLog,
 		PublicURL:        n.cfg.PublicURL,
 		AllowedOrigins:   cfg.AllowedOrigins,
 		Logger:           cfg.Logger,
@@ -161,7 +172,8 @@ func (n *Node) ReloadUpstreams() error {
 			continue
 		}
 		targets = append(targets, upstream.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
-			Filter: f, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets})
+			Filter: f, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
+			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
 	}
 	n.dispatcher.SetTargets(targets)
 	return nil
@@ -195,8 +207,9 @@ func (n *Node) ConnectionString() (negotiate.ConnectionString, error) {
 // Done receives the HTTP server's error if it stops on its own.
 func (n *Node) Done() <-chan error { return n.serveErr }
 
-// Close stops accepting requests, tells clients to reconnect, delivers the
-// queued notifications it can within the shutdown timeout and closes the
+// Close stops accepting requests, tells clients to reconnect (their
+// disconnected events go to the outbox), delivers the queued notifications
+// it can within the shutdown timeout, keeps the rest on disk and closes the
 // store.
 func (n *Node) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)

@@ -1,0 +1,57 @@
+package node
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/store"
+	"github.com/switchboard-gw/switchboard/upstream"
+)
+
+// The dispatcher's store side must match what the store offers.
+var _ upstream.OutboxStore = (*store.DB)(nil)
+
+// newDispatcher starts the upstream dispatcher on the node's store, replaying
+// the outbox.
+func (n *Node) newDispatcher() (*upstream.Dispatcher, error) {
+	dc := n.cfg.Delivery
+	dc.Store = n.db
+	dc.Logger = n.log
+	dc.Origin = originOf(n.cfg.PublicURL)
+	dc.OnReply = n.runReply
+	dc.OnDisable = func(hub, name, reason string) {
+		if err := n.db.SetUpstreamDisabled(hub, name, true, reason); err != nil {
+			n.log.Error("saving disabled upstream", "hub", hub, "upstream", name, "err", err)
+		}
+	}
+	return upstream.NewDispatcher(dc)
+}
+
+// runReply runs the actions of a notification's reply. It may run after a
+// restart, when the connection is long gone, so the caller is identified by
+// the event: actions that default to the caller get its connection id.
+func (n *Node) runReply(ev *upstream.Event, r *upstream.Reply) {
+	for i := range r.Actions {
+		a := r.Actions[i]
+		switch a.Action {
+		case actions.AddToGroup, actions.RemoveFromGroup, actions.CloseConnection:
+			if a.ConnectionID == "" {
+				a.ConnectionID = ev.ConnectionID
+			}
+		}
+		if err := n.gw.Apply(context.Background(), ev.Hub, &a); err != nil {
+			n.log.Warn("notification reply action failed", "hub", ev.Hub, "conn", ev.ConnectionID, "event", ev.Event,
+				"index", i, "action", a.Action, "err", err)
+		}
+	}
+}
+
+// originOf is the gateway name sent as WebHook-Request-Origin: the public
+// URL's host name (a DNS name, as the CloudEvents webhook spec expects).
+func originOf(publicURL string) string {
+	if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return "switchboard"
+}

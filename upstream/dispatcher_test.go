@@ -1,0 +1,348 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitFor bounds every wait on another goroutine.
+const waitFor = 10 * time.Second
+
+// hit is one request a hook received.
+type hit struct {
+	id  string
+	ev  Event
+	at  time.Time
+	hdr http.Header
+}
+
+// hook is a real upstream on loopback that records what it receives and
+// answers with whatever respond says.
+type hook struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu      sync.Mutex // guards the fields below
+	hits    []hit
+	respond func(n int, h hit) (status int, header http.Header, body string)
+}
+
+func newHook(t *testing.T) *hook {
+	h := &hook{t: t}
+	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hook) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var ev Event
+	_ = json.Unmarshal(body, &ev)
+	x := hit{id: r.Header.Get(HeaderID), ev: ev, at: time.Now(), hdr: r.Header.Clone()}
+	if r.Header.Get("ce-id") != x.id || x.id == "" {
+		h.t.Errorf("ce-id %q differs from webhook-id %q", r.Header.Get("ce-id"), x.id)
+	}
+	h.mu.Lock()
+	h.hits = append(h.hits, x)
+	n, respond := len(h.hits), h.respond
+	h.mu.Unlock()
+	if respond == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	status, header, out := respond(n, x)
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, out)
+}
+
+func (h *hook) setRespond(fn func(n int, x hit) (int, http.Header, string)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.respond = fn
+}
+
+func (h *hook) all() []hit {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hit(nil), h.hits...)
+}
+
+// waitHits waits until at least n requests arrived.
+func (h *hook) waitHits(n int) []hit {
+	h.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		if got := h.all(); len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("got %d requests, want %d", len(h.all()), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (h *hook) target(hub, name string) Target {
+	return Target{Hub: hub, Name: name, URLTemplate: h.srv.URL + "/{event}", Secrets: []string{testSecret}, Timeout: 2 * time.Second}
+}
+
+// eventually polls cond until it holds or waitFor passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func startDispatcher(t *testing.T, cfg DispatcherConfig) *Dispatcher {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	d, err := NewDispatcher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return d
+}
+
+func message(conn, target string) *Event {
+	id := "1"
+	return &Event{Hub: "chat", ConnectionID: conn, Event: EventMessage, Target: target, InvocationID: &id, Arguments: json.RawMessage(`[]`)}
+}
+
+func TestCallBreakerFailsFastAndRecovers(t *testing.T) {
+	t.Parallel()
+	h := newHook(t)
+	h.setRespond(func(int, hit) (int, http.Header, string) { return 500, nil, "down" })
+	clk := newFakeClock()
+	d := startDispatcher(t, DispatcherConfig{Now: clk.Now, Breaker: BreakerConfig{ConsecutiveFailures: 3, CoolDown: 30 * time.Second}})
+	d.SetTargets([]Target{h.target("chat", "fn")})
+	ctx := context.Background()
+
+	for i := range 3 {
+		if _, err := d.Call(ctx, message("c1", "send")); err == nil || !strings.Contains(err.Error(), "answered 500") {
+			t.Fatalf("call %d: err = %v, want the 500", i, err)
+		}
+	}
+	// Open: refused without a request.
+	_, err := d.Call(ctx, message("c1", "send"))
+	if !errors.Is(err, ErrCircuitOpen) || err.Error() != `upstream "fn" circuit is open after 3 consecutive failures; retrying in 30s` {
+		t.Fatalf("err = %v, want the circuit-open error", err)
+	}
+	if n := len(h.all()); n != 3 {
+		t.Fatalf("upstream got %d requests, want 3: an open breaker must not send", n)
+	}
+	if st := d.Status().Upstreams[0].Breaker; st.State != BreakerOpen {
+		t.Errorf("status breaker = %+v, want open", st)
+	}
+
+	// The upstream recovers; after the cool-down the probe closes the breaker.
+	h.setRespond(nil)
+	clk.Advance(30 * time.Second)
+	if _, err := d.Call(ctx, message("c1", "send")); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if _, err := d.Call(ctx, message("c1", "send")); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+	if st := d.Status().Upstreams[0].Breaker; st.State != BreakerClosed {
+		t.Errorf("status breaker = %+v, want closed", st)
+	}
+	log, _ := d.DeliveryLog("chat", "fn")
+	if len(log) != 6 || !strings.Contains(log[2].Error, "circuit is open") || log[0].Status != 204 {
+		t.Errorf("delivery log = %+v, want 6 entries with the refusal", log)
+	}
+}
+
+// TestCallNotRepeatedOnceSent: a request that may have reached the handler
+// is never sent twice; one that could not connect is tried once more.
+func TestCallNotRepeatedOnceSent(t *testing.T) {
+	t.Parallel()
+	h := newHook(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for handlers
+	h.setRespond(func(_ int, x hit) (int, http.Header, string) {
+		if x.ev.Target == "slow" {
+			<-release
+		}
+		return 204, nil, ""
+	})
+	reset := newRawServer(t, func(conn net.Conn) { // reads the request, then hangs up
+		buf := make([]byte, 4096)
+		_, _ = conn.Read(buf)
+		conn.Close()
+	})
+	d := startDispatcher(t, DispatcherConfig{Breaker: BreakerConfig{ConsecutiveFailures: 100}})
+	slow := h.target("chat", "fn")
+	slow.Timeout = 50 * time.Millisecond
+	d.SetTargets([]Target{slow, {Hub: "reset", Name: "rst", URLTemplate: reset.url, Secrets: []string{testSecret}}})
+
+	if _, err := d.Call(context.Background(), message("c1", "slow")); err == nil || err.Error() != `upstream "fn" timed out after 50ms` {
+		t.Fatalf("err = %v, want the timeout", err)
+	}
+	if n := len(h.all()); n != 1 {
+		t.Errorf("slow upstream got %d requests, want 1", n)
+	}
+	ev := message("c1", "x")
+	ev.Hub = "reset"
+	if _, err := d.Call(context.Background(), ev); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("err = %v, want unreachable", err)
+	}
+	if n := reset.accepted(); n != 1 {
+		t.Errorf("resetting upstream got %d connections, want 1", n)
+	}
+}
+
+func TestCallRetriesRefusedDial(t *testing.T) {
+	t.Parallel()
+	h := newHook(t)
+	// A port nobody listens on gives a real "connection refused".
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	var mu sync.Mutex
+	dials := 0
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials++
+		first := dials == 1
+		mu.Unlock()
+		if first {
+			addr = refused // the first dial fails for real, the second reaches h
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	d := startDispatcher(t, DispatcherConfig{Client: &http.Client{Transport: tr}})
+	d.SetTargets([]Target{h.target("chat", "fn")})
+	if _, err := d.Call(context.Background(), message("c1", "send")); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if n := len(h.all()); n != 1 {
+		t.Errorf("upstream got %d requests, want 1", n)
+	}
+	log, _ := d.DeliveryLog("chat", "fn")
+	if len(log) != 2 || log[1].Attempt != 1 || !strings.Contains(log[1].Error, "refused") || log[0].Attempt != 2 || log[0].Error != "" {
+		t.Errorf("delivery log = %+v, want a refused attempt 1 and a good attempt 2", log)
+	}
+}
+
+// rawServer accepts TCP connections and hands each to fn.
+type rawServer struct {
+	url string
+	mu  sync.Mutex // guards n
+	n   int
+}
+
+func (s *rawServer) accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+func newRawServer(t *testing.T, fn func(net.Conn)) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{url: "http://" + ln.Addr().String() + "/hook"}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.n++
+			s.mu.Unlock()
+			wg.Add(1)
+			go func() { defer wg.Done(); defer conn.Close(); fn(conn) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return s
+}
+
+// TestBadRepliesAreLogged: every bad answer is a clear error for the caller
+// and an entry in the delivery log.
+func TestBadRepliesAreLogged(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		header http.Header
+		body   string
+		want   string
+	}{
+		{"not JSON", 200, http.Header{"Content-Type": {"application/json"}}, "{nope", "sent an invalid reply"},
+		{"too large", 200, http.Header{"Content-Type": {"application/json"}}, `{"result":"` + strings.Repeat("x", 2000) + `"}`, "replied with more than 1024 bytes"},
+		{"wrong content type", 200, http.Header{"Content-Type": {"text/html"}}, "<p>hi</p>", `replied with Content-Type "text/html"`},
+		{"redirect", 302, http.Header{"Location": {"http://elsewhere/"}}, "", `answered with a redirect (302 to "http://elsewhere/")`},
+		{"server error", 502, nil, "bad gateway", "answered 502 Bad Gateway: bad gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHook(t)
+			h.setRespond(func(int, hit) (int, http.Header, string) { return tt.status, tt.header, tt.body })
+			d := startDispatcher(t, DispatcherConfig{MaxReplySize: 1024})
+			d.SetTargets([]Target{h.target("chat", "fn")})
+			_, err := d.Call(context.Background(), message("c1", "send"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `upstream "fn"`) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+			log, ok := d.DeliveryLog("chat", "fn")
+			if !ok || len(log) != 1 || log[0].Status != tt.status || log[0].Error != err.Error() ||
+				log[0].Event != EventMessage || log[0].Target != "send" || log[0].ConnectionID != "c1" || log[0].ID == "" {
+				t.Errorf("delivery log = %+v, want one entry with status %d and the error", log, tt.status)
+			}
+			if n := len(h.all()); n != 1 {
+				t.Errorf("upstream got %d requests, want 1 (never retried)", n)
+			}
+		})
+	}
+}
+
+// testLogger sends the dispatcher's warnings to the test log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

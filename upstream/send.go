@@ -1,0 +1,209 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// result is the outcome of one HTTP attempt.
+type result struct {
+	reply *Reply
+	err   error
+	// sent is false when the request certainly did not reach the handler
+	// (the connection could not be made).
+	sent bool
+	// outcome is what the attempt says about the upstream's health.
+	outcome outcome
+	// retry is true when a notification should be tried again later;
+	// retryAfter, when positive, is the delay the upstream asked for.
+	retry      bool
+	retryAfter time.Duration
+	// gone is true after a 410: the upstream asked not to be called again.
+	gone bool
+}
+
+func encodeEvent(ev *Event) ([]byte, error) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return nil, failure("encode %s event: %v", ev.Event, err)
+	}
+	return body, nil
+}
+
+// send makes one signed POST of body (ev encoded) to r and interprets the
+// answer. Every attempt goes to the upstream's delivery log.
+func (d *Dispatcher) send(ctx context.Context, r route, ev *Event, body []byte, id string, attempt int) result {
+	start := time.Now()
+	res, status := d.post(ctx, r.t, ev, body, id)
+	entry := Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID,
+		Status: status, LatencyMS: float64(time.Since(start).Microseconds()) / 1000, Attempt: attempt}
+	if res.err != nil {
+		entry.Error = res.err.Error()
+	}
+	r.l.log.add(entry)
+	return res
+}
+
+func (d *Dispatcher) post(ctx context.Context, t Target, ev *Event, body []byte, id string) (result, int) {
+	eventName := ev.Event
+	if ev.Event == EventMessage {
+		eventName = ev.Target
+	}
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		Expand(t.URLTemplate, ev.Hub, ev.Category(), eventName), bytes.NewReader(body))
+	if err != nil {
+		return result{err: failure("upstream %q: bad URL: %v", t.Name, err), outcome: outcomeFailure, retry: true}, 0
+	}
+	now := d.cfg.Now()
+	sig, err := Sign(t.Secrets, id, now, body)
+	if err != nil {
+		return result{err: failure("upstream %q: %v", t.Name, err), outcome: outcomeIgnored, retry: true}, 0
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "Switchboard")
+	h.Set("WebHook-Request-Origin", d.cfg.Origin)
+	h.Set("ce-specversion", "1.0")
+	h.Set("ce-id", id)
+	h.Set("ce-source", "/hubs/"+ev.Hub+"/connections/"+ev.ConnectionID)
+	h.Set("ce-type", "switchboard."+ev.Event)
+	h.Set("ce-time", now.UTC().Format(time.RFC3339Nano))
+	h.Set("ce-hub", ev.Hub)
+	h.Set("ce-connectionid", ev.ConnectionID)
+	if ev.UserID != nil {
+		h.Set("ce-userid", *ev.UserID)
+	}
+	h.Set("ce-eventname", eventName)
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, fmt.Sprint(now.Unix()))
+	h.Set(HeaderSignature, sig)
+
+	resp, err := d.cfg.Client.Do(req)
+	if err != nil {
+		switch {
+		case parent.Err() != nil:
+			// The caller left (client gone, gateway closing): says nothing
+			// about the upstream.
+			return result{err: failure("upstream %q: call abandoned: %v", t.Name, parent.Err()), sent: true, outcome: outcomeIgnored, retry: true}, 0
+		case ctx.Err() != nil:
+			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, 0
+		}
+		return result{err: failure("upstream %q is unreachable: %v", t.Name, unwrapURLError(err)),
+			sent: !dialFailed(err), outcome: outcomeFailure, retry: true}, 0
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, d.cfg.MaxReplySize+1))
+	if err != nil {
+		if ctx.Err() != nil && parent.Err() == nil {
+			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, resp.StatusCode
+		}
+		return result{err: failure("upstream %q: reading reply: %v", t.Name, err), sent: true, outcome: outcomeFailure, retry: true}, resp.StatusCode
+	}
+	if int64(len(data)) > d.cfg.MaxReplySize {
+		// The handler ran; a retry would run it again for the same event.
+		return result{err: failure("upstream %q replied with more than %d bytes", t.Name, d.cfg.MaxReplySize), sent: true}, resp.StatusCode
+	}
+	res := d.interpret(t, ev, resp, data, now)
+	res.sent = true
+	return res, resp.StatusCode
+}
+
+func (d *Dispatcher) interpret(t Target, ev *Event, resp *http.Response, data []byte, now time.Time) result {
+	status := resp.StatusCode
+	switch {
+	case status == http.StatusNoContent:
+		return result{}
+	case status >= 300 && status < 400:
+		return result{err: failure("upstream %q answered with a redirect (%d to %q); redirects are not followed, register the final URL",
+			t.Name, status, resp.Header.Get("Location")), retry: true}
+	case ev.Event == EventConnect && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+		reason := fmt.Sprintf("connection rejected by upstream %q (%d)", t.Name, status)
+		var r struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &r) == nil && r.Error != "" {
+			reason = r.Error
+		}
+		return result{reply: &Reply{Error: reason}}
+	case status == http.StatusGone:
+		return result{err: failure("upstream %q answered 410 Gone: it asked not to be called again", t.Name), outcome: outcomeIgnored, gone: true}
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		res := result{err: failure("upstream %q answered %d %s%s", t.Name, status, http.StatusText(status), snippet(data)), retry: true}
+		if status == http.StatusServiceUnavailable {
+			res.outcome = outcomeFailure
+		} else {
+			res.outcome = outcomeIgnored // throttling: the upstream is alive
+		}
+		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+			res.retryAfter = max(wait, time.Millisecond)
+			res.err = failure("upstream %q answered %d %s; retry after %s", t.Name, status, http.StatusText(status), wait)
+		}
+		return res
+	case status < 200 || status >= 300:
+		res := result{err: failure("upstream %q answered %d %s%s", t.Name, status, http.StatusText(status), snippet(data)), retry: true}
+		if status >= 500 || status == http.StatusRequestTimeout {
+			res.outcome = outcomeFailure
+		}
+		return res
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return result{}
+	}
+	// From here the handler accepted the event: a bad reply is reported but
+	// never retried, which would run the handler twice.
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return result{err: failure("upstream %q replied with Content-Type %q; want application/json",
+			t.Name, resp.Header.Get("Content-Type"))}
+	}
+	reply, err := ParseReply(data, true)
+	if err != nil {
+		return result{err: failure("upstream %q sent an invalid reply: %s", t.Name, strings.TrimPrefix(err.Error(), "upstream: bad reply: "))}
+	}
+	return result{reply: reply}
+}
+
+// dialFailed reports whether err says the TCP connection could not be made
+// (refused, no route), so the request never left. A dial timeout is not
+// counted: the time budget is spent.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && !op.Timeout()
+}
+
+// snippet quotes the start of an error body so function authors see it.
+func snippet(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > 200 {
+		b = append(b[:200:200], "…"...)
+	}
+	return ": " + string(b)
+}
+
+func unwrapURLError(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}

@@ -1,0 +1,101 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// rawAnswer serves every connection by reading one request and writing
+// answer byte for byte, so header names keep the case the test chose. It
+// records the request's WebHook-Request-Origin and method.
+func rawAnswer(t *testing.T, answer string) (*rawServer, func() (method, origin string)) {
+	var mu sync.Mutex
+	var method, origin string
+	s := newRawServer(t, func(conn net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(conn))
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		method, origin = req.Method, req.Header.Get("Webhook-Request-Origin")
+		mu.Unlock()
+		_, _ = conn.Write([]byte(strings.ReplaceAll(answer, "\n", "\r\n")))
+	})
+	return s, func() (string, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return method, origin
+	}
+}
+
+func TestCheckRegistration(t *testing.T) {
+	t.Parallel()
+	const end = "Content-Length: 0\nConnection: close\n\n"
+	tests := []struct {
+		name    string
+		answer  string
+		wantErr string // empty: accepted
+	}{
+		{"origin echoed", "HTTP/1.1 200 OK\nWebHook-Allowed-Origin: gw.example.com\n" + end, ""},
+		{"odd-case header name", "HTTP/1.1 200 OK\nwEbHoOk-aLlOwEd-oRiGiN: gw.example.com\n" + end, ""},
+		{"lower-case header, upper-case origin", "HTTP/1.1 200 OK\nwebhook-allowed-origin: GW.EXAMPLE.COM\n" + end, ""},
+		{"wildcard", "HTTP/1.1 200 OK\nWebHook-Allowed-Origin: *\n" + end, ""},
+		{"204 counts as success", "HTTP/1.1 204 No Content\nWebHook-Allowed-Origin: *\nConnection: close\n\n", ""},
+		{"wrong origin", "HTTP/1.1 200 OK\nWebHook-Allowed-Origin: evil.example.com\n" + end,
+			`answered 200 OK with WebHook-Allowed-Origin "evil.example.com"`},
+		{"no header", "HTTP/1.1 200 OK\nX-Other: 1\n" + end, "answered 200 OK with no WebHook-Allowed-Origin header (headers: Content-Length: 0; X-Other: 1)"},
+		{"refused", "HTTP/1.1 405 Method Not Allowed\nAllow: POST\nContent-Length: 8\nConnection: close\n\nno thanks",
+			`answered 405 Method Not Allowed with no WebHook-Allowed-Origin header (headers: Allow: POST; Content-Length: 8): no thank`},
+		{"redirect not followed", "HTTP/1.1 307 Temporary Redirect\nLocation: http://elsewhere/\nWebHook-Allowed-Origin: *\n" + end,
+			"answered 307 Temporary Redirect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, got := rawAnswer(t, tt.answer)
+			err := CheckRegistration(context.Background(), nil, srv.url, "gw.example.com")
+			if method, origin := got(); method != http.MethodOptions || origin != "gw.example.com" {
+				t.Errorf("request was %s with origin %q, want OPTIONS with gw.example.com", method, origin)
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrRegistrationRefused)):
+				t.Errorf("err = %v, want ErrRegistrationRefused containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckRegistrationUnreachable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://%s/hook", ln.Addr())
+	ln.Close()
+	err = CheckRegistration(context.Background(), nil, url, "gw")
+	if !errors.Is(err, ErrRegistrationRefused) || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("err = %v, want a refused connection", err)
+	}
+}
+
+// TestHandlerPassesCheck: the SDK's handler answers the check by itself.
+func TestHandlerPassesCheck(t *testing.T) {
+	t.Parallel()
+	h := Handler([]string{testSecret}, func(context.Context, *Event) (*Reply, error) { return nil, nil })
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	if err := CheckRegistration(context.Background(), nil, srv.URL+"/api", "gw.example.com"); err != nil {
+		t.Errorf("SDK handler refused: %v", err)
+	}
+}
