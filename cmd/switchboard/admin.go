@@ -129,6 +129,45 @@ func hubCmd() *cobra.Command {
 	return cmd
 }
 
+// upstreamLogCmd prints an upstream's latest deliveries, newest first, so a
+// function author sees why calls failed.
+func upstreamLogCmd(a *adminClient, hub *string) *cobra.Command {
+	return &cobra.Command{
+		Use: "log NAME", Short: "Show an upstream's latest deliveries and why they failed", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var log []struct {
+				Time         time.Time `json:"time"`
+				Event        string    `json:"event"`
+				Target       string    `json:"target"`
+				ConnectionID string    `json:"connectionId"`
+				Status       int       `json:"status"`
+				LatencyMS    float64   `json:"latencyMs"`
+				Attempt      int       `json:"attempt"`
+				Error        string    `json:"error"`
+			}
+			path := "/admin/hubs/" + url.PathEscape(*hub) + "/upstreams/" + url.PathEscape(args[0]) + "/log"
+			if err := a.do(http.MethodGet, path, nil, &log); err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "TIME	EVENT	CONNECTION	STATUS	LATENCY	ATTEMPT	ERROR")
+			for _, d := range log {
+				ev := d.Event
+				if d.Target != "" {
+					ev += ":" + d.Target
+				}
+				status := "-"
+				if d.Status != 0 {
+					status = fmt.Sprint(d.Status)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1fms\t%d\t%s\n", d.Time.Local().Format("15:04:05.000"), ev, d.ConnectionID,
+					status, d.LatencyMS, d.Attempt, d.Error)
+			}
+			return w.Flush()
+		},
+	}
+}
+
 type upstreamView struct {
 	Hub         string   `json:"hub"`
 	Name        string   `json:"name"`
@@ -148,10 +187,11 @@ func upstreamCmd() *cobra.Command {
 
 	var urlTemplate, timeout string
 	var events []string
+	var skipValidation bool
 	add := &cobra.Command{
 		Use: "add NAME", Short: "Register an upstream; prints its signing secret", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := map[string]any{"name": args[0], "urlTemplate": urlTemplate, "events": events}
+			in := map[string]any{"name": args[0], "urlTemplate": urlTemplate, "events": events, "skipValidation": skipValidation}
 			if timeout != "" {
 				in["timeout"] = timeout
 			}
@@ -166,6 +206,7 @@ func upstreamCmd() *cobra.Command {
 	add.Flags().StringVar(&urlTemplate, "url", "", "URL template, e.g. https://fn.example.com/api/{event} (placeholders {hub} {category} {event})")
 	add.Flags().StringSliceVar(&events, "events", nil, "events to send: connect,connected,disconnected,message:* (default all)")
 	add.Flags().StringVar(&timeout, "timeout", "", "per-call timeout, e.g. 5s (default 10s)")
+	add.Flags().BoolVar(&skipValidation, "skip-validation", false, "save without the OPTIONS registration check (local development)")
 	_ = add.MarkFlagRequired("url")
 
 	list := &cobra.Command{
@@ -201,6 +242,6 @@ func upstreamCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(add, list, remove)
+	cmd.AddCommand(add, list, remove, upstreamLogCmd(&a, &hub))
 	return cmd
 }

@@ -13,11 +13,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 type serveFlags struct {
 	listen, db, publicURL, nodeID, logLevel string
 	origins                                 []string
+	delivery                                upstream.DispatcherConfig
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
@@ -32,6 +34,13 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 		origins = strings.Split(v, ",")
 	}
 	fl.StringSliceVar(&f.origins, "allowed-origin", origins, "origin allowed for browsers on hubs that set none (repeatable; default any)")
+	d := &f.delivery
+	fl.IntVar(&d.OutboxLimit, "outbox-limit", 0, "undelivered notifications kept before the oldest are dropped (default 100000)")
+	fl.DurationVar(&d.OutboxTTL, "outbox-ttl", 0, "how long a notification is retried (default 24h)")
+	fl.DurationVar(&d.MinRetry, "retry-min", 0, "first retry delay of a notification, doubling each time (default 1s)")
+	fl.DurationVar(&d.MaxRetry, "retry-max", 0, "longest retry delay of a notification (default 5m)")
+	fl.Uint32Var(&d.Breaker.ConsecutiveFailures, "breaker-failures", 0, "consecutive failures that open an upstream's circuit breaker (default 5)")
+	fl.DurationVar(&d.Breaker.CoolDown, "breaker-cooldown", 0, "how long an open breaker waits before a probe (default 10s)")
 }
 
 func (f *serveFlags) config() (node.Config, error) {
@@ -41,7 +50,7 @@ func (f *serveFlags) config() (node.Config, error) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
-		AllowedOrigins: f.origins, Logger: log}, nil
+		AllowedOrigins: f.origins, Delivery: f.delivery, Logger: log}, nil
 }
 
 func serveCmd() *cobra.Command {
