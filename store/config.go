@@ -24,6 +24,7 @@ type Config interface {
 	Upstreams(hub string) ([]Upstream, error)
 	AllUpstreams() ([]Upstream, error)
 	DeleteUpstream(hub, name string) error
+	SetUpstreamDisabled(hub, name string, disabled bool, reason string) error
 
 	EnsureKeys(newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error)
 	AccessKeys() ([]Key, error)

@@ -30,6 +30,13 @@
 // within a hub the key order is the creation order: the order in which
 // events are tried. Replacing an upstream keeps its key, hence its place.
 //
+// # Shared configuration
+//
+// [Config] is the part a cluster shares (everything but the outbox), with
+// [Config.Watch] to learn of changes. [DB] implements it for one node; [KV]
+// (opened with [OpenKV]) implements it on NATS JetStream KV buckets
+// sb-hubs, sb-upstreams, sb-keys and sb-usergroups for a cluster.
+//
 // # Concurrency
 //
 // A DB is safe for concurrent use by any number of goroutines: bbolt allows

@@ -31,8 +31,18 @@ const kvSeqKey = "seq"
 const defaultKVTimeout = 5 * time.Second
 
 // KV is the cluster's shared [Config] on NATS JetStream KV: every node opens
-// one on the same NATS (cluster) and sees the others' writes. See the package
-// documentation for what it guarantees beyond DB and what it does not.
+// one on the same NATS (cluster) and sees the others' writes; reads go to
+// NATS each time (no cache), so a node reads its own writes at once.
+//
+// It keeps DB's contract, with these differences. Single-record writes are
+// atomic across nodes (kv.Create for CreateHub, CreateUpstream and
+// EnsureKeys, so the first node's keys win; revision-checked updates for the
+// rest). Operations over several records are not: DeleteHub is several
+// steps (see there), and CreateUpstream checks its hub in a separate read.
+// All memberships of a user in a hub are one record, so UserGroups is one
+// read. Upstream order is a counter record taken at creation. A KV has no
+// goroutine of its own and nothing to close; its methods are safe for
+// concurrent use, each bounded by WithKVTimeout.
 type KV struct {
 	hubs, upstreams, keys, groups jetstream.KeyValue
 

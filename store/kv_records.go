@@ -308,6 +308,32 @@ func (s *KV) DeleteUpstream(hub, name string) error {
 	}))
 }
 
+// SetUpstreamDisabled implements [Config.SetUpstreamDisabled].
+func (s *KV) SetUpstreamDisabled(hub, name string, disabled bool, reason string) error {
+	op := fmt.Sprintf("disable upstream %q of hub %q", name, hub)
+	key, ok := pairKey(hub, name)
+	if !ok {
+		return wrap(op, ErrNotFound)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	return kvWrap(op, casUpdate(ctx, s.upstreams, key, func(cur []byte) ([]byte, error) {
+		if cur == nil {
+			return nil, ErrNotFound
+		}
+		var u kvUpstream
+		if err := decode([]byte(key), cur, &u); err != nil {
+			return nil, err
+		}
+		u.Disabled, u.DisabledReason = disabled, reason
+		if !disabled {
+			u.DisabledReason = ""
+		}
+		u.UpdatedAt = s.stamp()
+		return marshal(key, u)
+	}))
+}
+
 // ---- keys
 
 // EnsureKeys implements [Config.EnsureKeys]. Each key is written with

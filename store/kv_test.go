@@ -2,6 +2,11 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,13 +49,182 @@ func openKV(t *testing.T, s *natsembed.Server, opts ...store.KVOption) *store.KV
 	return kv
 }
 
-func TestKVSmoke(t *testing.T) {
-	kv := openKV(t, startNATS(t))
-	if _, err := kv.CreateHub(store.Hub{Name: "chat"}); err != nil {
+// TestKVRaces runs the writes that must be atomic across nodes from several
+// KV instances at once, as nodes starting or configured together would.
+func TestKVRaces(t *testing.T) {
+	s := startNATS(t)
+	const nodes = 4
+	kvs := make([]*store.KV, nodes)
+	for i := range kvs {
+		kvs[i] = openKV(t, s)
+	}
+	race := func(fn func(i int, kv *store.KV)) {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, kv := range kvs {
+			wg.Go(func() {
+				<-start
+				fn(i, kv)
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+
+	t.Run("EnsureKeys: the first node's keys win", func(t *testing.T) {
+		type result struct {
+			access  []store.Key
+			admin   string
+			created bool
+			err     error
+		}
+		results := make([]result, nodes)
+		race(func(i int, kv *store.KV) {
+			id := strconv.Itoa(i)
+			a, adm, c, err := kv.EnsureKeys(
+				func() store.Key { return store.Key{ID: "k" + id, Secret: "s" + id} },
+				func() string { return "admin" + id })
+			results[i] = result{a, adm, c, err}
+		})
+		want, err := kvs[0].AccessKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantAdmin, err := kvs[0].AdminKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		creators := 0
+		for i, r := range results {
+			if r.err != nil {
+				t.Fatalf("node %d: EnsureKeys: %v", i, r.err)
+			}
+			if !reflect.DeepEqual(r.access, want) || r.admin != wantAdmin {
+				t.Errorf("node %d got keys %v, %q; want %v, %q", i, r.access, r.admin, want, wantAdmin)
+			}
+			if r.created {
+				creators++
+			}
+		}
+		// Access and admin keys are created separately, so up to two nodes
+		// may each have created one of them; at least one did.
+		if creators < 1 || creators > 2 {
+			t.Errorf("%d nodes report created, want 1 or 2", creators)
+		}
+	})
+
+	t.Run("CreateHub: exactly one wins", func(t *testing.T) {
+		errs := make([]error, nodes)
+		race(func(i int, kv *store.KV) {
+			_, errs[i] = kv.CreateHub(store.Hub{Name: "chat", MaxMessageSize: i + 1})
+		})
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, store.ErrExists):
+				t.Errorf("node %d: CreateHub: %v, want nil or ErrExists", i, err)
+			}
+		}
+		if wins != 1 {
+			t.Errorf("%d nodes created the hub, want 1", wins)
+		}
+	})
+
+	t.Run("CreateUpstream: all kept, each once", func(t *testing.T) {
+		race(func(i int, kv *store.KV) {
+			for j := range 3 {
+				if _, err := kv.CreateUpstream(store.Upstream{Hub: "chat", Name: fmt.Sprintf("n%d-%d", i, j)}); err != nil {
+					t.Errorf("CreateUpstream: %v", err)
+				}
+			}
+		})
+		ups, err := kvs[1].Upstreams("chat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ups) != nodes*3 {
+			t.Fatalf("got %d upstreams, want %d", len(ups), nodes*3)
+		}
+		// Each node's own creations keep their order.
+		last := map[byte]byte{}
+		for _, u := range ups {
+			node, seq := u.Name[1], u.Name[3]
+			if prev, ok := last[node]; ok && seq <= prev {
+				t.Errorf("upstream %s listed after n%c-%c", u.Name, node, prev)
+			}
+			last[node] = seq
+		}
+	})
+
+	t.Run("AddUserToGroup: no lost update", func(t *testing.T) {
+		race(func(i int, kv *store.KV) {
+			if err := kv.AddUserToGroup(store.UserGroup{Hub: "chat", User: "u", Group: "g" + strconv.Itoa(i)}); err != nil {
+				t.Errorf("AddUserToGroup: %v", err)
+			}
+		})
+		ms, err := kvs[2].UserGroups("chat", "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != nodes {
+			t.Errorf("user has %d groups, want %d: %v", len(ms), nodes, ms)
+		}
+	})
+}
+
+func TestOpenKVInvalidReplicas(t *testing.T) {
+	s := startNATS(t)
+	nc, err := nats.Connect(s.URL())
+	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := kv.Hub("chat")
-	if err != nil || h.Name != "chat" {
-		t.Fatalf("Hub = %+v, %v", h, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 6} {
+		if _, err := store.OpenKV(context.Background(), js, store.WithKVReplicas(n)); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("replicas %d: error %v, want ErrInvalid", n, err)
+		}
+	}
+}
+
+// TestKVWatchEndsWithConnection checks that Watch reports losing NATS for
+// good instead of hanging: its caller must learn that changes stopped.
+func TestKVWatchEndsWithConnection(t *testing.T) {
+	s := startNATS(t)
+	nc, err := nats.Connect(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := store.OpenKV(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- kv.Watch(context.Background(), func(c store.Change) {
+			if c.Kind == store.ChangeAll {
+				close(ready)
+			}
+		})
+	}()
+	<-ready
+	nc.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Watch returned nil after the connection closed, want an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not return within 10s of the connection closing")
 	}
 }

@@ -65,7 +65,7 @@ func (db *DB) OutboxLoad(fn func(seq uint64, value []byte) error) error {
 // an upstream that answered 410 Gone; saving the upstream again (PutUpstream)
 // enables it.
 func (db *DB) SetUpstreamDisabled(hub, name string, disabled bool, reason string) error {
-	return db.update(fmt.Sprintf("disable upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
+	return db.changed(db.update(fmt.Sprintf("disable upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUpstreams))
 		key, u, err := findUpstream(b, hub, name)
 		if err != nil {
@@ -77,5 +77,5 @@ func (db *DB) SetUpstreamDisabled(hub, name string, disabled bool, reason string
 		}
 		u.UpdatedAt = db.stamp()
 		return putJSON(b, key, u)
-	})
+	}), Change{Kind: ChangeUpstreams, Hub: hub, Key: name})
 }
