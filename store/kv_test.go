@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,7 +19,7 @@ import (
 )
 
 // startNATS starts an embedded NATS server with JetStream for the test.
-func startNATS(t *testing.T) *natsembed.Server {
+func startNATS(t testing.TB) *natsembed.Server {
 	t.Helper()
 	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -29,7 +30,7 @@ func startNATS(t *testing.T) *natsembed.Server {
 }
 
 // openKV connects to s, as one node would, and opens the shared config.
-func openKV(t *testing.T, s *natsembed.Server, opts ...store.KVOption) *store.KV {
+func openKV(t testing.TB, s *natsembed.Server, opts ...store.KVOption) *store.KV {
 	t.Helper()
 	nc, err := nats.Connect(s.URL())
 	if err != nil {
@@ -227,4 +228,33 @@ func TestKVWatchEndsWithConnection(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Watch did not return within 10s of the connection closing")
 	}
+}
+
+// FuzzKVNames checks that any hub, user and group name (user ids come from
+// client tokens) round-trips through the KV key encoding without colliding
+// with another name or failing the write.
+func FuzzKVNames(f *testing.F) {
+	f.Add("chat", "alice", "room")
+	f.Add("a.b", "*", ">")
+	f.Add("h", "u/ü\x00", "g g")
+	kv := openKV(f, startNATS(f))
+	f.Fuzz(func(t *testing.T, hub, user, group string) {
+		// Values are JSON, which turns invalid UTF-8 into U+FFFD in DB and
+		// KV alike; names reach the store from JSON, so they are valid.
+		if hub == "" || user == "" || group == "" || !utf8.ValidString(hub) || !utf8.ValidString(user) || !utf8.ValidString(group) {
+			return
+		}
+		m := store.UserGroup{Hub: hub, User: user, Group: group}
+		if err := kv.AddUserToGroup(m); err != nil {
+			t.Fatalf("AddUserToGroup(%q, %q, %q): %v", hub, user, group, err)
+		}
+		defer func() { _ = kv.RemoveUserFromAllGroups(hub, user) }()
+		ms, err := kv.UserGroups(hub, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 || ms[0] != m {
+			t.Fatalf("UserGroups(%q, %q) = %+v, want [%+v]", hub, user, ms, m)
+		}
+	})
 }
