@@ -1,7 +1,39 @@
-// Package cluster carries actions between gateway nodes. Local is the
-// in-process bus of a single node: Publish hands the action straight to the
-// node's gateway. A NATS bus for several nodes implements the same
-// gateway.Bus interface.
+// Package cluster carries the gateway's Ops and Queries (gateway/cluster.go)
+// between nodes. Two gateway.Bus implementations keep one contract, checked
+// by one test suite (contract_test.go):
 //
-// All types are safe for concurrent use.
+//   - Local, the bus of a single node: every op applies, and every query is
+//     answered, by that node at once.
+//   - NATS, the bus of a cluster (NewNATS over a *nats.Conn dialled with
+//     DialOptions). It also implements gateway.InterestWatcher and tracks
+//     the cluster's members by heartbeat (Members).
+//
+// # NATS subjects and messages
+//
+// Subjects are interest-based: a node subscribes to sb.h.<hub>,
+// sb.g.<hub>.<group> and sb.u.<hub>.<user> only while it holds a connection
+// concerned, and always to sb.n.<node> (ops and queries for its
+// connections, as requests), sb.q (queries to all) and sb.hb.* (heartbeats
+// and goodbyes). Each name is one base64url token without padding ("-" for
+// the empty name), so any characters are safe. Every message is a JSON
+// envelope {"v":1,"kind":"op"|"query"|"reply"|"hb"|"bye","node":sender,…};
+// a node drops and counts (NATS.Stats) a message of another version, one it
+// cannot parse, an op or query no gateway would send, and an op that
+// arrived on a subject other than its route's.
+//
+// The publishing node applies its hub, group and user ops itself at once and
+// ignores their echo, so its own clients are served exactly once even while
+// NATS is down. An op for one node is a request answered with that node's
+// error (ErrNoConnection travels as a code); a node that is gone answers
+// ErrNoConnection through NATS's no-responders status. A query to all waits
+// for every live member or GatherTimeout, whichever comes first.
+//
+// # Concurrency
+//
+// All types are safe for concurrent use. A NATS bus runs two goroutines,
+// ended by Close: one applies received messages in arrival order (so one
+// sender's ops reach a client in the order it published them, whatever
+// their subjects), one sends heartbeats. Lock order: NATS.mu may be held
+// while the gateway's shard locks are taken (InterestChanged asks
+// HasInterest under it); the bus never holds it while applying an op.
 package cluster
