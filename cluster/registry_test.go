@@ -1,0 +1,490 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/switchboard-gw/switchboard/internal/natsembed"
+)
+
+// Small enough for quick tests, large enough that a busy machine does not
+// delay a live node's heartbeat past DeadAfter.
+const (
+	testHeartbeat = 100 * time.Millisecond
+	testDeadAfter = time.Second
+)
+
+// kill stops the registry's loops without Close, as a crash would: its
+// records stay in KV.
+func (r *Registry) kill() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// regEnv is one embedded NATS and what the registries report.
+type regEnv struct {
+	t   *testing.T
+	srv *natsembed.Server
+	dir string
+	js  jetstream.JetStream
+	nc  *nats.Conn // js's
+
+	mu   sync.Mutex
+	lost map[string][]ConnRecord // reporting node → records, in order
+	hook func(node string, rec ConnRecord)
+}
+
+// newRegEnv starts NATS for one test and checks, after everything the test
+// registered is cleaned up, that no goroutine of it is left.
+func newRegEnv(t *testing.T) *regEnv {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	e := &regEnv{t: t, dir: t.TempDir(), lost: make(map[string][]ConnRecord)}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: e.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	t.Cleanup(func() { e.srv.Shutdown() })
+	e.js = e.connect()
+	e.nc = e.js.Conn()
+	return e
+}
+
+// connect opens a client that keeps reconnecting, as a node's would.
+func (e *regEnv) connect() jetstream.JetStream {
+	e.t.Helper()
+	// No reconnect buffer: writes fail while NATS is down instead of being
+	// sent late, as they could be in a longer outage.
+	nc, err := nats.Connect(e.srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return js
+}
+
+// start starts a registry for node on its own NATS connection; the test's
+// cleanup closes it unless the test did (or killed it).
+func (e *regEnv) start(node string) *Registry {
+	e.t.Helper()
+	return e.startWith(node, testHeartbeat)
+}
+
+func (e *regEnv) startWith(node string, heartbeat time.Duration) *Registry {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := NewRegistry(ctx, e.connect(), RegistryOptions{
+		Node:      node,
+		URL:       "http://" + node + ".test",
+		Heartbeat: heartbeat,
+		DeadAfter: testDeadAfter,
+		Logger:    slog.New(slog.DiscardHandler),
+		OnLost:    func(rec ConnRecord) { e.report(node, rec) },
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if r.ctx.Err() == nil {
+			r.cancel()
+		}
+		r.wg.Wait()
+	})
+	return r
+}
+
+func (e *regEnv) report(node string, rec ConnRecord) {
+	e.mu.Lock()
+	e.lost[node] = append(e.lost[node], rec)
+	hook := e.hook
+	e.mu.Unlock()
+	if hook != nil {
+		hook(node, rec)
+	}
+}
+
+// reported returns how many times each connection was reported, and by
+// which nodes.
+func (e *regEnv) reported() (count map[string]int, by map[string]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	count, by = make(map[string]int), make(map[string]bool)
+	for node, recs := range e.lost {
+		for _, rec := range recs {
+			count[rec.ConnectionID]++
+			by[node] = true
+		}
+	}
+	return count, by
+}
+
+// records returns the connection ids recorded in KV under node.
+func (e *regEnv) records(node string) []string {
+	e.t.Helper()
+	kv, err := e.js.KeyValue(context.Background(), bucketConns)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r := &Registry{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	entries, err := r.list(ctx, kv, node+".>")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var ids []string
+	for _, en := range entries {
+		ids = append(ids, en.Key())
+	}
+	return ids
+}
+
+// hasKey reports whether bucket holds key (not deleted).
+func (e *regEnv) hasKey(bucket, key string) bool {
+	e.t.Helper()
+	kv, err := e.js.KeyValue(context.Background(), bucket)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, err = kv.Get(context.Background(), key)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		e.t.Fatal(err)
+	}
+	return err == nil
+}
+
+// open records n connections of node and waits until they are in KV.
+func (e *regEnv) open(r *Registry, n int) []ConnRecord {
+	e.t.Helper()
+	var recs []ConnRecord
+	for i := range n {
+		rec := ConnRecord{Hub: "chat", ConnectionID: fmt.Sprintf("%s.c%02d", r.opts.Node, i), UserID: "u" + strconv.Itoa(i)}
+		recs = append(recs, rec)
+		r.Opened(rec)
+	}
+	waitUntil(e.t, "records written", func() bool { return len(e.records(r.opts.Node)) == n })
+	return recs
+}
+
+// waitRounds waits until every registry has listed the nodes enough times
+// to have taken any node with an unchanged record for dead.
+func waitRounds(t *testing.T, rs ...*Registry) {
+	t.Helper()
+	start := make([]int64, len(rs))
+	for i, r := range rs {
+		start[i] = r.rounds.Load()
+	}
+	waitUntil(t, "detector rounds", func() bool {
+		for i, r := range rs {
+			if r.rounds.Load()-start[i] < int64(testDeadAfter/r.opts.Heartbeat)+3 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitUntil polls cond, failing the test after a bound.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func closeReg(t *testing.T, r *Registry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Errorf("close %s: %v", r.opts.Node, err)
+	}
+}
+
+func nodeIDs(r *Registry) string {
+	var ids []string
+	for _, n := range r.Nodes() {
+		ids = append(ids, n.ID)
+	}
+	return strings.Join(ids, ",")
+}
+
+func TestRegistryDeadNodeReportedOnce(t *testing.T) {
+	e := newRegEnv(t)
+	a, b, c := e.start("a1"), e.start("b2"), e.start("c3")
+	want := e.open(b, 50)
+	// Closed connections, whether written or not, are not reported.
+	b.Opened(ConnRecord{Hub: "chat", ConnectionID: "b2.quick"})
+	b.Closed("b2.quick")
+	b.Opened(ConnRecord{Hub: "chat", ConnectionID: "b2.late"})
+	waitUntil(t, "late record", func() bool { return e.hasKey(bucketConns, "b2.late") })
+	b.Closed("b2.late")
+	waitUntil(t, "late record deleted", func() bool { return !e.hasKey(bucketConns, "b2.late") })
+	waitUntil(t, "all nodes live", func() bool { return nodeIDs(a) == "a1,b2,c3" && nodeIDs(c) == "a1,b2,c3" })
+
+	b.kill()
+	waitUntil(t, "b2's node record deleted", func() bool { return !e.hasKey(bucketNodes, "b2") })
+	waitUntil(t, "claim released", func() bool { return !e.hasKey(bucketClaims, "b2") })
+	waitRounds(t, a, c) // anything reported late or twice would show now
+
+	count, by := e.reported()
+	if len(by) != 1 {
+		t.Errorf("reported by %v, want exactly one node", by)
+	}
+	if len(count) != len(want) {
+		t.Errorf("%d connections reported, want %d", len(count), len(want))
+	}
+	for _, rec := range want {
+		if count[rec.ConnectionID] != 1 {
+			t.Errorf("%s reported %d times, want 1", rec.ConnectionID, count[rec.ConnectionID])
+		}
+	}
+	e.mu.Lock()
+	for _, recs := range e.lost {
+		for _, rec := range recs {
+			i, _ := strconv.Atoi(strings.TrimPrefix(rec.ConnectionID, "b2.c"))
+			if rec != want[i] {
+				t.Errorf("reported %+v, want %+v", rec, want[i])
+			}
+		}
+	}
+	e.mu.Unlock()
+	if left := e.records("b2"); len(left) != 0 {
+		t.Errorf("records left: %v", left)
+	}
+	if got := nodeIDs(a); got != "a1,c3" {
+		t.Errorf("a1 sees nodes %s, want a1,c3", got)
+	}
+	closeReg(t, a)
+	closeReg(t, c)
+	if e.hasKey(bucketNodes, "a1") || e.hasKey(bucketNodes, "c3") {
+		t.Error("node records left after Close")
+	}
+}
+
+func TestRegistryGracefulClose(t *testing.T) {
+	e := newRegEnv(t)
+	a, b := e.start("a1"), e.start("b2")
+	for _, rec := range e.open(b, 10) {
+		b.Closed(rec.ConnectionID)
+	}
+	closeReg(t, b)
+	if e.hasKey(bucketNodes, "b2") {
+		t.Error("b2's node record left after Close")
+	}
+	if left := e.records("b2"); len(left) != 0 {
+		t.Errorf("records left: %v", left)
+	}
+
+	// A node closed with connections still recorded leaves them to a
+	// survivor rather than losing their events.
+	d := e.start("d4")
+	recs := e.open(d, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Close(ctx); err == nil {
+		t.Error("Close with recorded connections: got no error")
+	}
+	waitUntil(t, "d4's connections reported", func() bool {
+		count, _ := e.reported()
+		return len(count) == len(recs)
+	})
+	waitRounds(t, a)
+	count, _ := e.reported()
+	for _, rec := range recs {
+		if count[rec.ConnectionID] != 1 {
+			t.Errorf("%s reported %d times, want 1", rec.ConnectionID, count[rec.ConnectionID])
+		}
+	}
+	if len(count) != len(recs) {
+		t.Errorf("reported %v, want only d4's connections", count)
+	}
+	closeReg(t, a)
+}
+
+func TestRegistryReportsNodeDeadBeforeStart(t *testing.T) {
+	e := newRegEnv(t)
+	b := e.start("b2")
+	want := e.open(b, 5)
+	b.kill()
+	d := e.start("d4") // no survivor saw b2 die
+	waitUntil(t, "b2's connections reported", func() bool {
+		count, _ := e.reported()
+		return len(count) == len(want)
+	})
+	waitUntil(t, "b2's node record deleted", func() bool { return !e.hasKey(bucketNodes, "b2") })
+	count, _ := e.reported()
+	for _, rec := range want {
+		if count[rec.ConnectionID] != 1 {
+			t.Errorf("%s reported %d times, want 1", rec.ConnectionID, count[rec.ConnectionID])
+		}
+	}
+	closeReg(t, d)
+}
+
+func TestRegistryNATSRestart(t *testing.T) {
+	e := newRegEnv(t)
+	// b2 heartbeats seldom, so that a1 lists the nodes after NATS is back
+	// before b2 wrote again.
+	a, b := e.start("a1"), e.startWith("b2", testDeadAfter/2)
+	u, err := url.Parse(e.srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	e.open(b, 1) // what a1 would report if it took b2 for dead
+	waitUntil(t, "a1 sees b2", func() bool { return nodeIDs(a) == "a1,b2" })
+
+	e.srv.Shutdown()
+	down := time.Now()
+	a.Opened(ConnRecord{Hub: "chat", ConnectionID: "a1.kept", UserID: "u"})
+	a.Opened(ConnRecord{Hub: "chat", ConnectionID: "a1.gone"})
+	a.Closed("a1.gone")
+	// Keep NATS down longer than DeadAfter: nobody may be taken for dead
+	// for heartbeats that NATS could not take.
+	waitUntil(t, "a long outage", func() bool {
+		return time.Since(down) > 2*testDeadAfter && a.failedRounds.Load() > 0 && b.failedRounds.Load() > 0
+	})
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: e.dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	waitUntil(t, "the test's client reconnected", e.nc.IsConnected)
+
+	waitUntil(t, "queued record written", func() bool { return e.hasKey(bucketConns, "a1.kept") })
+	a.Opened(ConnRecord{Hub: "chat", ConnectionID: "a1.after"})
+	waitUntil(t, "record written after restart", func() bool { return e.hasKey(bucketConns, "a1.after") })
+	waitRounds(t, a, b)
+	if count, _ := e.reported(); len(count) != 0 {
+		t.Errorf("reported %v after a NATS outage, want nothing", count)
+	}
+	if e.hasKey(bucketConns, "a1.gone") {
+		t.Error("a1.gone recorded although closed")
+	}
+	if got := nodeIDs(a); got != "a1,b2" {
+		t.Errorf("nodes %s, want a1,b2", got)
+	}
+	a.Closed("a1.kept")
+	a.Closed("a1.after")
+	b.Closed("b2.c00")
+	closeReg(t, a)
+	closeReg(t, b)
+}
+
+func TestRegistryStalledClaimTakenOver(t *testing.T) {
+	e := newRegEnv(t)
+	a, b, c := e.start("a1"), e.start("b2"), e.start("c3")
+	want := e.open(b, 20)
+
+	// The first claimer stalls in its fifth OnLost, as if it died there.
+	var (
+		once    sync.Once
+		stuck   = make(chan string, 1)
+		release = make(chan struct{})
+		calls   int
+	)
+	e.mu.Lock()
+	e.hook = func(node string, rec ConnRecord) {
+		e.mu.Lock()
+		calls++
+		n := calls
+		e.mu.Unlock()
+		if n == 5 {
+			once.Do(func() { stuck <- node })
+			<-release
+		}
+	}
+	e.mu.Unlock()
+	b.kill()
+	first := <-stuck
+	waitUntil(t, "b2's node record deleted by the other node", func() bool { return !e.hasKey(bucketNodes, "b2") })
+	close(release)
+
+	count, by := e.reported()
+	for _, rec := range want {
+		if count[rec.ConnectionID] < 1 {
+			t.Errorf("%s not reported", rec.ConnectionID)
+		}
+	}
+	dups := 0
+	for _, n := range count {
+		dups += n - 1
+	}
+	// Only the record the stalled claimer was reporting is reported again.
+	if dups > 1 {
+		t.Errorf("%d duplicate reports, want at most 1", dups)
+	}
+	if len(by) != 2 {
+		t.Errorf("reported by %v, want both survivors", by)
+	}
+	closeReg(t, a)
+	closeReg(t, c)
+	e.mu.Lock()
+	if n := len(e.lost[first]); n != 5 {
+		t.Errorf("stalled claimer %s reported %d after losing its claim, want 5", first, n)
+	}
+	e.mu.Unlock()
+}
+
+func TestRegistryQueue(t *testing.T) {
+	open := connOp{rec: ConnRecord{Hub: "h", ConnectionID: "n.1"}, open: true}
+	tried := open
+	tried.tried = true
+	closeOp := connOp{rec: ConnRecord{ConnectionID: "n.1"}}
+	tests := []struct {
+		name    string
+		pending map[string]connOp // before
+		do      func(r *Registry)
+		want    map[string]connOp
+	}{
+		{"opened", nil, func(r *Registry) { r.Opened(open.rec) }, map[string]connOp{"n.1": open}},
+		{"opened then closed: no write", nil, func(r *Registry) { r.Opened(open.rec); r.Closed("n.1") }, nil},
+		{"closed after a put was tried", map[string]connOp{"n.1": tried}, func(r *Registry) { r.Closed("n.1") }, map[string]connOp{"n.1": closeOp}},
+		{"closed after the put left the queue", nil, func(r *Registry) { r.Closed("n.1") }, map[string]connOp{"n.1": closeOp}},
+		{"failed untried put, closed since", map[string]connOp{"n.1": closeOp}, func(r *Registry) { r.requeueLocked(open) }, nil},
+		{"failed tried put, closed since", map[string]connOp{"n.1": closeOp}, func(r *Registry) { r.requeueLocked(tried) }, map[string]connOp{"n.1": closeOp}},
+		{"failed put, nothing since", nil, func(r *Registry) { r.requeueLocked(tried) }, map[string]connOp{"n.1": tried}},
+		{"failed delete", nil, func(r *Registry) { r.requeueLocked(closeOp) }, map[string]connOp{"n.1": closeOp}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Registry{pending: make(map[string]connOp), wake: make(chan struct{}, 1)}
+			for k, v := range tt.pending {
+				r.pending[k] = v
+			}
+			tt.do(r)
+			if len(r.pending) != len(tt.want) {
+				t.Fatalf("pending %v, want %v", r.pending, tt.want)
+			}
+			for k, v := range tt.want {
+				if r.pending[k] != v {
+					t.Errorf("pending[%s] = %+v, want %+v", k, r.pending[k], v)
+				}
+			}
+		})
+	}
+}
