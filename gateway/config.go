@@ -47,6 +47,10 @@ type Config struct {
 	Bus Bus
 	// UserGroups persists user-group memberships. Nil keeps them in memory.
 	UserGroups UserGroupStore
+	// Tracker is told of every connection that opens and closes, so a
+	// cluster can emit disconnected events for the connections of a node
+	// that died. Nil means nobody tracks them.
+	Tracker ConnTracker
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.

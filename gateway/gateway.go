@@ -179,6 +179,12 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 		ev.Reason = reason
 		g.cfg.Webhooks.Notify(ev)
 	}
+	// Only once the disconnected event is durable may the cluster forget
+	// the connection: a node dying in between leaves the record, and a
+	// survivor reports the connection as lost.
+	if g.cfg.Tracker != nil {
+		g.cfg.Tracker.Closed(c.id)
+	}
 	return nil
 }
 
@@ -230,6 +236,9 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	// connection meanwhile queues behind the answer.
 	c.holdWrites(protocol.HandshakeOK)
 	c.hub.addConn(c)
+	if g.cfg.Tracker != nil {
+		g.cfg.Tracker.Opened(c.hub.name, c.id, c.userID)
+	}
 	if c.userID != "" {
 		groups = append(groups, g.userGroups(c.hub, c.userID)...)
 	}

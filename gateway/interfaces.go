@@ -48,3 +48,10 @@ type UserGroupStore interface {
 	// UserGroups returns the unexpired groups of a user.
 	UserGroups(hub, user string) ([]string, error)
 }
+
+// ConnTracker records which connections are open on this node. Opened and
+// Closed must not block: they are called on every connect and disconnect.
+type ConnTracker interface {
+	Opened(hub, connectionID, userID string)
+	Closed(connectionID string)
+}

@@ -138,26 +138,40 @@ func (s *Server) generateToken(c echo.Context) error {
 		}
 		minutes = m
 	}
-	token, err := s.ClientToken(c.Request(), hub.Name, c.QueryParam("userId"), time.Duration(minutes)*time.Minute)
+	base := s.nodeForClient(c.Request())
+	token, err := s.clientToken(base, hub.Name, c.QueryParam("userId"), time.Duration(minutes)*time.Minute)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]string{"token": token})
+	// "url" is ours (Azure answers only the token): the client URL of a live
+	// node, least loaded first, so an app's negotiate can spread clients
+	// over a cluster and send reconnecting clients to a node that is alive.
+	return c.JSON(http.StatusOK, map[string]string{"token": token, "url": negotiate.ClientURL(base, hub.Name)})
 }
 
-// ClientToken issues a client token for hub signed with the newest access
-// key, its audience the client URL at which r reached the gateway.
-func (s *Server) ClientToken(r *http.Request, hub, userID string, lifetime time.Duration) (string, error) {
+// nodeForClient is the base URL a new client should connect to: the least
+// loaded live node of the cluster, else this node.
+func (s *Server) nodeForClient(r *http.Request) string {
+	if s.cfg.LiveNodes != nil {
+		if nodes := s.cfg.LiveNodes(); len(nodes) > 0 {
+			return nodes[0]
+		}
+	}
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	return baseURL(r)
+}
+
+// clientToken issues a client token for hub signed with the newest access
+// key, its audience the hub's client URL on base.
+func (s *Server) clientToken(base, hub, userID string, lifetime time.Duration) (string, error) {
 	keys, err := s.cfg.Store.AccessKeys()
 	if err != nil {
 		return "", err
 	}
 	if len(keys) == 0 {
 		return "", fmt.Errorf("httpapi: no access key")
-	}
-	base := s.cfg.PublicURL
-	if base == "" {
-		base = baseURL(r)
 	}
 	return negotiate.IssueToken(negotiate.AccessKey{ID: keys[0].ID, Secret: keys[0].Secret}, negotiate.TokenOptions{
 		Audience: negotiate.ClientURL(base, hub),

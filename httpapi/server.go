@@ -16,8 +16,10 @@ import (
 
 // Config wires a Server. Gateway, Store and Verifier are required.
 type Config struct {
-	Gateway  *gateway.Gateway
-	Store    *store.DB
+	Gateway *gateway.Gateway
+	// Store holds the configuration: the node's bbolt file, or NATS KV
+	// shared by a cluster.
+	Store    store.Config
 	Verifier *negotiate.Verifier
 	// UpstreamsChanged is called after the admin API changed upstreams or
 	// hubs, so the dispatcher can reload them. Nil means nobody listens.
@@ -35,6 +37,12 @@ type Config struct {
 	// CheckClient sends the registration check (OPTIONS) of new upstreams.
 	// Nil means a client that follows no redirects.
 	CheckClient *http.Client
+	// BusHealthy reports whether the cluster bus is connected; /readyz says
+	// "degraded" while it is not. Nil means a single node, always healthy.
+	BusHealthy func() bool
+	// LiveNodes returns the public base URLs of the cluster's live nodes,
+	// least loaded first, for handing clients a node. Nil means this node.
+	LiveNodes func() []string
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -123,9 +131,18 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz answers 503 when the store is unreachable. While the cluster bus is
+// disconnected it still answers 200, with status "degraded": local clients
+// are served and cross-node messages are buffered, and taking every node out
+// of rotation during a NATS outage would turn a partial outage into a full
+// one.
 func (s *Server) readyz(c echo.Context) error {
 	if err := s.cfg.Store.Ping(); err != nil {
 		return fail(http.StatusServiceUnavailable, "store unavailable: "+err.Error())
+	}
+	if s.cfg.BusHealthy != nil && !s.cfg.BusHealthy() {
+		return c.JSON(http.StatusOK, map[string]string{"status": "degraded",
+			"reason": "cluster bus (NATS) disconnected: local delivery continues, cross-node messages are buffered"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

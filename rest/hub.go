@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/negotiate"
 )
 
 // Hub is a hub of the gateway. The zero value is not usable; get one from
@@ -98,6 +99,17 @@ func (h Hub) Actions(ctx context.Context, batch []actions.Action) ([]ActionResul
 // the gateway's default, one hour). Tokens can also be signed locally with
 // negotiate.NewResponse; this call suits callers that should not hold the key.
 func (h Hub) GenerateToken(ctx context.Context, userID string, lifetime time.Duration) (string, error) {
+	resp, err := h.Negotiate(ctx, userID, lifetime)
+	return resp.AccessToken, err
+}
+
+// Negotiate returns what an app's own negotiate function answers the stock
+// SignalR client: the client URL of a live node (in a cluster, the least
+// loaded one) and a token for userID ("" for none) valid for lifetime (zero
+// means the gateway's default, 1 h). Because the gateway picks the node,
+// clients spread over the cluster, and a client reconnecting after its node
+// died is sent to one that is alive.
+func (h Hub) Negotiate(ctx context.Context, userID string, lifetime time.Duration) (negotiate.Response, error) {
 	q := url.Values{}
 	if userID != "" {
 		q.Set("userId", userID)
@@ -108,14 +120,18 @@ func (h Hub) GenerateToken(ctx context.Context, userID string, lifetime time.Dur
 	}
 	var out struct {
 		Token string `json:"token"`
+		URL   string `json:"url"`
 	}
 	if _, err := h.c.do(ctx, http.MethodPost, h.path(":generateToken"), q, nil, &out); err != nil {
-		return "", err
+		return negotiate.Response{}, err
 	}
 	if out.Token == "" {
-		return "", errors.New("rest: generate token: the gateway answered without a token")
+		return negotiate.Response{}, errors.New("rest: generate token: the gateway answered without a token")
 	}
-	return out.Token, nil
+	if out.URL == "" { // a gateway that answers like Azure: the client URL is the endpoint's
+		out.URL = negotiate.ClientURL(h.c.Endpoint(), h.name)
+	}
+	return negotiate.Response{URL: out.URL, AccessToken: out.Token}, nil
 }
 
 // Connections lists the hub's connections, pageSize (1 to 200; zero means

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchboard-gw/switchboard/internal/natsembed"
 	"github.com/switchboard-gw/switchboard/internal/node"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -20,6 +21,13 @@ type serveFlags struct {
 	listen, db, publicURL, nodeID, logLevel string
 	origins                                 []string
 	delivery                                upstream.DispatcherConfig
+
+	natsURL                   string
+	natsEmbedded              bool
+	natsPort, natsClusterPort int
+	natsRoutes                []string
+	natsStore, natsName       string
+	natsBuffer                int
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
@@ -34,6 +42,14 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 		origins = strings.Split(v, ",")
 	}
 	fl.StringSliceVar(&f.origins, "allowed-origin", origins, "origin allowed for browsers on hubs that set none (repeatable; default any)")
+	fl.StringVar(&f.natsURL, "nats", env("NATS", ""), "join a cluster through the NATS server at this URL (nats://host:4222); config is then shared in JetStream KV")
+	fl.BoolVar(&f.natsEmbedded, "nats-embedded", env("NATS_EMBEDDED", "") == "true", "start a NATS server (JetStream on) inside this process and join through it, for development")
+	fl.IntVar(&f.natsPort, "nats-port", 0, "client port of the embedded NATS server (default random)")
+	fl.IntVar(&f.natsClusterPort, "nats-cluster-port", 0, "route port of the embedded NATS server, to cluster it with other nodes' (needs --nats-route)")
+	fl.StringSliceVar(&f.natsRoutes, "nats-route", nil, "route URL of another node's embedded NATS server, nats-route://host:port (repeatable)")
+	fl.StringVar(&f.natsStore, "nats-store", "", "JetStream directory of the embedded NATS server (default next to --db)")
+	fl.StringVar(&f.natsName, "nats-name", "", "server name of the embedded NATS server (default from --node-id or random)")
+	fl.IntVar(&f.natsBuffer, "nats-buffer", 0, "bytes buffered for other nodes while NATS is unreachable, then dropped and counted (default 8 MiB)")
 	d := &f.delivery
 	fl.IntVar(&d.OutboxLimit, "outbox-limit", 0, "undelivered notifications kept before the oldest are dropped (default 100000)")
 	fl.DurationVar(&d.OutboxTTL, "outbox-ttl", 0, "how long a notification is retried (default 24h)")
@@ -49,8 +65,26 @@ func (f *serveFlags) config() (node.Config, error) {
 		return node.Config{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
-		AllowedOrigins: f.origins, Delivery: f.delivery, Logger: log}, nil
+	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
+		AllowedOrigins: f.origins, Delivery: f.delivery, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer}
+	switch {
+	case f.natsEmbedded && f.natsURL != "":
+		return node.Config{}, fmt.Errorf("--nats and --nats-embedded exclude each other: join an existing NATS or start one")
+	case f.natsEmbedded:
+		storeDir := f.natsStore
+		if storeDir == "" {
+			storeDir = f.db + ".nats"
+		}
+		port := f.natsPort
+		if port == 0 {
+			port = natsembed.RandomPort
+		}
+		cfg.NATSEmbedded = &natsembed.Options{Name: f.natsName, Port: port, StoreDir: storeDir,
+			ClusterPort: f.natsClusterPort, Routes: f.natsRoutes}
+	case f.natsPort != 0 || f.natsClusterPort != 0 || len(f.natsRoutes) > 0 || f.natsStore != "":
+		return node.Config{}, fmt.Errorf("--nats-port, --nats-cluster-port, --nats-route and --nats-store configure the embedded server: add --nats-embedded")
+	}
+	return cfg, nil
 }
 
 func serveCmd() *cobra.Command {

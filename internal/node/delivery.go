@@ -21,7 +21,7 @@ func (n *Node) newDispatcher() (*upstream.Dispatcher, error) {
 	dc.Origin = originOf(n.cfg.PublicURL)
 	dc.OnReply = n.runReply
 	dc.OnDisable = func(hub, name, reason string) {
-		if err := n.db.SetUpstreamDisabled(hub, name, true, reason); err != nil {
+		if err := n.config.SetUpstreamDisabled(hub, name, true, reason); err != nil {
 			n.log.Error("saving disabled upstream", "hub", hub, "upstream", name, "err", err)
 		}
 	}

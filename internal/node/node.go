@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-gw/switchboard/cluster"
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/httpapi"
+	"github.com/switchboard-gw/switchboard/internal/natsembed"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 	"github.com/switchboard-gw/switchboard/upstream"
@@ -37,6 +38,17 @@ type Config struct {
 	PingInterval, ClientTimeout time.Duration
 	// ShutdownTimeout bounds Close. Zero means 10 s.
 	ShutdownTimeout time.Duration
+	// NATS joins a cluster through the NATS server at this URL: config is
+	// shared in JetStream KV and fan-out crosses nodes. Empty means a single
+	// node, unless NATSEmbedded is set.
+	NATS string
+	// NATSEmbedded starts a NATS server (with JetStream) inside this
+	// process and joins through it; its Routes may name other nodes'
+	// embedded servers to form a NATS cluster. For development.
+	NATSEmbedded *natsembed.Options
+	// NATSBuffer bounds what is buffered for other nodes while NATS is
+	// unreachable, in bytes. Zero means 8 MiB.
+	NATSBuffer int
 	// Delivery tunes the upstream dispatcher (outbox size and TTL, retry
 	// backoff, circuit breakers); zero fields mean its defaults. Store,
 	// OnReply, OnDisable, Origin and Logger are set by the node.
@@ -47,9 +59,17 @@ type Config struct {
 
 // Node is a running gateway node.
 type Node struct {
-	cfg        Config
-	log        *slog.Logger
-	db         *store.DB
+	cfg Config
+	log *slog.Logger
+	// db is the node's own bbolt file: the outbox always, and the
+	// configuration on a single node.
+	db *store.DB
+	// config is where hubs, upstreams, keys and user groups live: db, or
+	// NATS KV in a cluster.
+	config     store.Config
+	verifier   *negotiate.Verifier
+	cl         *clustering // nil on a single node
+	stopWatch  context.CancelFunc
 	gw         *gateway.Gateway
 	dispatcher *upstream.Dispatcher
 	api        *httpapi.Server
@@ -84,17 +104,28 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.db = db
-	keys, admin, created, err := db.EnsureKeys(newAccessKey, newAdminKey)
+	n.db, n.config = db, db
+	if cfg.NATS != "" || cfg.NATSEmbedded != nil {
+		if n.cfg.NodeID == "" {
+			n.cfg.NodeID = newNodeID()
+		}
+		if n.cl, err = joinCluster(n.cfg); err != nil {
+			db.Close()
+			return nil, err
+		}
+		n.config = n.cl.kv
+	}
+	keys, admin, created, err := n.config.EnsureKeys(newAccessKey, newAdminKey)
 	if err != nil {
-		db.Close()
+		n.abort()
 		return nil, fmt.Errorf("node: keys: %w", err)
 	}
 	n.KeysCreated, n.adminKey = created, admin
+	n.verifier = negotiate.NewVerifier(accessKeys(keys))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		db.Close()
+		n.abort()
 		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
 	}
 	n.ln = ln
@@ -107,34 +138,48 @@ func Start(cfg Config) (*Node, error) {
 		n.abort()
 		return nil, err
 	}
-	bus := &cluster.Local{}
-	n.gw = gateway.New(gateway.Config{
-		NodeID:        cfg.NodeID,
+	gc := gateway.Config{
+		NodeID:        n.cfg.NodeID,
 		PingInterval:  cfg.PingInterval,
 		ClientTimeout: cfg.ClientTimeout,
 		Webhooks:      n.dispatcher,
-		Bus:           bus,
-		UserGroups:    userGroups{db},
+		UserGroups:    userGroups{n.config},
 		Logger:        cfg.Logger,
-	})
-	bus.Node = n.gw
+	}
+	if n.cl == nil {
+		bus := &cluster.Local{}
+		gc.Bus = bus
+		n.gw = gateway.New(gc)
+		bus.Node = n.gw
+	} else if err := n.cl.start(n, &gc); err != nil {
+		n.abort()
+		return nil, err
+	}
 	// Upstreams are loaded once the gateway exists: replayed notifications
 	// start flowing then, and their replies' actions need the gateway.
 	if err := n.reloadUpstreams(); err != nil {
 		n.abort()
 		return nil, err
 	}
-	n.api = httpapi.New(httpapi.Config{
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	n.stopWatch = stopWatch
+	go n.watchConfig(watchCtx)
+	api := httpapi.Config{
 		Gateway:          n.gw,
-		Store:            db,
-		Verifier:         negotiate.NewVerifier(accessKeys(keys)),
+		Store:            n.config,
+		Verifier:         n.verifier,
 		UpstreamsChanged: func() { _ = n.reloadUpstreams() },
 		UpstreamStatus:   n.dispatcher.Status,
 		DeliveryLog:      n.dispatcher.DeliveryLog,
 		PublicURL:        n.cfg.PublicURL,
 		AllowedOrigins:   cfg.AllowedOrigins,
 		Logger:           cfg.Logger,
-	})
+	}
+	if n.cl != nil {
+		api.BusHealthy = n.cl.bus.Healthy
+		api.LiveNodes = n.cl.liveNodes
+	}
+	n.api = httpapi.New(api)
 	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second}
 	go func() { n.serveErr <- n.srv.Serve(ln) }()
 	return n, nil
@@ -150,6 +195,9 @@ func (n *Node) abort() {
 	if n.ln != nil {
 		n.ln.Close()
 	}
+	if n.cl != nil {
+		n.cl.close(context.Background())
+	}
 	n.db.Close()
 }
 
@@ -159,7 +207,7 @@ func (n *Node) reloadUpstreams() error { return n.ReloadUpstreams() }
 // ReloadUpstreams hands the stored upstreams to the dispatcher; call it after
 // changing upstreams in the store directly.
 func (n *Node) ReloadUpstreams() error {
-	ups, err := n.db.AllUpstreams()
+	ups, err := n.config.AllUpstreams()
 	if err != nil {
 		n.log.Error("loading upstreams", "err", err)
 		return fmt.Errorf("node: load upstreams: %w", err)
@@ -188,8 +236,9 @@ func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 // AdminKey is the key of the admin API.
 func (n *Node) AdminKey() string { return n.adminKey }
 
-// Store is the node's store, for wiring examples and tests.
-func (n *Node) Store() *store.DB { return n.db }
+// Store is where the node's configuration lives (its bbolt file, or the
+// cluster's KV), for wiring examples and tests.
+func (n *Node) Store() store.Config { return n.config }
 
 // Gateway is the node's gateway.
 func (n *Node) Gateway() *gateway.Gateway { return n.gw }
@@ -197,7 +246,7 @@ func (n *Node) Gateway() *gateway.Gateway { return n.gw }
 // ConnectionString is the Azure-style connection string of the newest
 // access key.
 func (n *Node) ConnectionString() (negotiate.ConnectionString, error) {
-	keys, err := n.db.AccessKeys()
+	keys, err := n.config.AccessKeys()
 	if err != nil {
 		return negotiate.ConnectionString{}, err
 	}
@@ -224,6 +273,14 @@ func (n *Node) Close() error {
 	}
 	if err := <-shutdownHTTP; err != nil {
 		errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
+	}
+	n.stopWatch()
+	if n.cl != nil {
+		// The registry goes before the bus and the dispatcher: it must see
+		// every connection closed before it drops this node's record.
+		if err := n.cl.close(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := n.dispatcher.Close(ctx); err != nil {
 		errs = append(errs, err)
@@ -254,7 +311,7 @@ func accessKeys(keys []store.Key) []negotiate.AccessKey {
 }
 
 // userGroups adapts the store to gateway.UserGroupStore.
-type userGroups struct{ db *store.DB }
+type userGroups struct{ db store.Config }
 
 var _ gateway.UserGroupStore = userGroups{}
 

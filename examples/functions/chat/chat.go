@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/switchboard-gw/switchboard/negotiate"
+	"github.com/switchboard-gw/switchboard/rest"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -23,6 +24,10 @@ var page []byte
 type Config struct {
 	// Gateway is the connection string of the gateway (for negotiate).
 	Gateway negotiate.ConnectionString
+	// Cluster, when set, negotiates through the gateway's REST API so each
+	// client is handed the least loaded live node (see docs/cluster.md);
+	// without it every client goes to Gateway's endpoint.
+	Cluster *rest.Client
 	// WebhookSecrets verify the gateway's webhooks.
 	WebhookSecrets []string
 	// WebDir holds the npm install of @microsoft/signalr (node_modules).
@@ -53,7 +58,13 @@ func New(cfg Config) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "pass ?user=NAME"})
 			return
 		}
-		resp, err := negotiate.NewResponse(cfg.Gateway, Hub, user)
+		var resp negotiate.Response
+		var err error
+		if cfg.Cluster != nil {
+			resp, err = cfg.Cluster.Hub(Hub).Negotiate(r.Context(), user, 0)
+		} else {
+			resp, err = negotiate.NewResponse(cfg.Gateway, Hub, user)
+		}
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return

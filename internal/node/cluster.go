@@ -1,0 +1,215 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-gw/switchboard/cluster"
+	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/internal/natsembed"
+	"github.com/switchboard-gw/switchboard/store"
+	"github.com/switchboard-gw/switchboard/upstream"
+)
+
+// ReasonNodeLost is the disconnected reason of connections whose node died.
+const ReasonNodeLost = "node lost"
+
+// clustering is what a node holds when it is part of a cluster: the NATS
+// connection (and an embedded server, in development), the shared config in
+// KV, the bus and the connection registry.
+type clustering struct {
+	embedded *natsembed.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	kv       *store.KV
+	bus      *cluster.NATS
+	registry *cluster.Registry
+}
+
+// joinCluster connects to NATS (starting an embedded server first if asked)
+// and opens the shared config. An unreachable NATS is an error at once:
+// a node that cannot join must not start as if it were alone.
+func joinCluster(cfg Config) (*clustering, error) {
+	c := &clustering{}
+	url := cfg.NATS
+	if cfg.NATSEmbedded != nil {
+		srv, err := natsembed.Start(*cfg.NATSEmbedded)
+		if err != nil {
+			return nil, fmt.Errorf("node: embedded NATS: %w", err)
+		}
+		c.embedded, url = srv, srv.URL()
+	}
+	opts := append(cluster.DialOptions("switchboard-"+cfg.NodeID, cfg.NATSBuffer), nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		c.close(context.Background())
+		return nil, fmt.Errorf("node: cannot reach NATS at %s: %w", url, err)
+	}
+	c.nc = nc
+	if c.js, err = jetstream.New(nc); err != nil {
+		c.close(context.Background())
+		return nil, fmt.Errorf("node: JetStream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if c.embedded != nil && len(cfg.NATSEmbedded.Routes) > 0 {
+		if err := c.embedded.WaitJetStream(ctx); err != nil {
+			c.close(context.Background())
+			return nil, fmt.Errorf("node: embedded NATS cluster: %w", err)
+		}
+	}
+	if c.kv, err = store.OpenKV(ctx, c.js); err != nil {
+		c.close(context.Background())
+		return nil, fmt.Errorf("node: shared config in NATS KV (is JetStream enabled on %s?): %w", url, err)
+	}
+	return c, nil
+}
+
+// start builds the gateway on the NATS bus, with the registry tracking its
+// connections.
+func (c *clustering) start(n *Node, gc *gateway.Config) error {
+	// The bus heartbeats before the gateway that needs it exists.
+	var gw atomic.Pointer[gateway.Gateway]
+	bus, err := cluster.NewNATS(c.nc, nil, cluster.NATSOptions{
+		NodeID: n.cfg.NodeID,
+		URL:    n.cfg.PublicURL,
+		Conns:  func() int { return connections(gw.Load()) },
+		Logger: n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("node: bus: %w", err)
+	}
+	c.bus = bus
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.registry, err = cluster.NewRegistry(ctx, c.js, cluster.RegistryOptions{
+		Node:   n.cfg.NodeID,
+		URL:    n.cfg.PublicURL,
+		Logger: n.log,
+		OnLost: n.connectionLost,
+	})
+	if err != nil {
+		return fmt.Errorf("node: connection registry: %w", err)
+	}
+	gc.Bus = bus
+	gc.Tracker = tracker{c.registry}
+	n.gw = gateway.New(*gc)
+	gw.Store(n.gw)
+	bus.SetNode(n.gw)
+	return nil
+}
+
+// liveNodes returns the public URLs of the live nodes, fewest connections
+// first.
+func (c *clustering) liveNodes() []string {
+	members := c.bus.Members()
+	slices.SortStableFunc(members, func(a, b cluster.Member) int { return a.Conns - b.Conns })
+	out := make([]string, 0, len(members))
+	for _, m := range members {
+		if m.URL != "" {
+			out = append(out, m.URL)
+		}
+	}
+	return out
+}
+
+// close leaves the cluster: the registry first (this node's connections are
+// closed by then), then the bus, the NATS connection and an embedded server.
+func (c *clustering) close(ctx context.Context) error {
+	var errs []error
+	if c.registry != nil {
+		if err := c.registry.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.bus != nil {
+		c.bus.Close()
+	}
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	if c.embedded != nil {
+		c.embedded.Shutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// connectionLost makes the disconnected event of a dead node's connection
+// durable in this node's outbox; the registry calls it for exactly one node
+// of the cluster.
+func (n *Node) connectionLost(rec cluster.ConnRecord) {
+	ev := &upstream.Event{Hub: rec.Hub, ConnectionID: rec.ConnectionID, Event: upstream.EventDisconnected, Reason: ReasonNodeLost}
+	if rec.UserID != "" {
+		u := rec.UserID
+		ev.UserID = &u
+	}
+	n.dispatcher.Notify(ev)
+}
+
+// connections counts gw's connections (0 before it exists).
+func connections(gw *gateway.Gateway) int {
+	if gw == nil {
+		return 0
+	}
+	total := 0
+	for _, h := range gw.Status() {
+		total += h.Connections
+	}
+	return total
+}
+
+// tracker feeds the gateway's connections to the registry.
+type tracker struct{ r *cluster.Registry }
+
+func (t tracker) Opened(hub, id, user string) {
+	t.r.Opened(cluster.ConnRecord{Hub: hub, ConnectionID: id, UserID: user})
+}
+
+func (t tracker) Closed(id string) { t.r.Closed(id) }
+
+// newNodeID returns a random node id: short, and without the "." that
+// separates it from the rest of a connection id.
+func newNodeID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// watchConfig follows changes to the configuration, wherever they were made
+// (this node's admin API, another node's, or the store directly), and
+// reloads what depends on it: the dispatcher's upstreams and the verifier's
+// keys.
+func (n *Node) watchConfig(ctx context.Context) {
+	err := n.config.Watch(ctx, func(ch store.Change) {
+		switch ch.Kind {
+		case store.ChangeAll:
+			_ = n.ReloadUpstreams()
+			n.reloadKeys()
+		case store.ChangeHubs, store.ChangeUpstreams:
+			_ = n.ReloadUpstreams()
+		case store.ChangeKeys:
+			n.reloadKeys()
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		n.log.Error("watching the configuration stopped; restart the node to follow changes", "err", err)
+	}
+}
+
+func (n *Node) reloadKeys() {
+	keys, err := n.config.AccessKeys()
+	if err != nil {
+		n.log.Error("loading access keys", "err", err)
+		return
+	}
+	n.verifier.SetKeys(accessKeys(keys))
+}
