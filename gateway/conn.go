@@ -44,6 +44,10 @@ type Conn struct {
 	// lastFlush is when the write loop last started a write (monotonic
 	// nanoseconds since processStart).
 	lastFlush atomic.Int64
+	// urgent is set while the buffer holds a reply someone is waiting for
+	// (a Completion): it goes out at once instead of waiting out the
+	// coalescing window, which only pays for server-initiated traffic.
+	urgent atomic.Bool
 }
 
 // ID is the connection id (URL-safe, prefixed with the node id).
@@ -79,6 +83,13 @@ func (c *Conn) enqueue(msg []byte) bool {
 		go c.writeLoop()
 	}
 	return true
+}
+
+// reply queues a message the client is waiting for (a Completion); it is
+// written without waiting for the coalescing window.
+func (c *Conn) reply(msg []byte) bool {
+	c.urgent.Store(true)
+	return c.enqueue(msg)
 }
 
 // appendLocked adds msg to buf, taking a pooled buffer when there is none.
@@ -132,7 +143,7 @@ func (c *Conn) writeLoop() {
 	window := int64(c.g.cfg.WriteCoalesce)
 	for {
 		last := c.lastFlush.Load()
-		if wait := last + window - int64(time.Since(processStart)); window > 0 && last != 0 && wait > 0 {
+		if wait := last + window - int64(time.Since(processStart)); window > 0 && last != 0 && wait > 0 && !c.urgent.Load() {
 			time.Sleep(time.Duration(wait))
 		}
 		out := c.take()
@@ -168,6 +179,7 @@ func (c *Conn) take() []byte {
 		return nil
 	}
 	out := c.buf
+	c.urgent.Store(false)
 	c.buf = c.spare
 	if c.buf != nil {
 		c.buf = c.buf[:0]

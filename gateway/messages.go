@@ -51,7 +51,7 @@ func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
 	case protocol.TypeInvocation:
 		c.invoke(ctx, m)
 	case protocol.TypeStreamInvocation:
-		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil,
+		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil,
 			"streaming invocations are not supported; use invoke or send"))
 	case protocol.TypeClose:
 		c.closeWith(CloseNormal, ReasonClientClosed, nil)
@@ -70,7 +70,7 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	wantsReply := m.HasInvocationID
 	if !g.wants(c.hub.name, upstream.EventMessage, m.Target) {
 		if wantsReply {
-			c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil,
+			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil,
 				fmt.Sprintf("no upstream of hub %q handles %q", c.hub.name, m.Target)))
 		}
 		return
@@ -86,7 +86,7 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	if err != nil {
 		g.log.Warn("message event failed", "hub", c.hub.name, "conn", c.id, "target", m.Target, "err", err)
 		if wantsReply {
-			c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil, err.Error()))
+			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, err.Error()))
 		}
 		return
 	}
@@ -99,13 +99,13 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	}
 	switch {
 	case reply != nil && reply.Error != "":
-		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil, reply.Error))
+		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, reply.Error))
 	case actErr != nil:
-		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil, actErr.Error()))
+		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, actErr.Error()))
 	case reply != nil:
-		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, reply.Result, ""))
+		c.reply(protocol.AppendCompletion(nil, m.InvocationID, reply.Result, ""))
 	default:
-		c.enqueue(protocol.AppendCompletion(nil, m.InvocationID, nil, ""))
+		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, ""))
 	}
 }
 

@@ -103,7 +103,14 @@ type route struct {
 // Close stops it.
 func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.Client == nil {
+		// Upstreams are few hosts taking many concurrent calls: keep enough
+		// idle connections per host that a burst of invocations reuses them
+		// instead of dialling (net/http keeps 2 by default).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 1024
+		tr.MaxIdleConnsPerHost = 256
 		cfg.Client = &http.Client{
+			Transport:     tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}

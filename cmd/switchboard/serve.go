@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +32,8 @@ type serveFlags struct {
 	natsRoutes                []string
 	natsStore, natsName       string
 	natsBuffer                int
+
+	pprof string
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
@@ -42,6 +48,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 		origins = strings.Split(v, ",")
 	}
 	fl.StringSliceVar(&f.origins, "allowed-origin", origins, "origin allowed for browsers on hubs that set none (repeatable; default any)")
+	fl.StringVar(&f.pprof, "pprof", env("PPROF", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (default off; never expose it publicly)")
 	fl.StringVar(&f.natsURL, "nats", env("NATS", ""), "join a cluster through the NATS server at this URL (nats://host:4222); config is then shared in JetStream KV")
 	fl.BoolVar(&f.natsEmbedded, "nats-embedded", env("NATS_EMBEDDED", "") == "true", "start a NATS server (JetStream on) inside this process and join through it, for development")
 	fl.IntVar(&f.natsPort, "nats-port", 0, "client port of the embedded NATS server (default random)")
@@ -98,6 +105,9 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := startPprof(f.pprof); err != nil {
+				return err
+			}
 			n, err := node.Start(cfg)
 			if err != nil {
 				return err
@@ -137,4 +147,24 @@ func runUntilSignal(n *node.Node) error {
 		return err
 	}
 	return n.Close()
+}
+
+// startPprof serves net/http/pprof's handlers on addr, apart from the API so
+// profiles are never reachable through the public listener.
+func startPprof(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return nil
 }
