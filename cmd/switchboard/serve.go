@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -86,7 +87,8 @@ func (f *serveFlags) config() (node.Config, error) {
 		if port == 0 {
 			port = natsembed.RandomPort
 		}
-		cfg.NATSEmbedded = &natsembed.Options{Name: f.natsName, Port: port, StoreDir: storeDir,
+		// Clustered JetStream needs a server name that survives restarts.
+		cfg.NATSEmbedded = &natsembed.Options{Name: cmp.Or(f.natsName, f.nodeID), Port: port, StoreDir: storeDir,
 			ClusterPort: f.natsClusterPort, Routes: f.natsRoutes}
 	case f.natsPort != 0 || f.natsClusterPort != 0 || len(f.natsRoutes) > 0 || f.natsStore != "":
 		return node.Config{}, fmt.Errorf("--nats-port, --nats-cluster-port, --nats-route and --nats-store configure the embedded server: add --nats-embedded")
