@@ -153,3 +153,43 @@ func TestHistogramQuantiles(t *testing.T) {
 		}
 	}
 }
+
+// TestClientBases: --urls spreads clients over the listed gateways in turn
+// and refuses any that is not on loopback.
+func TestClientBases(t *testing.T) {
+	tests := []struct {
+		name    string
+		urls    []string
+		want    []string // the bases of four clients in a row
+		wantErr bool
+	}{
+		{name: "none keeps --url", urls: nil, want: []string{"http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1"}},
+		{name: "three nodes in turn", urls: []string{"http://127.0.0.1:2", " http://localhost:3", "http://127.0.0.4:4/"},
+			want: []string{"http://127.0.0.1:2", "http://127.0.0.1:3", "http://127.0.0.4:4", "http://127.0.0.1:2"}},
+		{name: "not loopback", urls: []string{"http://127.0.0.1:2", "http://10.0.0.1:8080"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg, err := newTarget("http://127.0.0.1:1", "", "", "bench", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.close()
+			err = tg.setClientBases(tt.urls)
+			if tt.wantErr {
+				if !errors.Is(err, errNotLoopback) {
+					t.Fatalf("setClientBases(%q) = %v, want errNotLoopback", tt.urls, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tt.want {
+				if got := tg.clientBase(); got != want {
+					t.Errorf("client %d goes to %s, want %s", i, got, want)
+				}
+			}
+		})
+	}
+}

@@ -33,6 +33,7 @@ func mainErr(args []string, out io.Writer) error {
 	cfg := config{Workload: args[0]}
 	fs := flag.NewFlagSet("switchboard-bench "+args[0], flag.ContinueOnError)
 	rawURL := fs.String("url", "http://127.0.0.1:8080", "gateway base URL (127.0.0.0/8 only)")
+	urls := fs.String("urls", "", "comma-separated gateways (a cluster's nodes) clients connect to in turn; admin and REST calls still go to --url (default: --url)")
 	adminKey := fs.String("admin-key", "", "admin key of the gateway")
 	connString := fs.String("connection-string", "", "connection string: signs client and REST tokens (fanout needs it)")
 	hub := fs.String("hub", "bench", "hub to use; created if missing")
@@ -80,6 +81,12 @@ func mainErr(args []string, out io.Writer) error {
 	t, err := newTarget(base, *adminKey, *connString, *hub, *sources)
 	if err != nil {
 		return err
+	}
+	if *urls != "" {
+		if err := t.setClientBases(strings.Split(*urls, ",")); err != nil {
+			t.close()
+			return err
+		}
 	}
 	defer t.close()
 	r, err := run(ctx, t, cfg)

@@ -25,10 +25,14 @@ var errNotLoopback = errors.New("bench: only gateways on 127.0.0.0/8 may be targ
 
 // target is a running gateway and the means to drive it.
 type target struct {
-	base     string // http://127.x.x.x:port, no trailing slash
-	adminKey string
-	key      *negotiate.AccessKey // signs client and REST tokens; nil: anonymous clients, no REST
-	hub      string
+	base string // http://127.x.x.x:port, no trailing slash
+	// clientBases are the gateways clients connect to, in turn (a
+	// cluster's nodes); admin and REST calls go to base.
+	clientBases []string
+	nextClient  atomic.Uint32
+	adminKey    string
+	key         *negotiate.AccessKey // signs client and REST tokens; nil: anonymous clients, no REST
+	hub         string
 
 	api     *http.Client // admin and REST calls, kept alive
 	clients *http.Client // negotiate and WebSocket upgrades, spread over source addresses
@@ -77,7 +81,7 @@ func loopbackDialer(sources int) func(ctx context.Context, network, addr string)
 }
 
 func newTarget(base, adminKey, connString, hub string, sources int) (*target, error) {
-	t := &target{base: base, adminKey: adminKey, hub: hub}
+	t := &target{base: base, clientBases: []string{base}, adminKey: adminKey, hub: hub}
 	if connString != "" {
 		cs, err := negotiate.ParseConnectionString(connString)
 		if err != nil {
@@ -167,18 +171,39 @@ func (t *target) restToken(path string) (string, error) {
 	return negotiate.IssueToken(*t.key, negotiate.TokenOptions{Audience: t.base + path, Lifetime: time.Hour})
 }
 
-// dial opens one SignalR connection to the hub.
+// setClientBases makes clients connect to each of raws in turn.
+func (t *target) setClientBases(raws []string) error {
+	bases := make([]string, 0, len(raws))
+	for _, raw := range raws {
+		b, err := loopbackBase(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("--urls: %w", err)
+		}
+		bases = append(bases, b)
+	}
+	if len(bases) > 0 {
+		t.clientBases = bases
+	}
+	return nil
+}
+
+// clientBase is the gateway the next client connects to.
+func (t *target) clientBase() string {
+	return t.clientBases[int(t.nextClient.Add(1)-1)%len(t.clientBases)]
+}
+
+// dial opens one SignalR connection to the hub, on the next client base.
 func (t *target) dial(ctx context.Context, handlers map[string]func([]json.RawMessage)) (*client.Conn, error) {
+	url := negotiate.ClientURL(t.clientBase(), t.hub)
 	opts := &client.Options{HTTPClient: t.clients, Handlers: handlers}
 	if t.key != nil {
-		tok, err := negotiate.IssueToken(*t.key, negotiate.TokenOptions{
-			Audience: negotiate.ClientURL(t.base, t.hub), Lifetime: time.Hour})
+		tok, err := negotiate.IssueToken(*t.key, negotiate.TokenOptions{Audience: url, Lifetime: time.Hour})
 		if err != nil {
 			return nil, err
 		}
 		opts.AccessToken = func(context.Context) (string, error) { return tok, nil }
 	}
-	return client.Dial(ctx, negotiate.ClientURL(t.base, t.hub), opts)
+	return client.Dial(ctx, url, opts)
 }
 
 // fleet is a set of open client connections.
