@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -367,4 +368,54 @@ func TestRegistrationCheck(t *testing.T) {
 	if o, _ := origin.Load("o"); o != "localhost" {
 		t.Errorf("WebHook-Request-Origin = %v, want the public URL's host", o)
 	}
+}
+
+// BenchmarkMessageLatency compares a client invocation through the gateway
+// (WebSocket → signed webhook → reply → Completion) with a plain POST to the
+// same upstream, which answers at once. It reports p50 and p99 of each.
+func BenchmarkMessageLatency(b *testing.B) {
+	t := &testing.T{}
+	g := startNodeWith(t, node.Config{Listen: "127.0.0.1:0", DBPath: b.TempDir() + "/sb.db",
+		Logger: slog.New(slog.DiscardHandler)})
+	defer g.close()
+	g.createHub("chat", true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"result":1}`)
+	}))
+	defer srv.Close()
+	g.addUpstream("chat", "fn", srv.URL, "message:*")
+	c, err := g.tryDial("chat", "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	body := `{"hub":"chat","connectionId":"x","userId":null,"event":"message","invocationId":"1","target":"echo","arguments":[1]}`
+	var via, direct []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		if _, err := c.Invoke(ctx, "echo", 1); err != nil {
+			b.Fatal(err)
+		}
+		via = append(via, time.Since(start))
+		start = time.Now()
+		resp, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		direct = append(direct, time.Since(start))
+	}
+	pct := func(d []time.Duration, p float64) float64 {
+		slices.Sort(d)
+		return float64(d[int(float64(len(d)-1)*p)].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(via, 0.5), "gw-p50-ms")
+	b.ReportMetric(pct(via, 0.99), "gw-p99-ms")
+	b.ReportMetric(pct(direct, 0.5), "direct-p50-ms")
+	b.ReportMetric(pct(direct, 0.99), "direct-p99-ms")
 }

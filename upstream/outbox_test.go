@@ -319,7 +319,9 @@ func TestOutboxPausesWhileBreakerOpen(t *testing.T) {
 	checkOrder(t, notes, map[string][]string{"c": wantKeys(lifecycle("c", 1))})
 }
 
-func errorsIsOpen(err error) bool { return err != nil && strings.Contains(err.Error(), "circuit is open") }
+func errorsIsOpen(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "circuit is open")
+}
 
 func TestOutboxRepliesGoToOnReply(t *testing.T) {
 	t.Parallel()
