@@ -25,6 +25,7 @@ func TestClusterSeedScenario(t *testing.T) {
 // and miss nothing, survivors get nothing twice, and the upstream gets
 // exactly one `disconnected` ("node lost") per connection n2 held.
 func TestClusterNodeKilled(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	app := c.chatApp()
 	rec := c.record(c.nodes[0], chat.Hub, "connected", "disconnected")
@@ -66,6 +67,7 @@ func TestClusterNodeKilled(t *testing.T) {
 // with allowReconnect and reconnect to other nodes, it exits 0, and the
 // upstream gets their ordinary disconnected events, not "node lost" ones.
 func TestClusterGracefulDrain(t *testing.T) {
+	t.Parallel()
 	c := startCluster(t, 3)
 	app := c.chatApp()
 	rec := c.record(c.nodes[0], chat.Hub, "connected", "disconnected")
