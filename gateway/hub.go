@@ -24,7 +24,7 @@ type hub struct {
 	// interest is told when this node may have gained or lost its first or
 	// last connection of the hub, a group or a user (see InterestWatcher).
 	interest func(Route)
-	conns [shardCount]connShard
+	conns    [shardCount]connShard
 	// groups and users map a name to its member set.
 	groups [shardCount]setShard
 	users  [shardCount]setShard
