@@ -146,8 +146,6 @@ func TestClusterNATSRestart(t *testing.T) {
 // TestClusterRESTDuringNATSOutage: a node's REST API and client endpoint
 // keep serving its hubs while NATS is down.
 func TestClusterRESTDuringNATSOutage(t *testing.T) {
-	t.Skip("known bug: store.KV reads the hub from NATS on every REST call and client connect, so both fail " +
-		"during an outage (REST answers 404 Error.HubNotFound); remove this skip once the config is cached")
 	c := startCluster(t, 2)
 	n1 := c.node("n1")
 	c.admin(n1, http.MethodPost, "/admin/hubs", map[string]any{"name": "live"}, http.StatusCreated)

@@ -176,7 +176,9 @@ func (s *Server) hubFromQuery(r *http.Request) (string, store.Hub, error) {
 		return "", store.Hub{}, fail(http.StatusNotFound, fmt.Sprintf("hub %q not found", values[0]))
 	}
 	if err != nil {
-		return "", store.Hub{}, err
+		s.log.Error("looking up a hub", "hub", values[0], "err", err)
+		return "", store.Hub{}, fail(http.StatusServiceUnavailable,
+			fmt.Sprintf("hub %q cannot be looked up right now (configuration store unreachable); retry", values[0]))
 	}
 	return values[0], hub, nil
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -117,8 +118,13 @@ func (s *Server) restHub(c echo.Context) (store.Hub, error) {
 			fmt.Sprintf("invalid hub name %q: it must start with a letter and contain only letters, digits and _`,.[]", name))
 	}
 	hub, err := s.cfg.Store.Hub(name)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return store.Hub{}, restFail(http.StatusNotFound, "Error.HubNotFound", fmt.Sprintf("hub %q not found", name))
+	case err != nil:
+		s.log.Error("looking up a hub", "hub", name, "err", err)
+		return store.Hub{}, restFail(http.StatusServiceUnavailable, "Error.ServiceUnavailable",
+			fmt.Sprintf("hub %q cannot be looked up right now (configuration store unreachable); retry", name))
 	}
 	return hub, nil
 }

@@ -2,10 +2,11 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -108,11 +109,22 @@ func (c *clustering) start(n *Node, gc *gateway.Config) error {
 	return nil
 }
 
-// liveNodes returns the public URLs of the live nodes, fewest connections
-// first.
+// liveNodes returns the public URLs of the live nodes, least loaded first.
+// Connection counts come from heartbeats up to a second old, so a burst of
+// negotiations would all go to the same node: the nodes within a small
+// margin of the least loaded one are shuffled, spreading the burst.
 func (c *clustering) liveNodes() []string {
 	members := c.bus.Members()
 	slices.SortStableFunc(members, func(a, b cluster.Member) int { return a.Conns - b.Conns })
+	if len(members) == 0 {
+		return nil
+	}
+	margin := max(members[0].Conns/10, 10)
+	near := 1
+	for near < len(members) && members[near].Conns <= members[0].Conns+margin {
+		near++
+	}
+	rand.Shuffle(near, func(i, j int) { members[i], members[j] = members[j], members[i] })
 	out := make([]string, 0, len(members))
 	for _, m := range members {
 		if m.URL != "" {
@@ -180,7 +192,7 @@ func (t tracker) Closed(id string) { t.r.Closed(id) }
 // separates it from the rest of a connection id.
 func newNodeID() string {
 	var b [4]byte
-	_, _ = rand.Read(b[:])
+	_, _ = crand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
@@ -190,6 +202,11 @@ func newNodeID() string {
 // keys.
 func (n *Node) watchConfig(ctx context.Context) {
 	err := n.config.Watch(ctx, func(ch store.Change) {
+		if n.hubs != nil && (ch.Kind == store.ChangeAll || ch.Kind == store.ChangeHubs) {
+			if err := n.hubs.reload(); err != nil {
+				n.log.Warn("reloading hubs; serving the ones known", "err", err)
+			}
+		}
 		switch ch.Kind {
 		case store.ChangeAll:
 			_ = n.ReloadUpstreams()
