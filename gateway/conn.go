@@ -143,7 +143,10 @@ func (c *Conn) writeLoop() {
 	window := int64(c.g.cfg.WriteCoalesce)
 	for {
 		last := c.lastFlush.Load()
-		if wait := last + window - int64(time.Since(processStart)); window > 0 && last != 0 && wait > 0 && !c.urgent.Load() {
+		// Wait out the window only with something queued: a loop that just
+		// wrote must not hold back the next message for a window while it
+		// finds out that nothing is left.
+		if wait := last + window - int64(time.Since(processStart)); window > 0 && last != 0 && wait > 0 && !c.urgent.Load() && c.pending() {
 			time.Sleep(time.Duration(wait))
 		}
 		out := c.take()
@@ -159,6 +162,13 @@ func (c *Conn) writeLoop() {
 		}
 		c.lastWrite.Store(c.g.cfg.Now().UnixNano())
 	}
+}
+
+// pending reports whether anything is queued.
+func (c *Conn) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.buf) > 0
 }
 
 // take swaps the send buffer for the spare and returns what was queued. With
