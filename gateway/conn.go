@@ -44,6 +44,11 @@ type Conn struct {
 	// lastFlush is when the write loop last started a write (monotonic
 	// nanoseconds since processStart).
 	lastFlush atomic.Int64
+	// gap is an average of the time between two messages queued here
+	// (monotonic nanoseconds), for the congestion window; lastEnq is when
+	// the last one was queued, and spawned when the running write loop was
+	// started.
+	gap, lastEnq, spawned atomic.Int64
 	// urgent is set while the buffer holds a reply someone is waiting for
 	// (a Completion): it goes out at once instead of waiting out the
 	// coalescing window, which only pays for server-initiated traffic.
@@ -80,7 +85,7 @@ func (c *Conn) enqueue(msg []byte) bool {
 	c.writing = true
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		c.startWriter()
 	}
 	return true
 }
@@ -92,13 +97,25 @@ func (c *Conn) reply(msg []byte) bool {
 	return c.enqueue(msg)
 }
 
-// appendLocked adds msg to buf, taking a pooled buffer when there is none.
+// appendLocked adds msg to buf, taking a pooled buffer when there is none,
+// and keeps the average gap between messages.
 func (c *Conn) appendLocked(msg []byte) {
 	if c.buf == nil {
 		c.buf = getBuf()
 	}
 	c.buf = append(c.buf, msg...)
+	now := monoNow()
+	if last := c.lastEnq.Swap(now); last != 0 {
+		d, g := now-last, c.gap.Load()
+		if g == 0 {
+			c.gap.Store(d)
+		} else {
+			c.gap.Store(g + (d-g)/8)
+		}
+	}
 }
+
+func monoNow() int64 { return int64(time.Since(processStart)) }
 
 // holdWrites queues first and marks a write loop as running without
 // starting one, so later enqueues only queue. The caller must start
@@ -129,8 +146,15 @@ func (c *Conn) closeWith(code int, reason string, final []byte) {
 	c.writing = true
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		c.startWriter()
 	}
+}
+
+// startWriter runs writeLoop in a new goroutine, noting when, for the
+// congestion detector.
+func (c *Conn) startWriter() {
+	c.spawned.Store(monoNow())
+	go c.writeLoop()
 }
 
 // processStart anchors lastFlush to the monotonic clock.
@@ -140,8 +164,9 @@ var processStart = time.Now()
 // per Config.WriteCoalesce, and exits when the buffer is empty, handing its
 // buffers back to the pool. After a close it closes the socket.
 func (c *Conn) writeLoop() {
-	window := int64(c.g.cfg.WriteCoalesce)
+	c.g.noteSchedulingDelay(monoNow() - c.spawned.Load())
 	for {
+		window := c.window()
 		last := c.lastFlush.Load()
 		// Wait out the window only with something queued: a loop that just
 		// wrote must not hold back the next message for a window while it
@@ -163,6 +188,44 @@ func (c *Conn) writeLoop() {
 		c.lastWrite.Store(c.g.cfg.Now().UnixNano())
 	}
 }
+
+// window is the coalescing window of this connection: WriteCoalesce, or,
+// while the gateway is congested, about two of this connection's message
+// gaps (at most maxCoalesce), so that a connection receiving a message
+// every 66 ms shares a write between two or three of them instead of
+// paying a syscall for each while the CPU is the bottleneck.
+func (c *Conn) window() int64 {
+	base := int64(c.g.cfg.WriteCoalesce)
+	if base <= 0 || !c.g.congested() {
+		return base
+	}
+	return min(max(2*c.gap.Load(), base), maxCoalesce)
+}
+
+// maxCoalesce bounds the congestion window.
+const maxCoalesce = int64(150 * time.Millisecond)
+
+// noteSchedulingDelay feeds the congestion detector with how long a write
+// loop waited to run after it was started. Under CPU saturation runnable
+// goroutines queue and that delay grows; while its average passes 10 ms the
+// gateway counts as congested, and stays so for 2 s after the last time it
+// did: wider windows soon bring the delay down, and without that hold the
+// windows would flap between wide and narrow. The average is updated
+// without a lock: a lost update only blurs it.
+func (g *Gateway) noteSchedulingDelay(d int64) {
+	avg := g.schedDelay.Load()
+	avg += (d - avg) / 64
+	g.schedDelay.Store(avg)
+	if avg > int64(10*time.Millisecond) {
+		g.congestedUntil.Store(monoNow() + int64(congestionHold))
+	}
+}
+
+// congestionHold is how long the gateway stays congested after the last
+// sign of it.
+const congestionHold = 2 * time.Second
+
+func (g *Gateway) congested() bool { return monoNow() < g.congestedUntil.Load() }
 
 // pending reports whether anything is queued.
 func (c *Conn) pending() bool {

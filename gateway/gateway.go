@@ -32,6 +32,11 @@ type Gateway struct {
 	sweeperDone   chan struct{}
 	stopSweep     chan struct{}
 	slowConsumers atomic.Int64
+	// schedDelay averages how long write loops wait to run (nanoseconds);
+	// the gateway is congested until congestedUntil (monotonic
+	// nanoseconds; see noteSchedulingDelay).
+	schedDelay     atomic.Int64
+	congestedUntil atomic.Int64
 }
 
 // negotiation is a connection between negotiate and the end of its socket.
@@ -245,7 +250,7 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	for _, grp := range groups {
 		c.hub.joinGroup(c, grp)
 	}
-	go c.writeLoop()
+	c.startWriter()
 	return rest, nil
 }
 
