@@ -31,7 +31,10 @@ type Config struct {
 	// a message that finds the socket quiet that long goes out at once;
 	// under load, messages arriving within the window share one frame and
 	// one syscall. It adds at most this much latency, only to busy
-	// connections. Zero means 10 ms; negative writes as soon as possible.
+	// connections; while the gateway is CPU-bound it widens per connection
+	// to about two of that connection's message gaps, at most 150 ms.
+	// Replies a client waits for skip it. Zero means 10 ms; negative writes
+	// as soon as possible.
 	WriteCoalesce time.Duration
 	// MaxQueueBytes is the per-connection send queue limit; a client that
 	// falls further behind is closed as a slow consumer. Zero means 4 MiB.
