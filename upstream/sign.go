@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -46,12 +47,34 @@ func NewSecret() string {
 
 // secretKey decodes a "whsec_…" secret into the HMAC key.
 func secretKey(secret string) ([]byte, error) {
+	keys.mu.Lock()
+	key, ok := keys.m[secret]
+	keys.mu.Unlock()
+	if ok {
+		return key, nil
+	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, SecretPrefix))
 	if err != nil || len(key) == 0 {
 		return nil, ErrMalformedSecret
 	}
+	keys.mu.Lock()
+	if len(keys.m) < maxCachedKeys {
+		keys.m[secret] = key
+	}
+	keys.mu.Unlock()
 	return key, nil
 }
+
+// keys caches decoded secrets: every webhook is signed (and, in the SDK,
+// verified) with one of a handful of configured secrets, and decoding the
+// base64 each time showed in profiles. Bounded, since Sign and Verify are
+// exported and could be handed any number of secrets.
+var keys = struct {
+	mu sync.Mutex // guards m
+	m  map[string][]byte
+}{m: make(map[string][]byte)}
+
+const maxCachedKeys = 1024
 
 // Sign returns the Standard Webhooks signature header value for body: one
 // "v1,BASE64" entry per secret, separated by spaces.

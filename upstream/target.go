@@ -69,16 +69,40 @@ func ValidateTemplate(tpl string) error {
 	return nil
 }
 
-// Expand substitutes the placeholders of tpl, each value path-escaped.
+// Expand substitutes the placeholders of tpl, each value path-escaped. It
+// runs on every webhook, so it scans the template itself rather than build
+// a strings.Replacer per call.
 func Expand(tpl, hub, category, event string) string {
 	if !strings.Contains(tpl, "{") {
 		return tpl
 	}
-	return strings.NewReplacer(
-		"{hub}", url.PathEscape(hub),
-		"{category}", url.PathEscape(category),
-		"{event}", url.PathEscape(event),
-	).Replace(tpl)
+	var sb strings.Builder
+	sb.Grow(len(tpl) + len(hub) + len(category) + len(event))
+	rest := tpl
+	for {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			sb.WriteString(rest)
+			return sb.String()
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			sb.WriteString(rest)
+			return sb.String()
+		}
+		sb.WriteString(rest[:open])
+		switch rest[open+1 : open+end] {
+		case "hub":
+			sb.WriteString(url.PathEscape(hub))
+		case "category":
+			sb.WriteString(url.PathEscape(category))
+		case "event":
+			sb.WriteString(url.PathEscape(event))
+		default:
+			sb.WriteString(rest[open : open+end+1])
+		}
+		rest = rest[open+end+1:]
+	}
 }
 
 // Filter says which events an upstream receives. The zero value receives
