@@ -88,25 +88,43 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *Event, body []byte,
 	// allocations per invocation. The constant values are shared slices,
 	// which net/http only reads.
 	h := make(http.Header, 16)
+	// One backing array for the per-request values instead of one slice
+	// allocation per header.
+	vals := [...]string{
+		id,
+		"/hubs/" + ev.Hub + "/connections/" + ev.ConnectionID,
+		"switchboard." + ev.Event,
+		now.UTC().Format(time.RFC3339Nano),
+		ev.Hub,
+		ev.ConnectionID,
+		eventName,
+		strconv.FormatInt(now.Unix(), 10),
+		sig,
+		d.cfg.Origin,
+		"",
+	}
+	v := vals[:]
+	one := func(i int) []string { return v[i : i+1 : i+1] }
 	h["Content-Type"] = hdrJSON
 	h["User-Agent"] = hdrAgent
 	if d.cfg.Origin != "" {
-		h["Webhook-Request-Origin"] = []string{d.cfg.Origin}
+		h["Webhook-Request-Origin"] = one(9)
 	}
 	h["Ce-Specversion"] = hdrSpec
-	h["Ce-Id"] = []string{id}
-	h["Ce-Source"] = []string{"/hubs/" + ev.Hub + "/connections/" + ev.ConnectionID}
-	h["Ce-Type"] = []string{"switchboard." + ev.Event}
-	h["Ce-Time"] = []string{now.UTC().Format(time.RFC3339Nano)}
-	h["Ce-Hub"] = []string{ev.Hub}
-	h["Ce-Connectionid"] = []string{ev.ConnectionID}
+	h["Ce-Id"] = one(0)
+	h["Ce-Source"] = one(1)
+	h["Ce-Type"] = one(2)
+	h["Ce-Time"] = one(3)
+	h["Ce-Hub"] = one(4)
+	h["Ce-Connectionid"] = one(5)
 	if ev.UserID != nil {
-		h["Ce-Userid"] = []string{*ev.UserID}
+		v[10] = *ev.UserID
+		h["Ce-Userid"] = one(10)
 	}
-	h["Ce-Eventname"] = []string{eventName}
-	h["Webhook-Id"] = h["Ce-Id"]
-	h["Webhook-Timestamp"] = []string{strconv.FormatInt(now.Unix(), 10)}
-	h["Webhook-Signature"] = []string{sig}
+	h["Ce-Eventname"] = one(6)
+	h["Webhook-Id"] = one(0)
+	h["Webhook-Timestamp"] = one(7)
+	h["Webhook-Signature"] = one(8)
 	req.Header = h
 
 	resp, err := d.cfg.Client.Do(req)

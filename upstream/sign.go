@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,33 +47,41 @@ func NewSecret() string {
 }
 
 // secretKey decodes a "whsec_…" secret into the HMAC key.
-func secretKey(secret string) ([]byte, error) {
+func secretKey(secret string) (*signingKey, error) {
 	keys.mu.Lock()
-	key, ok := keys.m[secret]
+	k, ok := keys.m[secret]
 	keys.mu.Unlock()
 	if ok {
-		return key, nil
+		return k, nil
 	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, SecretPrefix))
-	if err != nil || len(key) == 0 {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, SecretPrefix))
+	if err != nil || len(raw) == 0 {
 		return nil, ErrMalformedSecret
 	}
+	k = &signingKey{}
+	k.pool.New = func() any { return hmac.New(sha256.New, raw) }
 	keys.mu.Lock()
 	if len(keys.m) < maxCachedKeys {
-		keys.m[secret] = key
+		keys.m[secret] = k
 	}
 	keys.mu.Unlock()
-	return key, nil
+	return k, nil
 }
 
-// keys caches decoded secrets: every webhook is signed (and, in the SDK,
-// verified) with one of a handful of configured secrets, and decoding the
-// base64 each time showed in profiles. Bounded, since Sign and Verify are
+// signingKey is a decoded secret with a pool of keyed HMACs: every webhook
+// is signed (and, in the SDK, verified) with one of a handful of configured
+// secrets, and decoding the base64 and keying a new HMAC each time showed
+// in profiles.
+type signingKey struct {
+	pool sync.Pool // of hash.Hash, keyed with the secret
+}
+
+// keys caches signing keys by secret. Bounded, since Sign and Verify are
 // exported and could be handed any number of secrets.
 var keys = struct {
 	mu sync.Mutex // guards m
-	m  map[string][]byte
-}{m: make(map[string][]byte)}
+	m  map[string]*signingKey
+}{m: make(map[string]*signingKey)}
 
 const maxCachedKeys = 1024
 
@@ -94,8 +103,10 @@ func Sign(secrets []string, id string, ts time.Time, body []byte) (string, error
 	return sb.String(), nil
 }
 
-func mac(key []byte, id string, ts int64, body []byte) []byte {
-	h := hmac.New(sha256.New, key)
+func mac(key *signingKey, id string, ts int64, body []byte) []byte {
+	h := key.pool.Get().(hash.Hash)
+	defer key.pool.Put(h)
+	h.Reset()
 	h.Write([]byte(id))
 	h.Write([]byte{'.'})
 	h.Write([]byte(strconv.FormatInt(ts, 10)))
