@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-gw/switchboard/internal/kvlist"
 )
 
 // The Registry's buckets. Node ids and connection ids are KV-key safe: a
@@ -477,27 +479,7 @@ func (r *Registry) write(op *connOp) error {
 	return err
 }
 
-// list returns the current entries of kv whose keys match filter. One
-// ordered consumer reads them all: a round trip plus the data.
+// list returns the current entries of kv whose keys match filter.
 func (r *Registry) list(ctx context.Context, kv jetstream.KeyValue, filter string) ([]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = w.Stop() }()
-	var out []jetstream.KeyValueEntry
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("watcher stopped")
-			}
-			if e == nil {
-				return out, nil
-			}
-			out = append(out, e)
-		}
-	}
+	return kvlist.List(ctx, kv, filter)
 }

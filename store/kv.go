@@ -160,32 +160,6 @@ func kvGet(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint6
 	return e.Revision(), decode([]byte(key), e.Value(), v)
 }
 
-// kvList returns the current entries whose keys match the filters (subject
-// wildcards), in stream order. One ordered consumer reads them all, so a
-// list is one round trip plus the data, not one Get per key.
-func kvList(ctx context.Context, kv jetstream.KeyValue, filters ...string) ([]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchFiltered(ctx, filters, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = w.Stop() }()
-	var out []jetstream.KeyValueEntry
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("watcher closed")
-			}
-			if e == nil { // every current value delivered
-				return out, nil
-			}
-			out = append(out, e)
-		}
-	}
-}
-
 // errRetry asks casUpdate to read again: another writer won the race.
 var errRetry = errors.New("store: concurrent update")
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-gw/switchboard/internal/kvlist"
 )
 
 // ---- hubs
@@ -122,7 +124,7 @@ func (s *KV) DeleteHub(name string) error {
 
 func (s *KV) deleteHubRecords(ctx context.Context, hub string) error {
 	for _, kv := range []jetstream.KeyValue{s.upstreams, s.groups} {
-		entries, err := kvList(ctx, kv, enc(hub)+".*")
+		entries, err := kvlist.List(ctx, kv, enc(hub)+".*")
 		if err != nil {
 			return err
 		}
@@ -137,7 +139,7 @@ func (s *KV) deleteHubRecords(ctx context.Context, hub string) error {
 
 // listJSON decodes every current value matching filter.
 func listJSON[T any](ctx context.Context, kv jetstream.KeyValue, filter string) ([]T, error) {
-	entries, err := kvList(ctx, kv, filter)
+	entries, err := kvlist.List(ctx, kv, filter)
 	if err != nil {
 		return nil, err
 	}
@@ -544,7 +546,7 @@ func (s *KV) AllUserGroups() ([]UserGroup, error) {
 func (s *KV) PurgeExpiredUserGroups(now time.Time) (int, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	entries, err := kvList(ctx, s.groups, jetstream.AllKeys)
+	entries, err := kvlist.List(ctx, s.groups, jetstream.AllKeys)
 	if err != nil {
 		return 0, kvWrap("purge expired user groups", err)
 	}
