@@ -79,6 +79,12 @@ func (r *Registry) detect() {
 			delete(r.seen, k)
 		}
 	}
+	// This node is alive to itself even when its record is briefly absent
+	// (others took it for dead after a stall, and its heartbeat has not
+	// written the record again yet).
+	if !slices.ContainsFunc(live, func(n NodeRecord) bool { return n.ID == r.opts.Node }) {
+		live = append(live, NodeRecord{ID: r.opts.Node, URL: r.opts.URL, Heartbeat: now})
+	}
 	slices.SortFunc(live, func(a, b NodeRecord) int { return strings.Compare(a.ID, b.ID) })
 	r.mu.Lock()
 	r.live = live
