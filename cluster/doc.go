@@ -8,6 +8,11 @@
 //     DialOptions). It also implements gateway.InterestWatcher and tracks
 //     the cluster's members by heartbeat (Members).
 //
+//   - Registry (registry.go) keeps each node's heartbeat and open
+//     connections in JetStream KV; when a node stops heartbeating, exactly
+//     one survivor claims it and reports each of its connections (OnLost),
+//     so their disconnected events survive the node.
+//
 // # NATS subjects and messages
 //
 // Subjects are interest-based: a node subscribes to sb.h.<hub>,

@@ -6,14 +6,20 @@
 // negotiates a connection (Gateway.Negotiate), accepts the socket and hands it
 // over as a Transport (Gateway.Serve, which blocks for the connection's
 // lifetime). Events go out through the Webhooks interface and actions come in
-// through Gateway.Apply (from webhook replies, the REST API or the bus).
+// through Gateway.Apply (from webhook replies and the REST API). Anything that
+// may concern connections on other nodes travels as an Op or a Query
+// (cluster.go) through the Bus, which calls ApplyOp and AnswerQuery on each
+// node; without a Bus the gateway is its own, only, node. A ConnTracker, if
+// set, hears of every connection that opens and closes (the cluster's
+// registry of connections, for nodes that die).
 //
 // Concurrency: every exported method is safe for concurrent use. Each
 // connection has one reader (the goroutine in Serve) and at most one writer
 // (a write loop started only while its queue is non-empty); nothing else
 // touches the socket. Fan-out only appends already-encoded bytes to queues and
 // never blocks on a socket: a connection whose queue passes its byte limit is
-// closed as a slow consumer.
+// closed as a slow consumer. Writes to a busy socket are coalesced (see
+// Config.WriteCoalesce); replies a client waits for are not.
 //
 // Lock order: a hub shard's lock (connections, groups, users) may be held while
 // taking a Conn's mu; never the other way round. Hub.userGroups' lock is never
