@@ -4,6 +4,7 @@
 //
 //   - Local, the bus of a single node: every op applies, and every query is
 //     answered, by that node at once.
+//
 //   - NATS, the bus of a cluster (NewNATS over a *nats.Conn dialled with
 //     DialOptions). It also implements gateway.InterestWatcher and tracks
 //     the cluster's members by heartbeat (Members).
