@@ -52,6 +52,10 @@ type negotiation struct {
 type Identity struct {
 	UserID string
 	Claims map[string]any
+	// Bearer is the access token the client negotiated with ("" for none),
+	// so the socket that presents the same token need not be verified
+	// twice.
+	Bearer string
 }
 
 // ConnectInfo is what the transport request carried, for the connect event.
@@ -97,18 +101,19 @@ func (g *Gateway) Negotiate(hub string, id Identity) (connID, token string, err 
 }
 
 // Check reports whether token may open a socket now, so the HTTP layer can
-// answer 404 or 409 before it upgrades. It returns the token's hub.
-func (g *Gateway) Check(token string) (hub string, err error) {
+// answer 404 or 409 before it upgrades. It returns the token's hub and the
+// access token it was negotiated with.
+func (g *Gateway) Check(token string) (hub, bearer string, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := g.tokens[token]
 	switch {
 	case n == nil:
-		return "", ErrUnknownToken
+		return "", "", ErrUnknownToken
 	case n.conn != nil:
-		return "", ErrTokenInUse
+		return "", "", ErrTokenInUse
 	}
-	return n.hub, nil
+	return n.hub, n.identity.Bearer, nil
 }
 
 // Serve runs the connection negotiated under token over tr until it ends:

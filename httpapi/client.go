@@ -118,7 +118,7 @@ func (s *Server) connect(c echo.Context) error {
 	if token == "" {
 		return fail(http.StatusBadRequest, "missing id: negotiate first (POST /client/negotiate?hub="+url.QueryEscape(name)+") and pass its connectionToken as id")
 	}
-	tokenHub, err := s.cfg.Gateway.Check(token)
+	tokenHub, negotiated, err := s.cfg.Gateway.Check(token)
 	switch {
 	case errors.Is(err, gateway.ErrTokenInUse):
 		return fail(http.StatusConflict, "connection token already has an open socket")
@@ -128,8 +128,13 @@ func (s *Server) connect(c echo.Context) error {
 	if !isWebSocketUpgrade(r) {
 		return fail(http.StatusBadRequest, "only the WebSockets transport is served; send a WebSocket upgrade request")
 	}
-	if _, err := s.identify(r, hub, "/client/"); err != nil {
-		return err
+	// The access token was verified at negotiate, moments ago; the same
+	// token on the socket needs no second signature check. Any other token
+	// (or none, where the hub needs one) is checked as at negotiate.
+	if b := bearer(r); b == "" || b != negotiated {
+		if _, err := s.identify(r, hub, "/client/"); err != nil {
+			return err
+		}
 	}
 
 	opts := &websocket.AcceptOptions{}
@@ -202,7 +207,7 @@ func (s *Server) identify(r *http.Request, hub store.Hub, path string) (gateway.
 	if tokenHub := audienceHub(id.Claims["aud"]); tokenHub != "" && !strings.EqualFold(tokenHub, hub.Name) {
 		return gateway.Identity{}, fail(http.StatusUnauthorized, fmt.Sprintf("token is for hub %q, not %q", tokenHub, hub.Name))
 	}
-	return gateway.Identity{UserID: id.UserID, Claims: id.Claims}, nil
+	return gateway.Identity{UserID: id.UserID, Claims: id.Claims, Bearer: token}, nil
 }
 
 // audienceHub is the hub query parameter of a client token's audience

@@ -202,7 +202,7 @@ func newNodeID() string {
 // keys.
 func (n *Node) watchConfig(ctx context.Context) {
 	err := n.config.Watch(ctx, func(ch store.Change) {
-		if n.hubs != nil && (ch.Kind == store.ChangeAll || ch.Kind == store.ChangeHubs) {
+		if ch.Kind == store.ChangeAll || ch.Kind == store.ChangeHubs {
 			if err := n.hubs.reload(); err != nil {
 				n.log.Warn("reloading hubs; serving the ones known", "err", err)
 			}

@@ -69,7 +69,7 @@ type Node struct {
 	config     store.Config
 	verifier   *negotiate.Verifier
 	cl         *clustering // nil on a single node
-	hubs       *hubCache   // in front of the shared config; nil on a single node
+	hubs       *hubCache   // in front of the config store
 	stopWatch  context.CancelFunc
 	gw         *gateway.Gateway
 	dispatcher *upstream.Dispatcher
@@ -114,9 +114,10 @@ func Start(cfg Config) (*Node, error) {
 			db.Close()
 			return nil, err
 		}
-		n.hubs = &hubCache{Config: n.cl.kv}
-		n.config = n.hubs
+		n.config = n.cl.kv
 	}
+	n.hubs = &hubCache{Config: n.config}
+	n.config = n.hubs
 	keys, admin, created, err := n.config.EnsureKeys(newAccessKey, newAdminKey)
 	if err != nil {
 		n.abort()
