@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/delivery"
+
 	"github.com/switchboard-gw/switchboard/client"
 	"github.com/switchboard-gw/switchboard/internal/node"
 	"github.com/switchboard-gw/switchboard/upstream"
@@ -137,13 +139,13 @@ func poll(t *testing.T, what string, cond func() bool) {
 
 // fastDelivery retries quickly so outages in tests last milliseconds.
 func fastDelivery(cfg *node.Config) {
-	cfg.Delivery = upstream.DispatcherConfig{MinRetry: 10 * time.Millisecond, MaxRetry: 100 * time.Millisecond,
-		Breaker: upstream.BreakerConfig{CoolDown: 100 * time.Millisecond}}
+	cfg.Delivery = delivery.DispatcherConfig{MinRetry: 10 * time.Millisecond, MaxRetry: 100 * time.Millisecond,
+		Breaker: delivery.BreakerConfig{CoolDown: 100 * time.Millisecond}}
 }
 
 type adminStatus struct {
-	Outbox    upstream.OutboxStatus     `json:"outbox"`
-	Upstreams []upstream.UpstreamStatus `json:"upstreams"`
+	Outbox    delivery.OutboxStatus     `json:"outbox"`
+	Upstreams []delivery.UpstreamStatus `json:"upstreams"`
 }
 
 func (g *gw) status() adminStatus {
@@ -227,10 +229,10 @@ func TestBreakerFailsFastThroughGateway(t *testing.T) {
 	if n, _ := hits.Load("n"); *n.(*int) != 5 {
 		t.Errorf("upstream got %d requests, want 5", *n.(*int))
 	}
-	if st := g.status(); len(st.Upstreams) != 1 || st.Upstreams[0].Breaker.State != upstream.BreakerOpen {
+	if st := g.status(); len(st.Upstreams) != 1 || st.Upstreams[0].Breaker.State != delivery.BreakerOpen {
 		t.Errorf("status upstreams = %+v, want the breaker open", st.Upstreams)
 	}
-	var log []upstream.Delivery
+	var log []delivery.Delivery
 	if err := json.Unmarshal(g.admin(http.MethodGet, "/admin/hubs/chat/upstreams/fn/log", nil, http.StatusOK), &log); err != nil {
 		t.Fatal(err)
 	}

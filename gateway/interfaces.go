@@ -21,7 +21,7 @@ type Transport interface {
 	Close(code int, reason string) error
 }
 
-// Webhooks delivers events to a hub's upstreams. upstream.Dispatcher
+// Webhooks delivers events to a hub's upstreams. delivery.Dispatcher
 // implements it.
 type Webhooks interface {
 	// Wants reports whether any upstream of hub subscribes to event (for
@@ -33,7 +33,7 @@ type Webhooks interface {
 	Call(ctx context.Context, ev *upstream.Event) (*upstream.Reply, error)
 	// Notify hands over a notification (connected, disconnected) for
 	// delivery. The actions of replies are the implementation's business
-	// (upstream.Dispatcher hands them to its OnReply, which survives
+	// (delivery.Dispatcher hands them to its OnReply, which survives
 	// restarts where a callback would not).
 	Notify(ev *upstream.Event)
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/delivery"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard-gw/switchboard/negotiate"
@@ -197,14 +199,14 @@ func (in *upstreamInput) validate() error {
 	if !upstreamName.MatchString(in.Name) {
 		return fail(http.StatusBadRequest, fmt.Sprintf("invalid upstream name %q: use 1-64 letters, digits, '.', '_' or '-'", in.Name))
 	}
-	if err := upstream.ValidateTemplate(in.URLTemplate); err != nil {
+	if err := delivery.ValidateTemplate(in.URLTemplate); err != nil {
 		return fail(http.StatusBadRequest, "urlTemplate: "+strings.TrimPrefix(err.Error(), "upstream: "))
 	}
-	if _, err := upstream.ParseFilter(in.Events); err != nil {
+	if _, err := delivery.ParseFilter(in.Events); err != nil {
 		return fail(http.StatusBadRequest, "events: "+strings.TrimPrefix(err.Error(), "upstream: "))
 	}
 	if d := time.Duration(in.Timeout); d < 0 || d > maxUpstreamTimeout {
-		return fail(http.StatusBadRequest, fmt.Sprintf("timeout must be between 0 (default %s) and %s", upstream.DefaultTimeout, maxUpstreamTimeout))
+		return fail(http.StatusBadRequest, fmt.Sprintf("timeout must be between 0 (default %s) and %s", delivery.DefaultTimeout, maxUpstreamTimeout))
 	}
 	if len(in.Secrets) > 2 {
 		return fail(http.StatusBadRequest, "at most two secrets may be active (the new and the old during rotation)")
@@ -328,7 +330,7 @@ func (s *Server) status(c echo.Context) error {
 	if s.cfg.UpstreamStatus != nil {
 		st := s.cfg.UpstreamStatus()
 		if st.Upstreams == nil {
-			st.Upstreams = []upstream.UpstreamStatus{}
+			st.Upstreams = []delivery.UpstreamStatus{}
 		}
 		out["outbox"], out["upstreams"] = st.Outbox, st.Upstreams
 	}
@@ -342,8 +344,8 @@ func (s *Server) checkRegistration(c echo.Context, in *upstreamInput) error {
 	if in.SkipValidation {
 		return nil
 	}
-	target := upstream.Expand(in.URLTemplate, c.Param("hub"), upstream.CategoryConnections, upstream.EventConnect)
-	err := upstream.CheckRegistration(c.Request().Context(), s.cfg.CheckClient, target, s.webhookOrigin(c))
+	target := delivery.Expand(in.URLTemplate, c.Param("hub"), upstream.CategoryConnections, upstream.EventConnect)
+	err := delivery.CheckRegistration(c.Request().Context(), s.cfg.CheckClient, target, s.webhookOrigin(c))
 	if err != nil {
 		return fail(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "upstream: "))
 	}
@@ -367,12 +369,12 @@ func (s *Server) upstreamLog(c echo.Context) error {
 	if _, err := s.cfg.Store.Upstream(c.Param("hub"), c.Param("name")); err != nil {
 		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
 	}
-	var log []upstream.Delivery
+	var log []delivery.Delivery
 	if s.cfg.DeliveryLog != nil {
 		log, _ = s.cfg.DeliveryLog(c.Param("hub"), c.Param("name"))
 	}
 	if log == nil {
-		log = []upstream.Delivery{}
+		log = []delivery.Delivery{}
 	}
 	return c.JSON(http.StatusOK, log)
 }

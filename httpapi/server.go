@@ -6,12 +6,13 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/switchboard-gw/switchboard/delivery"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
-	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // Config wires a Server. Gateway, Store and Verifier are required.
@@ -31,9 +32,9 @@ type Config struct {
 	// AllowedOrigins applies to hubs that set none. Empty means any origin.
 	AllowedOrigins []string
 	// UpstreamStatus and DeliveryLog feed /admin/status and the upstream
-	// delivery log (upstream.Dispatcher's methods). Nil shows nothing.
-	UpstreamStatus func() upstream.Status
-	DeliveryLog    func(hub, name string) ([]upstream.Delivery, bool)
+	// delivery log (delivery.Dispatcher's methods). Nil shows nothing.
+	UpstreamStatus func() delivery.Status
+	DeliveryLog    func(hub, name string) ([]delivery.Delivery, bool)
 	// CheckClient sends the registration check (OPTIONS) of new upstreams.
 	// Nil means a client that follows no redirects.
 	CheckClient *http.Client

@@ -94,10 +94,9 @@ func Handler(secrets []string, fn Func, opts ...HandlerOption) http.Handler {
 	if len(secrets) == 0 {
 		panic("upstream: Handler needs at least one signing secret (whsec_…)")
 	}
-	for i, s := range secrets {
-		if _, err := secretKey(s); err != nil {
-			panic(fmt.Sprintf("upstream: Handler: secrets[%d]: %v", i, err))
-		}
+	keys, err := ParseSecrets(secrets...)
+	if err != nil {
+		panic(fmt.Sprintf("upstream: Handler: %v", err))
 	}
 	cfg := handlerConfig{maxBody: DefaultMaxBodySize, now: time.Now}
 	for _, o := range opts {
@@ -106,11 +105,11 @@ func Handler(secrets []string, fn Func, opts ...HandlerOption) http.Handler {
 	if cfg.maxBody <= 0 {
 		cfg.maxBody = DefaultMaxBodySize
 	}
-	return &handler{secrets: append([]string{}, secrets...), fn: fn, cfg: cfg}
+	return &handler{secrets: keys, fn: fn, cfg: cfg}
 }
 
 type handler struct {
-	secrets []string
+	secrets *Secrets
 	fn      Func
 	cfg     handlerConfig
 }
@@ -126,7 +125,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed; webhooks are POST", r.Method))
 		return
 	}
-	ev, err := EventFromRequest(r, h.secrets, h.cfg.now(), h.cfg.maxBody)
+	ev, err := eventFromRequest(r, h.secrets, h.cfg.now(), h.cfg.maxBody)
 	if err != nil {
 		writeError(w, requestErrorStatus(err), err.Error())
 		return
@@ -227,6 +226,14 @@ func requestErrorStatus(err error) int {
 // covers the body only, so anyone could alter those headers in transit; the
 // body repeats every identity field and is what is trusted.
 func EventFromRequest(r *http.Request, secrets []string, now time.Time, maxBody int64) (*Event, error) {
+	keys, err := ParseSecrets(secrets...)
+	if err != nil {
+		return nil, err
+	}
+	return eventFromRequest(r, keys, now, maxBody)
+}
+
+func eventFromRequest(r *http.Request, secrets *Secrets, now time.Time, maxBody int64) (*Event, error) {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBodySize
 	}
@@ -240,7 +247,7 @@ func EventFromRequest(r *http.Request, secrets []string, now time.Time, maxBody 
 	if int64(len(body)) > maxBody {
 		return nil, fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, maxBody)
 	}
-	if err := Verify(secrets, r.Header.Get(HeaderID), r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, now); err != nil {
+	if err := secrets.Verify(r.Header.Get(HeaderID), r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, now); err != nil {
 		return nil, err
 	}
 	ct := r.Header.Get("Content-Type")

@@ -40,72 +40,59 @@ var (
 // random bytes.
 func NewSecret() string {
 	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("upstream: reading random bytes: %v", err))
-	}
+	rand.Read(b[:]) // never fails: crypto/rand crashes the program instead
 	return SecretPrefix + base64.StdEncoding.EncodeToString(b[:])
 }
 
-// secretKey decodes a "whsec_…" secret into the HMAC key.
-func secretKey(secret string) (*signingKey, error) {
-	keys.mu.Lock()
-	k, ok := keys.m[secret]
-	keys.mu.Unlock()
-	if ok {
-		return k, nil
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, SecretPrefix))
-	if err != nil || len(raw) == 0 {
-		return nil, ErrMalformedSecret
-	}
-	k = &signingKey{}
-	k.pool.New = func() any { return hmac.New(sha256.New, raw) }
-	keys.mu.Lock()
-	if len(keys.m) < maxCachedKeys {
-		keys.m[secret] = k
-	}
-	keys.mu.Unlock()
-	return k, nil
+// Secrets is a set of decoded signing secrets, the form in which a sender
+// signs and a receiver verifies many webhooks: each secret keeps a pool of
+// keyed HMACs, since decoding the base64 and keying a new HMAC for every
+// webhook showed in profiles. A Secrets is safe for concurrent use.
+type Secrets struct {
+	keys []*signingKey
 }
 
-// signingKey is a decoded secret with a pool of keyed HMACs: every webhook
-// is signed (and, in the SDK, verified) with one of a handful of configured
-// secrets, and decoding the base64 and keying a new HMAC each time showed
-// in profiles.
 type signingKey struct {
 	pool sync.Pool // of hash.Hash, keyed with the secret
 }
 
-// keys caches signing keys by secret. Bounded, since Sign and Verify are
-// exported and could be handed any number of secrets.
-var keys = struct {
-	mu sync.Mutex // guards m
-	m  map[string]*signingKey
-}{m: make(map[string]*signingKey)}
+// ParseSecrets decodes "whsec_…" secrets. It fails with ErrMalformedSecret
+// naming the index of the first one that is not base64 or is empty; an empty
+// list gives a Secrets that signs and verifies nothing.
+func ParseSecrets(secrets ...string) (*Secrets, error) {
+	s := &Secrets{keys: make([]*signingKey, len(secrets))}
+	for i, secret := range secrets {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, SecretPrefix))
+		if err != nil || len(raw) == 0 {
+			return nil, fmt.Errorf("%w: secrets[%d]", ErrMalformedSecret, i)
+		}
+		k := &signingKey{}
+		k.pool.New = func() any { return hmac.New(sha256.New, raw) }
+		s.keys[i] = k
+	}
+	return s, nil
+}
 
-const maxCachedKeys = 1024
+// Len is the number of secrets.
+func (s *Secrets) Len() int { return len(s.keys) }
 
 // Sign returns the Standard Webhooks signature header value for body: one
 // "v1,BASE64" entry per secret, separated by spaces.
-func Sign(secrets []string, id string, ts time.Time, body []byte) (string, error) {
+func (s *Secrets) Sign(id string, ts time.Time, body []byte) string {
 	var sb strings.Builder
-	for i, s := range secrets {
-		key, err := secretKey(s)
-		if err != nil {
-			return "", err
-		}
+	for i, key := range s.keys {
 		if i > 0 {
 			sb.WriteByte(' ')
 		}
 		sb.WriteString("v1,")
-		sb.WriteString(base64.StdEncoding.EncodeToString(mac(key, id, ts.Unix(), body)))
+		sb.WriteString(base64.StdEncoding.EncodeToString(key.mac(id, ts.Unix(), body)))
 	}
-	return sb.String(), nil
+	return sb.String()
 }
 
-func mac(key *signingKey, id string, ts int64, body []byte) []byte {
-	h := key.pool.Get().(hash.Hash)
-	defer key.pool.Put(h)
+func (k *signingKey) mac(id string, ts int64, body []byte) []byte {
+	h := k.pool.Get().(hash.Hash)
+	defer k.pool.Put(h)
 	h.Reset()
 	h.Write([]byte(id))
 	h.Write([]byte{'.'})
@@ -115,10 +102,10 @@ func mac(key *signingKey, id string, ts int64, body []byte) []byte {
 	return h.Sum(nil)
 }
 
-// Verify checks a webhook's id, timestamp and signature headers against any of
-// secrets. now is the receiver's clock; the timestamp must be within
+// Verify checks a webhook's id, timestamp and signature headers against any
+// of the secrets. now is the receiver's clock; the timestamp must be within
 // MaxClockSkew of it.
-func Verify(secrets []string, id, timestamp, signature string, body []byte, now time.Time) error {
+func (s *Secrets) Verify(id, timestamp, signature string, body []byte, now time.Time) error {
 	if id == "" || timestamp == "" || signature == "" {
 		return ErrNoSignature
 	}
@@ -129,12 +116,8 @@ func Verify(secrets []string, id, timestamp, signature string, body []byte, now 
 	if d := now.Sub(time.Unix(ts, 0)); d > MaxClockSkew || d < -MaxClockSkew {
 		return ErrStaleTimestamp
 	}
-	for _, s := range secrets {
-		key, err := secretKey(s)
-		if err != nil {
-			return err
-		}
-		want := mac(key, id, ts, body)
+	for _, key := range s.keys {
+		want := key.mac(id, ts, body)
 		for _, entry := range strings.Fields(signature) {
 			version, sig, ok := strings.Cut(entry, ",")
 			if !ok || version != "v1" {
@@ -147,4 +130,22 @@ func Verify(secrets []string, id, timestamp, signature string, body []byte, now 
 		}
 	}
 	return ErrBadSignature
+}
+
+// Sign is ParseSecrets followed by Secrets.Sign, for a single webhook.
+func Sign(secrets []string, id string, ts time.Time, body []byte) (string, error) {
+	s, err := ParseSecrets(secrets...)
+	if err != nil {
+		return "", err
+	}
+	return s.Sign(id, ts, body), nil
+}
+
+// Verify is ParseSecrets followed by Secrets.Verify, for a single webhook.
+func Verify(secrets []string, id, timestamp, signature string, body []byte, now time.Time) error {
+	s, err := ParseSecrets(secrets...)
+	if err != nil {
+		return err
+	}
+	return s.Verify(id, timestamp, signature, body, now)
 }

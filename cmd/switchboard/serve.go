@@ -15,17 +15,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/delivery"
+
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
 	"github.com/switchboard-gw/switchboard/internal/node"
-	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 type serveFlags struct {
 	listen, db, publicURL, nodeID, logLevel string
 	origins                                 []string
-	delivery                                upstream.DispatcherConfig
+	delivery                                delivery.DispatcherConfig
 
 	natsURL                   string
 	natsEmbedded              bool

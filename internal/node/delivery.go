@@ -4,17 +4,19 @@ import (
 	"context"
 	"net/url"
 
+	"github.com/switchboard-gw/switchboard/delivery"
+
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/store"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // The dispatcher's store side must match what the store offers.
-var _ upstream.OutboxStore = (*store.DB)(nil)
+var _ delivery.OutboxStore = (*store.DB)(nil)
 
 // newDispatcher starts the upstream dispatcher on the node's store, replaying
 // the outbox.
-func (n *Node) newDispatcher() (*upstream.Dispatcher, error) {
+func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 	dc := n.cfg.Delivery
 	dc.Store = n.db
 	dc.Logger = n.log
@@ -25,7 +27,7 @@ func (n *Node) newDispatcher() (*upstream.Dispatcher, error) {
 			n.log.Error("saving disabled upstream", "hub", hub, "upstream", name, "err", err)
 		}
 	}
-	return upstream.NewDispatcher(dc)
+	return delivery.NewDispatcher(dc)
 }
 
 // runReply runs the actions of a notification's reply. It may run after a

@@ -12,13 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/delivery"
+
 	"github.com/switchboard-gw/switchboard/cluster"
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
-	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // Config configures a node. Zero values are the documented defaults.
@@ -52,7 +53,7 @@ type Config struct {
 	// Delivery tunes the upstream dispatcher (outbox size and TTL, retry
 	// backoff, circuit breakers); zero fields mean its defaults. Store,
 	// OnReply, OnDisable, Origin and Logger are set by the node.
-	Delivery upstream.DispatcherConfig
+	Delivery delivery.DispatcherConfig
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -72,7 +73,7 @@ type Node struct {
 	hubs       *hubCache   // in front of the config store
 	stopWatch  context.CancelFunc
 	gw         *gateway.Gateway
-	dispatcher *upstream.Dispatcher
+	dispatcher *delivery.Dispatcher
 	api        *httpapi.Server
 	srv        *http.Server
 	ln         net.Listener
@@ -215,14 +216,14 @@ func (n *Node) ReloadUpstreams() error {
 		n.log.Error("loading upstreams", "err", err)
 		return fmt.Errorf("node: load upstreams: %w", err)
 	}
-	targets := make([]upstream.Target, 0, len(ups))
+	targets := make([]delivery.Target, 0, len(ups))
 	for _, u := range ups {
-		f, err := upstream.ParseFilter(u.Events)
+		f, err := delivery.ParseFilter(u.Events)
 		if err != nil {
 			n.log.Error("stored upstream has a bad event filter; skipped", "hub", u.Hub, "upstream", u.Name, "err", err)
 			continue
 		}
-		targets = append(targets, upstream.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
+		targets = append(targets, delivery.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
 			Filter: f, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
 			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
 	}

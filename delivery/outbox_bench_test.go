@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 
 	"github.com/switchboard-gw/switchboard/store"
 )
@@ -39,7 +41,7 @@ func BenchmarkOutboxWrite(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		conn := fmt.Sprint("c", n.Add(1))
 		for pb.Next() {
-			d.Notify(&Event{Hub: "chat", ConnectionID: conn, Event: EventConnected})
+			d.Notify(&upstream.Event{Hub: "chat", ConnectionID: conn, Event: upstream.EventConnected})
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
@@ -60,7 +62,7 @@ func BenchmarkOutboxDeliver(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		conn := fmt.Sprint("c", n.Add(1))
 		for pb.Next() {
-			d.Notify(&Event{Hub: "chat", ConnectionID: conn, Event: EventConnected})
+			d.Notify(&upstream.Event{Hub: "chat", ConnectionID: conn, Event: upstream.EventConnected})
 		}
 	})
 	deadline := time.Now().Add(time.Minute)

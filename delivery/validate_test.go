@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // rawAnswer serves every connection by reading one request and writing
@@ -92,7 +94,7 @@ func TestCheckRegistrationUnreachable(t *testing.T) {
 // TestHandlerPassesCheck: the SDK's handler answers the check by itself.
 func TestHandlerPassesCheck(t *testing.T) {
 	t.Parallel()
-	h := Handler([]string{testSecret}, func(context.Context, *Event) (*Reply, error) { return nil, nil })
+	h := upstream.Handler([]string{testSecret}, func(context.Context, *upstream.Event) (*upstream.Reply, error) { return nil, nil })
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	if err := CheckRegistration(context.Background(), nil, srv.URL+"/api", "gw.example.com"); err != nil {

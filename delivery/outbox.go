@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"container/list"
@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // OutboxStore keeps the outbox on disk. *store.DB implements it; the
@@ -88,7 +90,7 @@ type chain struct {
 type item struct {
 	seq     uint64 // 0 when the store failed to keep it
 	rec     record
-	ev      *Event
+	ev      *upstream.Event
 	attempt int
 	ch      *chain
 	elem    *list.Element // in outbox.order
@@ -149,7 +151,7 @@ func (o *outbox) start(d *Dispatcher) error {
 	var bad []uint64
 	err := d.cfg.Store.OutboxLoad(func(seq uint64, v []byte) error {
 		var rec record
-		ev := new(Event)
+		ev := new(upstream.Event)
 		if json.Unmarshal(v, &rec) != nil || json.Unmarshal(rec.Event, ev) != nil {
 			bad = append(bad, seq)
 			return nil
@@ -159,7 +161,7 @@ func (o *outbox) start(d *Dispatcher) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("upstream: replay outbox: %w", err)
+		return fmt.Errorf("delivery: replay outbox: %w", err)
 	}
 	if len(bad) > 0 {
 		d.log.Error("dropping unreadable outbox entries", "count", len(bad))
@@ -278,7 +280,7 @@ func (o *outbox) kick() {
 }
 
 // add stores one notification per target and returns once it is durable.
-func (o *outbox) add(ev *Event, targets []route) {
+func (o *outbox) add(ev *upstream.Event, targets []route) {
 	d := o.d
 	body, err := encodeEvent(ev)
 	if err != nil {
@@ -589,6 +591,7 @@ func (o *outbox) setTargets(ts []Target, each func(Target, *lane)) []*breaker {
 	var resets []*breaker
 	seen := make(map[laneKey]bool, len(ts))
 	for _, t := range ts {
+		t.keys, t.keysErr = upstream.ParseSecrets(t.Secrets...)
 		l := o.laneLocked(t.Hub, t.Name)
 		seen[laneKey{t.Hub, t.Name}] = true
 		if l.known && !sameEndpoint(l.target, t) {
@@ -675,7 +678,7 @@ func (o *outbox) close(ctx context.Context) error {
 			select {
 			case <-o.progress:
 			case <-ctx.Done():
-				err = fmt.Errorf("upstream: flush outbox: %w", ctx.Err())
+				err = fmt.Errorf("delivery: flush outbox: %w", ctx.Err())
 			}
 			if err != nil {
 				break

@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/store"
@@ -26,10 +28,10 @@ func openStore(t *testing.T) (*store.DB, string) {
 	return db, path
 }
 
-func lifecycle(conn string, n int) []*Event {
-	evs := []*Event{{Hub: "chat", ConnectionID: conn, Event: EventConnected}}
+func lifecycle(conn string, n int) []*upstream.Event {
+	evs := []*upstream.Event{{Hub: "chat", ConnectionID: conn, Event: upstream.EventConnected}}
 	for i := range n {
-		evs = append(evs, &Event{Hub: "chat", ConnectionID: conn, Event: EventDisconnected, Reason: strconv.Itoa(i)})
+		evs = append(evs, &upstream.Event{Hub: "chat", ConnectionID: conn, Event: upstream.EventDisconnected, Reason: strconv.Itoa(i)})
 	}
 	return evs
 }
@@ -62,7 +64,7 @@ func checkOrder(t *testing.T, hits []hit, want map[string][]string) {
 	}
 }
 
-func wantKeys(evs []*Event) []string {
+func wantKeys(evs []*upstream.Event) []string {
 	var out []string
 	for _, ev := range evs {
 		out = append(out, ev.Event+"/"+ev.Reason)
@@ -165,7 +167,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	eventually(t, "replay delivered", func() bool { return d2.Status().Outbox.Depth == 0 })
 	checkOrder(t, h.all(), map[string][]string{"a": wantKeys(evs[:2]), "b": wantKeys(evs[2:])})
 	for _, x := range h.all()[2:] {
-		if id, ok := first[x.ev.ConnectionID]; ok && x.ev.Event == EventConnected && x.id != id {
+		if id, ok := first[x.ev.ConnectionID]; ok && x.ev.Event == upstream.EventConnected && x.id != id {
 			t.Errorf("replayed %s/%s has id %s, want the original %s", x.ev.ConnectionID, x.ev.Event, x.id, id)
 		}
 	}
@@ -182,7 +184,7 @@ func TestOutboxRetryAfter(t *testing.T) {
 	})
 	d := startDispatcher(t, fastRetry)
 	d.SetTargets([]Target{h.target("chat", "fn")})
-	d.Notify(&Event{Hub: "chat", ConnectionID: "c", Event: EventConnected})
+	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
 	hits := h.waitHits(2)
 	if gap := hits[1].at.Sub(hits[0].at); gap < time.Second {
 		t.Errorf("retried after %v, want at least the 1s of Retry-After (backoff alone is 5ms)", gap)
@@ -216,7 +218,7 @@ func TestOutboxGoneDisables(t *testing.T) {
 	tg := h.target("chat", "fn")
 	tg.Filter, _ = ParseFilter(nil)
 	d.SetTargets([]Target{tg})
-	d.Notify(&Event{Hub: "chat", ConnectionID: "c", Event: EventConnected})
+	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
 	select {
 	case r := <-disabled:
 		if !strings.HasPrefix(r, "chat/fn: ") || !strings.Contains(r, "410 Gone") {
@@ -225,7 +227,7 @@ func TestOutboxGoneDisables(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("OnDisable not called")
 	}
-	d.Notify(&Event{Hub: "chat", ConnectionID: "c", Event: EventDisconnected})
+	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventDisconnected})
 	st := d.Status().Upstreams[0]
 	if !st.Disabled || !strings.Contains(st.DisabledReason, "410") || st.Outbox != 2 {
 		t.Errorf("status = %+v, want disabled with 2 waiting", st)
@@ -237,7 +239,7 @@ func TestOutboxGoneDisables(t *testing.T) {
 	d.SetTargets([]Target{tg}) // saved again: enabled
 	eventually(t, "delivery after enabling", func() bool { return d.Status().Outbox.Depth == 0 })
 	hits := h.all()
-	if len(hits) != 3 || hits[1].id != hits[0].id || hits[2].ev.Event != EventDisconnected {
+	if len(hits) != 3 || hits[1].id != hits[0].id || hits[2].ev.Event != upstream.EventDisconnected {
 		t.Errorf("requests = %d (%+v), want the 410'd event again, then the next, nothing while disabled", len(hits), hits)
 	}
 }
@@ -273,7 +275,7 @@ func TestOutboxExpires(t *testing.T) {
 	cfg.Now, cfg.OutboxTTL = clk.Now, time.Hour
 	d := startDispatcher(t, cfg)
 	d.SetTargets([]Target{h.target("chat", "fn")})
-	d.Notify(&Event{Hub: "chat", ConnectionID: "c", Event: EventConnected})
+	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
 	h.waitHits(2)
 	clk.Advance(time.Hour + time.Second)
 	eventually(t, "expiry", func() bool { return d.Status().Outbox.Expired == 1 })
@@ -288,7 +290,7 @@ func TestOutboxPausesWhileBreakerOpen(t *testing.T) {
 	t.Parallel()
 	h := newHook(t)
 	h.setRespond(func(_ int, x hit) (int, http.Header, string) {
-		if x.ev.Event == EventMessage {
+		if x.ev.Event == upstream.EventMessage {
 			return 204, nil, ""
 		}
 		return 500, nil, ""
@@ -315,7 +317,7 @@ func TestOutboxPausesWhileBreakerOpen(t *testing.T) {
 		t.Fatalf("probe: %v", err)
 	}
 	eventually(t, "outbox resumed", func() bool { return d.Status().Outbox.Depth == 0 })
-	notes := slices.DeleteFunc(h.all(), func(x hit) bool { return x.ev.Event == EventMessage })
+	notes := slices.DeleteFunc(h.all(), func(x hit) bool { return x.ev.Event == upstream.EventMessage })
 	checkOrder(t, notes, map[string][]string{"c": wantKeys(lifecycle("c", 1))})
 }
 
@@ -331,12 +333,12 @@ func TestOutboxRepliesGoToOnReply(t *testing.T) {
 	})
 	got := make(chan string, 1)
 	cfg := fastRetry
-	cfg.OnReply = func(ev *Event, r *Reply) {
+	cfg.OnReply = func(ev *upstream.Event, r *upstream.Reply) {
 		got <- ev.ConnectionID + " " + r.Actions[0].Action + " " + r.Actions[0].Group
 	}
 	d := startDispatcher(t, cfg)
 	d.SetTargets([]Target{h.target("chat", "fn")})
-	d.Notify(&Event{Hub: "chat", ConnectionID: "c7", Event: EventConnected})
+	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c7", Event: upstream.EventConnected})
 	select {
 	case s := <-got:
 		if s != "c7 "+actions.AddToGroup+" lobby" {

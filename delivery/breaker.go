@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 
 // ErrCircuitOpen matches, under errors.Is, the error of a call refused
 // because the upstream's circuit breaker is open.
-var ErrCircuitOpen = errors.New("upstream: circuit open")
+var ErrCircuitOpen = errors.New("delivery: circuit open")
 
 // BreakerConfig says when an upstream's circuit breaker opens and how long it
 // stays open. The zero value works.

@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // DispatcherConfig configures a Dispatcher. The zero value works.
@@ -49,7 +51,7 @@ type DispatcherConfig struct {
 	// OnReply runs the actions of a notification's reply (connected,
 	// disconnected). Nil ignores them. It is called from a delivery
 	// goroutine, before the next event of the same connection is sent.
-	OnReply func(ev *Event, r *Reply)
+	OnReply func(ev *upstream.Event, r *upstream.Reply)
 	// OnDisable persists that an upstream answered 410 Gone and is now
 	// disabled. Nil keeps it in memory only.
 	OnDisable func(hub, name, reason string)
@@ -62,7 +64,7 @@ type DispatcherConfig struct {
 }
 
 // ErrUpstream matches every delivery failure under errors.Is.
-var ErrUpstream = errors.New("upstream: delivery failed")
+var ErrUpstream = errors.New("delivery: delivery failed")
 
 // deliveryError is a delivery failure whose text is meant for the caller's
 // completion error: it names the upstream and the cause, without a package
@@ -188,7 +190,7 @@ func (d *Dispatcher) Wants(hub, event, target string) bool {
 // The request is never repeated once it may have reached the handler; it is
 // tried a second time only when the first could not connect at all. An open
 // circuit breaker or a disabled upstream fails the call at once.
-func (d *Dispatcher) Call(ctx context.Context, ev *Event) (*Reply, error) {
+func (d *Dispatcher) Call(ctx context.Context, ev *upstream.Event) (*upstream.Reply, error) {
 	for _, r := range (*d.routes.Load())[ev.Hub] {
 		if r.t.Filter.Match(ev.Event, ev.Target) {
 			return d.call(ctx, r, ev)
@@ -197,7 +199,7 @@ func (d *Dispatcher) Call(ctx context.Context, ev *Event) (*Reply, error) {
 	return nil, failure("no upstream of hub %q receives %s events", ev.Hub, ev.Event)
 }
 
-func (d *Dispatcher) call(ctx context.Context, r route, ev *Event) (*Reply, error) {
+func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*upstream.Reply, error) {
 	id := newEventID()
 	if reason := r.l.disabledReason(); reason != "" {
 		err := failure("upstream %q is disabled: %s", r.t.Name, reason)
@@ -231,7 +233,7 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *Event) (*Reply, erro
 // outbox for every matching upstream and returns once it is stored; it is
 // delivered later, in order per connection and upstream, and retried until
 // OutboxTTL. The actions of each reply go to DispatcherConfig.OnReply.
-func (d *Dispatcher) Notify(ev *Event) {
+func (d *Dispatcher) Notify(ev *upstream.Event) {
 	var targets []route
 	for _, r := range (*d.routes.Load())[ev.Hub] {
 		if r.t.Filter.Match(ev.Event, "") {

@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"bytes"
@@ -13,11 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // result is the outcome of one HTTP attempt.
 type result struct {
-	reply *Reply
+	reply *upstream.Reply
 	err   error
 	// sent is false when the request certainly did not reach the handler
 	// (the connection could not be made).
@@ -32,7 +34,7 @@ type result struct {
 	gone bool
 }
 
-func encodeEvent(ev *Event) ([]byte, error) {
+func encodeEvent(ev *upstream.Event) ([]byte, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, failure("encode %s event: %v", ev.Event, err)
@@ -42,7 +44,7 @@ func encodeEvent(ev *Event) ([]byte, error) {
 
 // send makes one signed POST of body (ev encoded) to r and interprets the
 // answer. Every attempt goes to the upstream's delivery log.
-func (d *Dispatcher) send(ctx context.Context, r route, ev *Event, body []byte, id string, attempt int) result {
+func (d *Dispatcher) send(ctx context.Context, r route, ev *upstream.Event, body []byte, id string, attempt int) result {
 	start := time.Now()
 	res, status := d.post(ctx, r.t, ev, body, id)
 	entry := Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID,
@@ -61,9 +63,9 @@ var (
 	hdrSpec  = []string{"1.0"}
 )
 
-func (d *Dispatcher) post(ctx context.Context, t Target, ev *Event, body []byte, id string) (result, int) {
+func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, body []byte, id string) (result, int) {
 	eventName := ev.Event
-	if ev.Event == EventMessage {
+	if ev.Event == upstream.EventMessage {
 		eventName = ev.Target
 	}
 	timeout := t.Timeout
@@ -79,10 +81,10 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *Event, body []byte,
 		return result{err: failure("upstream %q: bad URL: %v", t.Name, err), outcome: outcomeFailure, retry: true}, 0
 	}
 	now := d.cfg.Now()
-	sig, err := Sign(t.Secrets, id, now, body)
-	if err != nil {
-		return result{err: failure("upstream %q: %v", t.Name, err), outcome: outcomeIgnored, retry: true}, 0
+	if t.keysErr != nil {
+		return result{err: failure("upstream %q: %v", t.Name, t.keysErr), outcome: outcomeIgnored, retry: true}, 0
 	}
+	sig := t.keys.Sign(id, now, body)
 	// Keys are written in canonical form straight into the map: Header.Set
 	// canonicalises and allocates for every call, a fifth of the gateway's
 	// allocations per invocation. The constant values are shared slices,
@@ -157,7 +159,7 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *Event, body []byte,
 	return res, resp.StatusCode
 }
 
-func (d *Dispatcher) interpret(t Target, ev *Event, resp *http.Response, data []byte, now time.Time) result {
+func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response, data []byte, now time.Time) result {
 	status := resp.StatusCode
 	switch {
 	case status == http.StatusNoContent:
@@ -165,7 +167,7 @@ func (d *Dispatcher) interpret(t Target, ev *Event, resp *http.Response, data []
 	case status >= 300 && status < 400:
 		return result{err: failure("upstream %q answered with a redirect (%d to %q); redirects are not followed, register the final URL",
 			t.Name, status, resp.Header.Get("Location")), retry: true}
-	case ev.Event == EventConnect && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+	case ev.Event == upstream.EventConnect && (status == http.StatusUnauthorized || status == http.StatusForbidden):
 		reason := fmt.Sprintf("connection rejected by upstream %q (%d)", t.Name, status)
 		var r struct {
 			Error string `json:"error"`
@@ -173,7 +175,7 @@ func (d *Dispatcher) interpret(t Target, ev *Event, resp *http.Response, data []
 		if json.Unmarshal(data, &r) == nil && r.Error != "" {
 			reason = r.Error
 		}
-		return result{reply: &Reply{Error: reason}}
+		return result{reply: &upstream.Reply{Error: reason}}
 	case status == http.StatusGone:
 		return result{err: failure("upstream %q answered 410 Gone: it asked not to be called again", t.Name), outcome: outcomeIgnored, gone: true}
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
@@ -204,7 +206,7 @@ func (d *Dispatcher) interpret(t Target, ev *Event, resp *http.Response, data []
 		return result{err: failure("upstream %q replied with Content-Type %q; want application/json",
 			t.Name, resp.Header.Get("Content-Type"))}
 	}
-	reply, err := ParseReply(data, true)
+	reply, err := upstream.ParseReply(data, true)
 	if err != nil {
 		return result{err: failure("upstream %q sent an invalid reply: %s", t.Name, strings.TrimPrefix(err.Error(), "upstream: bad reply: "))}
 	}

@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"context"
@@ -13,15 +13,20 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // waitFor bounds every wait on another goroutine.
 const waitFor = 10 * time.Second
 
+// testSecret signs the test upstreams' webhooks.
+var testSecret = upstream.NewSecret()
+
 // hit is one request a hook received.
 type hit struct {
 	id  string
-	ev  Event
+	ev  upstream.Event
 	at  time.Time
 	hdr http.Header
 }
@@ -46,9 +51,9 @@ func newHook(t *testing.T) *hook {
 
 func (h *hook) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	var ev Event
+	var ev upstream.Event
 	_ = json.Unmarshal(body, &ev)
-	x := hit{id: r.Header.Get(HeaderID), ev: ev, at: time.Now(), hdr: r.Header.Clone()}
+	x := hit{id: r.Header.Get(upstream.HeaderID), ev: ev, at: time.Now(), hdr: r.Header.Clone()}
 	if r.Header.Get("ce-id") != x.id || x.id == "" {
 		h.t.Errorf("ce-id %q differs from webhook-id %q", r.Header.Get("ce-id"), x.id)
 	}
@@ -130,9 +135,9 @@ func startDispatcher(t *testing.T, cfg DispatcherConfig) *Dispatcher {
 	return d
 }
 
-func message(conn, target string) *Event {
+func message(conn, target string) *upstream.Event {
 	id := "1"
-	return &Event{Hub: "chat", ConnectionID: conn, Event: EventMessage, Target: target, InvocationID: &id, Arguments: json.RawMessage(`[]`)}
+	return &upstream.Event{Hub: "chat", ConnectionID: conn, Event: upstream.EventMessage, Target: target, InvocationID: &id, Arguments: json.RawMessage(`[]`)}
 }
 
 func TestCallBreakerFailsFastAndRecovers(t *testing.T) {
@@ -325,7 +330,7 @@ func TestBadRepliesAreLogged(t *testing.T) {
 			}
 			log, ok := d.DeliveryLog("chat", "fn")
 			if !ok || len(log) != 1 || log[0].Status != tt.status || log[0].Error != err.Error() ||
-				log[0].Event != EventMessage || log[0].Target != "send" || log[0].ConnectionID != "c1" || log[0].ID == "" {
+				log[0].Event != upstream.EventMessage || log[0].Target != "send" || log[0].ConnectionID != "c1" || log[0].ID == "" {
 				t.Errorf("delivery log = %+v, want one entry with status %d and the error", log, tt.status)
 			}
 			if n := len(h.all()); n != 1 {

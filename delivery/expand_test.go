@@ -1,6 +1,10 @@
-package upstream
+package delivery
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/switchboard-gw/switchboard/upstream"
+)
 
 func TestExpand(t *testing.T) {
 	tests := []struct {
@@ -15,11 +19,11 @@ func TestExpand(t *testing.T) {
 		{"http://fn/x/{event}/", "http://fn/x/Send%20It/"},
 	}
 	for _, tt := range tests {
-		if got := Expand(tt.tpl, "chat", CategoryMessages, "Send It"); got != tt.want {
+		if got := Expand(tt.tpl, "chat", upstream.CategoryMessages, "Send It"); got != tt.want {
 			t.Errorf("Expand(%q) = %q, want %q", tt.tpl, got, tt.want)
 		}
 	}
-	if got := Expand("http://fn/{event}", "h", CategoryMessages, "a/b"); got != "http://fn/a%2Fb" {
+	if got := Expand("http://fn/{event}", "h", upstream.CategoryMessages, "a/b"); got != "http://fn/a%2Fb" {
 		t.Errorf("a slash in a value must be escaped: got %q", got)
 	}
 }

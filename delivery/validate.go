@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 )
 
 // ErrRegistrationRefused is wrapped by CheckRegistration's errors.
-var ErrRegistrationRefused = errors.New("upstream: registration check failed")
+var ErrRegistrationRefused = errors.New("delivery: registration check failed")
 
 // checkTimeout bounds the registration check when ctx has no deadline.
 const checkTimeout = 10 * time.Second
@@ -54,7 +54,7 @@ func CheckRegistration(ctx context.Context, client *http.Client, url, origin str
 		got = fmt.Sprintf("WebHook-Allowed-Origin %q", allowed)
 	}
 	return fmt.Errorf("%w: OPTIONS %s with WebHook-Request-Origin %q was answered %s with %s (headers: %s)%s; "+
-		"the receiver must answer 200 with WebHook-Allowed-Origin %q or \"*\" (the SDK's Handler does), "+
+		"the receiver must answer 200 with WebHook-Allowed-Origin %q or \"*\" (the SDK's upstream.Handler does), "+
 		"or register with skipValidation for local development",
 		ErrRegistrationRefused, url, origin, resp.Status, got, headerList(resp.Header), snippet(body), origin)
 }

@@ -1,4 +1,4 @@
-package upstream
+package delivery
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // Target is one registered upstream as the dispatcher uses it.
@@ -18,6 +20,10 @@ type Target struct {
 	Timeout time.Duration
 	// Secrets sign every request; each yields one signature entry.
 	Secrets []string
+	// keys are Secrets decoded by SetTargets, or keysErr says why they
+	// could not be.
+	keys    *upstream.Secrets
+	keysErr error
 	// Disabled upstreams (they answered 410 Gone) get no requests:
 	// blocking events fail at once and notifications wait in the outbox.
 	Disabled       bool
@@ -29,8 +35,8 @@ const DefaultTimeout = 10 * time.Second
 
 // ErrBadTemplate and ErrBadFilter are wrapped by registration errors.
 var (
-	ErrBadTemplate = errors.New("upstream: bad URL template")
-	ErrBadFilter   = errors.New("upstream: bad event filter")
+	ErrBadTemplate = errors.New("delivery: bad URL template")
+	ErrBadFilter   = errors.New("delivery: bad event filter")
 )
 
 // ValidateTemplate checks that tpl uses only the known placeholders and
@@ -56,7 +62,7 @@ func ValidateTemplate(tpl string) error {
 		}
 		rest = rest[open+end+1:]
 	}
-	u, err := url.Parse(Expand(tpl, "hub", CategoryMessages, "event"))
+	u, err := url.Parse(Expand(tpl, "hub", upstream.CategoryMessages, "event"))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadTemplate, err)
 	}
@@ -128,11 +134,11 @@ func ParseFilter(entries []string) (Filter, error) {
 		switch {
 		case e == "*":
 			f.all = true
-		case name == EventMessage && (!hasTarget || target == "*"):
-			f.events[EventMessage] = true
-		case name == EventMessage && target != "":
+		case name == upstream.EventMessage && (!hasTarget || target == "*"):
+			f.events[upstream.EventMessage] = true
+		case name == upstream.EventMessage && target != "":
 			f.messages[strings.ToLower(target)] = true
-		case !hasTarget && (name == EventConnect || name == EventConnected || name == EventDisconnected):
+		case !hasTarget && (name == upstream.EventConnect || name == upstream.EventConnected || name == upstream.EventDisconnected):
 			f.events[name] = true
 		default:
 			return Filter{}, fmt.Errorf("%w: %q; use connect, connected, disconnected, message:* or message:TARGET", ErrBadFilter, raw)
@@ -149,5 +155,5 @@ func (f Filter) Match(event, target string) bool {
 	if f.events[event] {
 		return true
 	}
-	return event == EventMessage && f.messages[strings.ToLower(target)]
+	return event == upstream.EventMessage && f.messages[strings.ToLower(target)]
 }

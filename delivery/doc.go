@@ -1,0 +1,36 @@
+// Package delivery is the gateway's webhook delivery engine: it sends each
+// client event to the upstreams registered for its hub and brings their
+// replies back. Function authors never import it; their side of the
+// contract is package upstream.
+//
+// # Entry points
+//
+//   - NewDispatcher starts a Dispatcher, which implements the gateway's
+//     Webhooks interface: Call delivers a blocking event (connect, message)
+//     to the first matching upstream and returns its reply; Notify makes a
+//     notification (connected, disconnected) durable in the outbox and
+//     returns, and workers deliver it later, in order per connection and
+//     upstream, retrying with backoff until OutboxTTL.
+//   - SetTargets replaces the registered upstreams (Target: URL template,
+//     event Filter, timeout, signing secrets) whenever the configuration
+//     changes.
+//   - ValidateTemplate, ParseFilter and Expand check and apply URL
+//     templates and event filters; CheckRegistration sends the CloudEvents
+//     abuse-protection OPTIONS check before an upstream is saved.
+//   - Status and DeliveryLog report breakers, outbox depth and each
+//     upstream's recent deliveries for the admin API.
+//
+// Every request is built here (upstream.Event encoded as JSON, CloudEvents
+// ce-* headers, a Standard Webhooks signature made with upstream.Secrets)
+// and every answer is read here (upstream.ParseReply). Each upstream has a
+// circuit breaker (gobreaker): an open one fails blocking events at once and
+// pauses its outbox lane. An upstream that answers 410 Gone is disabled and
+// OnDisable persists that.
+//
+// # Concurrency
+//
+// A Dispatcher is safe for concurrent use. It runs Workers delivery
+// goroutines and one committer that writes the outbox to its OutboxStore in
+// group commits; Close stops them. The outbox's state is guarded by one
+// mutex (outbox.mu), never held during a request or a store write.
+package delivery
