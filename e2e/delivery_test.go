@@ -18,7 +18,7 @@ import (
 	"github.com/switchboard-gw/switchboard/delivery"
 
 	"github.com/switchboard-gw/switchboard/client"
-	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 

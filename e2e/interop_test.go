@@ -22,7 +22,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/client"
 	"github.com/switchboard-gw/switchboard/examples/functions/chat"
-	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-gw/switchboard/client"
-	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/rest"
 	"github.com/switchboard-gw/switchboard/upstream"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/client"
-	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/negotiate"
 )
 

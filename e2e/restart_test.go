@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/node"
 )
 
 // TestRestartKeepsConfig: hubs, upstreams (with their secrets) and keys live

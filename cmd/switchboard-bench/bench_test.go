@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/node"
 )
 
 // startGateway runs a real node in-process and a target for it, as the tool

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-gw/switchboard/examples/functions/chat"
-	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/store"
 	"github.com/switchboard-gw/switchboard/upstream"
 )

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchboard-gw/switchboard/internal/node"
+	"github.com/switchboard-gw/switchboard/node"
 )
 
 // run executes the keys command in-process against a running node.
