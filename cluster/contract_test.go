@@ -4,9 +4,11 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 // testBus is the contract every gateway.Bus keeps, checked through real
@@ -175,7 +177,7 @@ func testBus(t *testing.T, n int, newCluster func(t *testing.T, n int) []*nodeUn
 		mustPublish(t, first, &gateway.Op{Hub: "la", LeaveAll: &gateway.LeaveAllOp{User: "zed"}})
 		for _, g := range []string{"g1", "g2"} {
 			// The user route is a publication: poll until every node applied it.
-			waitFor(t, "group "+g+" to empty", func() bool {
+			testutil.Eventually(t, 10*time.Second, "group "+g+" to empty", func() bool {
 				ok, err := first.g.GroupExists(ctx, "la", g)
 				return err == nil && !ok
 			})
@@ -228,6 +230,6 @@ func testBus(t *testing.T, n int, newCluster func(t *testing.T, n int) []*nodeUn
 	})
 }
 
-func TestLocalBus(t *testing.T) {
+func TestSingleNodeBus(t *testing.T) {
 	testBus(t, 1, localCluster)
 }

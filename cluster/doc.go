@@ -1,9 +1,7 @@
 // Package cluster carries the gateway's Ops and Queries (gateway/cluster.go)
-// between nodes. Two gateway.Bus implementations keep one contract, checked
-// by one test suite (contract_test.go):
-//
-//   - Local, the bus of a single node: every op applies, and every query is
-//     answered, by that node at once.
+// between nodes. A single node needs nothing from it: a gateway without a
+// Bus is its own, only, node. The bus of a cluster keeps the same contract,
+// checked by one test suite run against both (contract_test.go):
 //
 //   - NATS, the bus of a cluster (NewNATS over a *nats.Conn dialled with
 //     DialOptions). It also implements gateway.InterestWatcher and tracks

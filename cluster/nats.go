@@ -18,11 +18,12 @@ import (
 // ErrClosed is returned by Publish and Gather after Close.
 var ErrClosed = errors.New("cluster: bus closed")
 
-// InterestNode is a Node that can say whether it holds connections an op
-// route concerns; the NATS bus subscribes accordingly. *gateway.Gateway is
-// one.
-type InterestNode interface {
-	Node
+// Node is what the bus drives on each node: it applies ops, answers queries
+// and says whether it holds connections a route concerns (the bus subscribes
+// accordingly). *gateway.Gateway is one.
+type Node interface {
+	ApplyOp(op *gateway.Op) error
+	AnswerQuery(q *gateway.Query) (gateway.Answer, error)
 	HasInterest(hub string, r gateway.Route) bool
 }
 
@@ -50,7 +51,7 @@ type NATS struct {
 	lastLog                     atomic.Int64 // unix nanos of the last drop log
 }
 
-type nodeBox struct{ n InterestNode }
+type nodeBox struct{ n Node }
 
 var (
 	_ gateway.Bus             = (*NATS)(nil)
@@ -61,7 +62,7 @@ var (
 // (Close leaves it open). node may be nil and set later with SetNode, since
 // the gateway is built with the bus; until then this node acts as one
 // without connections.
-func NewNATS(nc *nats.Conn, node InterestNode, opts NATSOptions) (*NATS, error) {
+func NewNATS(nc *nats.Conn, node Node, opts NATSOptions) (*NATS, error) {
 	if opts.NodeID == "" {
 		return nil, errors.New("cluster: new NATS bus: NodeID is required")
 	}
@@ -100,7 +101,7 @@ func NewNATS(nc *nats.Conn, node InterestNode, opts NATSOptions) (*NATS, error) 
 }
 
 // SetNode sets the node this bus drives.
-func (b *NATS) SetNode(n InterestNode) { b.node.Store(&nodeBox{n}) }
+func (b *NATS) SetNode(n Node) { b.node.Store(&nodeBox{n}) }
 
 // Healthy reports whether the NATS connection is up, for /readyz.
 func (b *NATS) Healthy() bool { return b.nc.IsConnected() }

@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-gw/switchboard/cluster"
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -84,14 +85,14 @@ func startNode(t *testing.T, idx int, id string, bus gateway.Bus) *nodeUnderTest
 	return n
 }
 
-// localCluster is the in-process bus: one node.
+// localCluster is a gateway without a bus: one node on its own in-memory
+// bus.
 func localCluster(t *testing.T, n int) []*nodeUnderTest {
 	if n != 1 {
-		t.Fatalf("Local is a bus of one node, not %d", n)
+		t.Fatalf("a gateway without a bus is a cluster of one node, not %d", n)
 	}
-	bus := &cluster.Local{}
-	node := startNode(t, 0, "solo", bus)
-	bus.Node = node.g
+	node := startNode(t, 0, "solo", nil)
+	node.bus = node.g.Bus()
 	return []*nodeUnderTest{node}
 }
 
@@ -117,21 +118,9 @@ func natsCluster(t *testing.T, servers []*natsembed.Server, n int) []*nodeUnderT
 		bus.SetNode(nodes[i].g)
 	}
 	for _, node := range nodes {
-		waitFor(t, fmt.Sprintf("node %d to see %d members", node.idx, n), func() bool { return len(node.nats.Members()) == n })
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("node %d to see %d members", node.idx, n), func() bool { return len(node.nats.Members()) == n })
 	}
 	return nodes
-}
-
-// waitFor polls cond, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // client is a SignalR client socket whose frames a goroutine reads into

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-gw/switchboard/cluster"
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func startServer(t *testing.T, opts natsembed.Options) *natsembed.Server {
@@ -186,7 +187,7 @@ func TestNATSBadInput(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		want++
-		waitFor(t, tc.name+" to be dropped", func() bool { return node.nats.Stats().Dropped == want })
+		testutil.Eventually(t, 10*time.Second, tc.name+" to be dropped", func() bool { return node.nats.Stats().Dropped == want })
 	}
 	// A request with garbage is answered, not left to time out.
 	msg, err := raw.Request(subject("sb.n", "n0"), []byte("nope"), 10*time.Second)
@@ -254,7 +255,7 @@ func TestNATSMembers(t *testing.T) {
 		return strings.Join(out, ",")
 	}
 	for _, b := range buses {
-		waitFor(t, "everyone to see everyone", func() bool { return ids(b) == "m0,m1,m2" })
+		testutil.Eventually(t, 10*time.Second, "everyone to see everyone", func() bool { return ids(b) == "m0,m1,m2" })
 	}
 	m1 := buses[0].Members()[1]
 	if want := (cluster.Member{ID: "m1", URL: "http://m1", Conns: 11, LastSeen: clk.Now()}); m1 != want {
@@ -264,7 +265,7 @@ func TestNATSMembers(t *testing.T) {
 	// A node that closes says goodbye: the others forget it at once, and a
 	// request to it finds no one.
 	buses[2].Close()
-	waitFor(t, "m2 to be forgotten", func() bool { return ids(buses[0]) == "m0,m1" && ids(buses[1]) == "m0,m1" })
+	testutil.Eventually(t, 10*time.Second, "m2 to be forgotten", func() bool { return ids(buses[0]) == "m0,m1" && ids(buses[1]) == "m0,m1" })
 	err := buses[0].Publish(context.Background(), &gateway.Op{Hub: "h", Action: &actions.Action{Action: actions.AddToGroup, Group: "g", ConnectionID: "m2.abc"}})
 	if !isNoConnection(err) {
 		t.Errorf("op to a closed node: got %v, want ErrNoConnection", err)
@@ -310,7 +311,7 @@ func TestNATSOutage(t *testing.T) {
 	}
 
 	s.Shutdown()
-	waitFor(t, "the bus to notice the outage", func() bool { return !bus.Healthy() })
+	testutil.Eventually(t, 10*time.Second, "the bus to notice the outage", func() bool { return !bus.Healthy() })
 	big := `["` + strings.Repeat("x", 600) + `"]`
 	for i := range 4 {
 		mustPublish(t, node, &gateway.Op{Hub: "h", Action: &actions.Action{Action: actions.Broadcast, Target: fmt.Sprint("b", i), Arguments: []byte(big)}})
@@ -327,7 +328,7 @@ func TestNATSOutage(t *testing.T) {
 	}
 
 	startServer(t, natsembed.Options{Port: port})
-	waitFor(t, "the bus to reconnect", bus.Healthy)
+	testutil.Eventually(t, 10*time.Second, "the bus to reconnect", bus.Healthy)
 }
 
 // The publishing node applies its own ops at once and must not apply them

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 // Small enough for quick tests, large enough that a busy machine does not
@@ -183,7 +184,7 @@ func (e *regEnv) open(r *Registry, n int) []ConnRecord {
 		recs = append(recs, rec)
 		r.Opened(rec)
 	}
-	waitUntil(e.t, "records written", func() bool { return len(e.records(r.opts.Node)) == n })
+	testutil.Eventually(e.t, 15*time.Second, "records written", func() bool { return len(e.records(r.opts.Node)) == n })
 	return recs
 }
 
@@ -195,7 +196,7 @@ func waitRounds(t *testing.T, rs ...*Registry) {
 	for i, r := range rs {
 		start[i] = r.rounds.Load()
 	}
-	waitUntil(t, "detector rounds", func() bool {
+	testutil.Eventually(t, 15*time.Second, "detector rounds", func() bool {
 		for i, r := range rs {
 			if r.rounds.Load()-start[i] < int64(testDeadAfter/r.opts.Heartbeat)+3 {
 				return false
@@ -203,18 +204,6 @@ func waitRounds(t *testing.T, rs ...*Registry) {
 		}
 		return true
 	})
-}
-
-// waitUntil polls cond, failing the test after a bound.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func closeReg(t *testing.T, r *Registry) {
@@ -242,14 +231,14 @@ func TestRegistryDeadNodeReportedOnce(t *testing.T) {
 	b.Opened(ConnRecord{Hub: "chat", ConnectionID: "b2.quick"})
 	b.Closed("b2.quick")
 	b.Opened(ConnRecord{Hub: "chat", ConnectionID: "b2.late"})
-	waitUntil(t, "late record", func() bool { return e.hasKey(bucketConns, "b2.late") })
+	testutil.Eventually(t, 15*time.Second, "late record", func() bool { return e.hasKey(bucketConns, "b2.late") })
 	b.Closed("b2.late")
-	waitUntil(t, "late record deleted", func() bool { return !e.hasKey(bucketConns, "b2.late") })
-	waitUntil(t, "all nodes live", func() bool { return nodeIDs(a) == "a1,b2,c3" && nodeIDs(c) == "a1,b2,c3" })
+	testutil.Eventually(t, 15*time.Second, "late record deleted", func() bool { return !e.hasKey(bucketConns, "b2.late") })
+	testutil.Eventually(t, 15*time.Second, "all nodes live", func() bool { return nodeIDs(a) == "a1,b2,c3" && nodeIDs(c) == "a1,b2,c3" })
 
 	b.kill()
-	waitUntil(t, "b2's node record deleted", func() bool { return !e.hasKey(bucketNodes, "b2") })
-	waitUntil(t, "claim released", func() bool { return !e.hasKey(bucketClaims, "b2") })
+	testutil.Eventually(t, 15*time.Second, "b2's node record deleted", func() bool { return !e.hasKey(bucketNodes, "b2") })
+	testutil.Eventually(t, 15*time.Second, "claim released", func() bool { return !e.hasKey(bucketClaims, "b2") })
 	waitRounds(t, a, c) // anything reported late or twice would show now
 
 	count, by := e.reported()
@@ -310,7 +299,7 @@ func TestRegistryGracefulClose(t *testing.T) {
 	if err := d.Close(ctx); err == nil {
 		t.Error("Close with recorded connections: got no error")
 	}
-	waitUntil(t, "d4's connections reported", func() bool {
+	testutil.Eventually(t, 15*time.Second, "d4's connections reported", func() bool {
 		count, _ := e.reported()
 		return len(count) == len(recs)
 	})
@@ -333,11 +322,11 @@ func TestRegistryReportsNodeDeadBeforeStart(t *testing.T) {
 	want := e.open(b, 5)
 	b.kill()
 	d := e.start("d4") // no survivor saw b2 die
-	waitUntil(t, "b2's connections reported", func() bool {
+	testutil.Eventually(t, 15*time.Second, "b2's connections reported", func() bool {
 		count, _ := e.reported()
 		return len(count) == len(want)
 	})
-	waitUntil(t, "b2's node record deleted", func() bool { return !e.hasKey(bucketNodes, "b2") })
+	testutil.Eventually(t, 15*time.Second, "b2's node record deleted", func() bool { return !e.hasKey(bucketNodes, "b2") })
 	count, _ := e.reported()
 	for _, rec := range want {
 		if count[rec.ConnectionID] != 1 {
@@ -358,7 +347,7 @@ func TestRegistryNATSRestart(t *testing.T) {
 	}
 	port, _ := strconv.Atoi(u.Port())
 	e.open(b, 1) // what a1 would report if it took b2 for dead
-	waitUntil(t, "a1 sees b2", func() bool { return nodeIDs(a) == "a1,b2" })
+	testutil.Eventually(t, 15*time.Second, "a1 sees b2", func() bool { return nodeIDs(a) == "a1,b2" })
 
 	e.srv.Shutdown()
 	down := time.Now()
@@ -367,7 +356,7 @@ func TestRegistryNATSRestart(t *testing.T) {
 	a.Closed("a1.gone")
 	// Keep NATS down longer than DeadAfter: nobody may be taken for dead
 	// for heartbeats that NATS could not take.
-	waitUntil(t, "a long outage", func() bool {
+	testutil.Eventually(t, 15*time.Second, "a long outage", func() bool {
 		return time.Since(down) > 2*testDeadAfter && a.failedRounds.Load() > 0 && b.failedRounds.Load() > 0
 	})
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: e.dir, Port: port})
@@ -375,11 +364,11 @@ func TestRegistryNATSRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.srv = srv
-	waitUntil(t, "the test's client reconnected", e.nc.IsConnected)
+	testutil.Eventually(t, 15*time.Second, "the test's client reconnected", e.nc.IsConnected)
 
-	waitUntil(t, "queued record written", func() bool { return e.hasKey(bucketConns, "a1.kept") })
+	testutil.Eventually(t, 15*time.Second, "queued record written", func() bool { return e.hasKey(bucketConns, "a1.kept") })
 	a.Opened(ConnRecord{Hub: "chat", ConnectionID: "a1.after"})
-	waitUntil(t, "record written after restart", func() bool { return e.hasKey(bucketConns, "a1.after") })
+	testutil.Eventually(t, 15*time.Second, "record written after restart", func() bool { return e.hasKey(bucketConns, "a1.after") })
 	waitRounds(t, a, b)
 	if count, _ := e.reported(); len(count) != 0 {
 		t.Errorf("reported %v after a NATS outage, want nothing", count)
@@ -423,7 +412,7 @@ func TestRegistryStalledClaimTakenOver(t *testing.T) {
 	e.mu.Unlock()
 	b.kill()
 	first := <-stuck
-	waitUntil(t, "b2's node record deleted by the other node", func() bool { return !e.hasKey(bucketNodes, "b2") })
+	testutil.Eventually(t, 15*time.Second, "b2's node record deleted by the other node", func() bool { return !e.hasKey(bucketNodes, "b2") })
 	close(release)
 
 	count, by := e.reported()

@@ -104,18 +104,6 @@ func (h *hook) target(hub, name string) Target {
 	return Target{Hub: hub, Name: name, URLTemplate: h.srv.URL + "/{event}", Secrets: []string{testSecret}, Timeout: 2 * time.Second}
 }
 
-// eventually polls cond until it holds or waitFor passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func startDispatcher(t *testing.T, cfg DispatcherConfig) *Dispatcher {
 	t.Helper()
 	if cfg.Logger == nil {

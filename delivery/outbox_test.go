@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/upstream"
 
 	"github.com/switchboard-gw/switchboard/actions"
@@ -109,14 +110,14 @@ func TestOutboxRetriesInOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	eventually(t, "outbox drained", func() bool { return d.Status().Outbox.Depth == 0 })
+	testutil.Eventually(t, waitFor, "outbox drained", func() bool { return d.Status().Outbox.Depth == 0 })
 	hits := h.all()
 	if len(hits) != 16*3 {
 		t.Errorf("got %d requests, want 48 (16 events, 3 attempts each)", len(hits))
 	}
 	checkOrder(t, hits, want)
 	// Acknowledgements are deleted from disk by the committer, shortly after.
-	eventually(t, "store emptied", func() bool {
+	testutil.Eventually(t, waitFor, "store emptied", func() bool {
 		n := 0
 		_ = db.OutboxLoad(func(uint64, []byte) error { n++; return nil })
 		return n == 0
@@ -164,7 +165,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 		t.Fatalf("replayed depth = %d, want %d", st.Depth, len(evs))
 	}
 	d2.SetTargets([]Target{h.target("chat", "fn")})
-	eventually(t, "replay delivered", func() bool { return d2.Status().Outbox.Depth == 0 })
+	testutil.Eventually(t, waitFor, "replay delivered", func() bool { return d2.Status().Outbox.Depth == 0 })
 	checkOrder(t, h.all(), map[string][]string{"a": wantKeys(evs[:2]), "b": wantKeys(evs[2:])})
 	for _, x := range h.all()[2:] {
 		if id, ok := first[x.ev.ConnectionID]; ok && x.ev.Event == upstream.EventConnected && x.id != id {
@@ -193,7 +194,7 @@ func TestOutboxRetryAfter(t *testing.T) {
 		t.Errorf("ids %s and %s differ across a retry", hits[0].id, hits[1].id)
 	}
 	// The log entry follows the answer.
-	eventually(t, "second log entry", func() bool { log, _ := d.DeliveryLog("chat", "fn"); return len(log) == 2 })
+	testutil.Eventually(t, waitFor, "second log entry", func() bool { log, _ := d.DeliveryLog("chat", "fn"); return len(log) == 2 })
 	log, _ := d.DeliveryLog("chat", "fn")
 	if len(log) != 2 || log[1].Status != 429 || !strings.Contains(log[1].Error, "retry after 1s") || log[0].Attempt != 2 {
 		t.Errorf("delivery log = %+v", log)
@@ -237,7 +238,7 @@ func TestOutboxGoneDisables(t *testing.T) {
 	}
 
 	d.SetTargets([]Target{tg}) // saved again: enabled
-	eventually(t, "delivery after enabling", func() bool { return d.Status().Outbox.Depth == 0 })
+	testutil.Eventually(t, waitFor, "delivery after enabling", func() bool { return d.Status().Outbox.Depth == 0 })
 	hits := h.all()
 	if len(hits) != 3 || hits[1].id != hits[0].id || hits[2].ev.Event != upstream.EventDisconnected {
 		t.Errorf("requests = %d (%+v), want the 410'd event again, then the next, nothing while disabled", len(hits), hits)
@@ -262,7 +263,7 @@ func TestOutboxLimitDropsOldest(t *testing.T) {
 	}
 	tg.Disabled = false
 	d.SetTargets([]Target{tg})
-	eventually(t, "drained", func() bool { return d.Status().Outbox.Depth == 0 })
+	testutil.Eventually(t, waitFor, "drained", func() bool { return d.Status().Outbox.Depth == 0 })
 	checkOrder(t, h.all(), map[string][]string{"c": wantKeys(evs[2:])})
 }
 
@@ -278,7 +279,7 @@ func TestOutboxExpires(t *testing.T) {
 	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
 	h.waitHits(2)
 	clk.Advance(time.Hour + time.Second)
-	eventually(t, "expiry", func() bool { return d.Status().Outbox.Expired == 1 })
+	testutil.Eventually(t, waitFor, "expiry", func() bool { return d.Status().Outbox.Expired == 1 })
 	if st := d.Status().Outbox; st.Depth != 0 {
 		t.Errorf("outbox = %+v, want empty", st)
 	}
@@ -304,7 +305,7 @@ func TestOutboxPausesWhileBreakerOpen(t *testing.T) {
 	for _, ev := range lifecycle("c", 1) {
 		d.Notify(ev)
 	}
-	eventually(t, "breaker open", func() bool { return d.Status().Upstreams[0].Breaker.State == BreakerOpen })
+	testutil.Eventually(t, waitFor, "breaker open", func() bool { return d.Status().Upstreams[0].Breaker.State == BreakerOpen })
 	if n := len(h.all()); n != 3 {
 		t.Errorf("got %d requests before the breaker opened, want 3", n)
 	}
@@ -316,7 +317,7 @@ func TestOutboxPausesWhileBreakerOpen(t *testing.T) {
 	if _, err := d.Call(context.Background(), message("c", "x")); err != nil { // the probe
 		t.Fatalf("probe: %v", err)
 	}
-	eventually(t, "outbox resumed", func() bool { return d.Status().Outbox.Depth == 0 })
+	testutil.Eventually(t, waitFor, "outbox resumed", func() bool { return d.Status().Outbox.Depth == 0 })
 	notes := slices.DeleteFunc(h.all(), func(x hit) bool { return x.ev.Event == upstream.EventMessage })
 	checkOrder(t, notes, map[string][]string{"c": wantKeys(lifecycle("c", 1))})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard-gw/switchboard/client"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -26,7 +27,7 @@ func TestClusterConfigChange(t *testing.T) {
 
 	// The hub made on n1 serves n2's clients once n2 has seen it.
 	var conn *client.Conn
-	pollFor(t, 5*time.Second, "n2 knows hub cfg created on n1", func() bool {
+	testutil.Eventually(t, 5*time.Second, "n2 knows hub cfg created on n1", func() bool {
 		cl, err := c.dial(n2, "cfg", "ann", nil)
 		if err == nil {
 			conn = cl
@@ -48,7 +49,7 @@ func TestClusterConfigChange(t *testing.T) {
 	rec.mu.Unlock()
 	added := time.Now()
 	var res json.RawMessage
-	pollFor(t, 5*time.Second, "n2 sends its next message event to the upstream added on n1", func() bool {
+	testutil.Eventually(t, 5*time.Second, "n2 sends its next message event to the upstream added on n1", func() bool {
 		r, err := invoke(conn, "ping")
 		res = r
 		return err == nil
@@ -87,7 +88,7 @@ func TestClusterNATSRestart(t *testing.T) {
 
 	local, remote := &seqInbox{}, &seqInbox{}
 	var sender *client.Conn
-	pollFor(t, 5*time.Second, "n2 knows hub live", func() bool {
+	testutil.Eventually(t, 5*time.Second, "n2 knows hub live", func() bool {
 		_, err := c.dial(n2, "live", "remote", map[string]func([]json.RawMessage){"seq": remote.add(t)})
 		return err == nil
 	})
@@ -105,10 +106,10 @@ func TestClusterNATSRestart(t *testing.T) {
 	for range 10 {
 		send()
 	}
-	pollFor(t, waitFor, "n2's client gets n1's first broadcasts", func() bool { return remote.len() >= 10 })
+	testutil.Eventually(t, waitFor, "n2's client gets n1's first broadcasts", func() bool { return remote.len() >= 10 })
 
 	c.nats.stop()
-	pollFor(t, waitFor, "every node says degraded", func() bool {
+	testutil.Eventually(t, waitFor, "every node says degraded", func() bool {
 		send()
 		for _, p := range c.nodes {
 			if p.readyz() != "degraded" {
@@ -122,7 +123,7 @@ func TestClusterNATSRestart(t *testing.T) {
 	}
 	outage := next
 	c.nats.start()
-	pollFor(t, 30*time.Second, "every node says ready again", func() bool {
+	testutil.Eventually(t, 30*time.Second, "every node says ready again", func() bool {
 		send()
 		for _, p := range c.nodes {
 			if p.readyz() != "ready" {
@@ -132,12 +133,12 @@ func TestClusterNATSRestart(t *testing.T) {
 		return true
 	})
 	after := next
-	pollFor(t, waitFor, "n2's client gets a broadcast made after NATS came back", func() bool {
+	testutil.Eventually(t, waitFor, "n2's client gets a broadcast made after NATS came back", func() bool {
 		send()
 		return remote.max() >= after
 	})
 	t.Logf("sent %d broadcasts (%d before every node was ready again); n2's client got %d of them", next, after, remote.len())
-	pollFor(t, waitFor, "n1's client gets every broadcast", func() bool { return local.len() >= next })
+	testutil.Eventually(t, waitFor, "n1's client gets every broadcast", func() bool { return local.len() >= next })
 	if got := local.all(); !isSequence(got, next) {
 		t.Errorf("n1's client got %v, want 0…%d once each in order (NATS stopped after #%d)", got, next-1, outage)
 	}
@@ -152,7 +153,7 @@ func TestClusterRESTDuringNATSOutage(t *testing.T) {
 	in := newInbox()
 	c.mustDial(n1, "live", "local", map[string]func([]json.RawMessage){"seq": in.handler()})
 	c.nats.stop()
-	pollFor(t, waitFor, "n1 says degraded", func() bool { return n1.readyz() == "degraded" })
+	testutil.Eventually(t, waitFor, "n1 says degraded", func() bool { return n1.readyz() == "degraded" })
 	if status, body := c.rest(n1, http.MethodPost, "/api/hubs/live/:send", map[string]any{"target": "seq", "arguments": []int{1}}); status != http.StatusAccepted {
 		t.Fatalf("REST broadcast on n1 during the outage: status %d: %s; want 202", status, body)
 	}
@@ -197,7 +198,7 @@ func TestClusterBadInput(t *testing.T) {
 		c.admin(n1, http.MethodPost, "/admin/hubs", map[string]any{"name": "bad"}, http.StatusCreated)
 		in := newInbox()
 		var cl *client.Conn
-		pollFor(t, 5*time.Second, "n1 serves hub bad", func() bool {
+		testutil.Eventually(t, 5*time.Second, "n1 serves hub bad", func() bool {
 			conn, err := c.dial(n1, "bad", "target", map[string]func([]json.RawMessage){"ok": in.handler()})
 			if err == nil {
 				cl = conn
@@ -248,7 +249,7 @@ func TestClusterBadInput(t *testing.T) {
 				t.Errorf("%s: running %t, /readyz %q after the garbage; want running and ready", p.id, p.running(), p.readyz())
 			}
 		}
-		pollFor(t, 5*time.Second, "n1 logs the dropped messages", func() bool {
+		testutil.Eventually(t, 5*time.Second, "n1 logs the dropped messages", func() bool {
 			return strings.Contains(n1.out.String(), "cluster: message drop")
 		})
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-gw/switchboard/client"
 	"github.com/switchboard-gw/switchboard/examples/functions/chat"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/rest"
 	"github.com/switchboard-gw/switchboard/upstream"
@@ -226,24 +227,12 @@ func (p *proc) readyz() string {
 // waitStatus polls /readyz until it says want.
 func (p *proc) waitStatus(want string, d time.Duration) {
 	p.t.Helper()
-	pollFor(p.t, d, fmt.Sprintf("%s /readyz says %q", p.id, want), func() bool {
+	testutil.Eventually(p.t, d, fmt.Sprintf("%s /readyz says %q", p.id, want), func() bool {
 		if !p.running() {
 			p.t.Fatalf("%s exited: %v", p.id, p.err)
 		}
 		return p.readyz() == want
 	})
-}
-
-// pollFor calls cond every 25 ms until it is true, failing the test after d.
-func pollFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // testCluster is three (or more) nodes on one NATS.
@@ -271,7 +260,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 		if i == 1 {
 			first := c.nodes[0]
 			first.waitStatus("ready", 30*time.Second)
-			pollFor(t, waitFor, "n1 prints its keys", func() bool { return adminKeyLine.MatchString(first.out.String()) })
+			testutil.Eventually(t, waitFor, "n1 prints its keys", func() bool { return adminKeyLine.MatchString(first.out.String()) })
 			out := first.out.String()
 			c.adminKey = adminKeyLine.FindStringSubmatch(out)[1]
 			cs, err := negotiate.ParseConnectionString(connStrLine.FindStringSubmatch(out)[1])

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/client"
 	"github.com/switchboard-gw/switchboard/examples/functions/chat"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 // TestClusterSeedScenario runs test/interop/cluster/seed.mjs: the official
@@ -46,7 +47,7 @@ func TestClusterNodeKilled(t *testing.T) {
 		t.Fatalf("upstream saw n2 open %v; the clients lost %v", opened, lost)
 	}
 	// A survivor notices after DeadAfter (5 s) and a detection round.
-	pollFor(t, 30*time.Second, "a node-lost disconnected event for every connection of n2", func() bool {
+	testutil.Eventually(t, 30*time.Second, "a node-lost disconnected event for every connection of n2", func() bool {
 		return len(disconnects(rec, "node lost")) >= len(lost)
 	})
 	// A second survivor would emit its duplicate within a heartbeat or two
@@ -84,7 +85,7 @@ func TestClusterGracefulDrain(t *testing.T) {
 		t.Errorf("Go client on n3 ended with %v; want a CloseError with AllowReconnect", err)
 	}
 	lost := append(ctl.lostIDs(), goClient.ConnectionID())
-	pollFor(t, 20*time.Second, "a disconnected event for every connection of n3", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a disconnected event for every connection of n3", func() bool {
 		all := disconnects(rec, "")
 		for _, id := range lost {
 			if all[id] == 0 {

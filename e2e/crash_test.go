@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/client"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 // serveProcess is `switchboard serve` running as a subprocess.
@@ -48,7 +49,7 @@ func startServe(t *testing.T, bin, db, addr string, firstStart bool) *serveProce
 			}
 		}
 	}()
-	poll(t, "node ready", func() bool {
+	testutil.Eventually(t, waitFor, "node ready", func() bool {
 		resp, err := http.Get(p.url + "/healthz")
 		if err != nil {
 			return false
@@ -113,7 +114,7 @@ func TestCrashKeepsNotifications(t *testing.T) {
 	}
 	// Three connected and three disconnected events are on disk once the
 	// status shows them (Notify returns after the commit).
-	poll(t, "six queued events", func() bool {
+	testutil.Eventually(t, waitFor, "six queued events", func() bool {
 		status, out := do(t, http.MethodGet, p.url+"/admin/status", key, nil)
 		return status == http.StatusOK && strings.Contains(string(out), `"depth":6`)
 	})
@@ -124,7 +125,7 @@ func TestCrashKeepsNotifications(t *testing.T) {
 	_ = p.cmd.Wait()
 	up.start()
 	startServe(t, bin, db, addr, false)
-	poll(t, "every queued event delivered", func() bool { return len(perConn(up.all())) == len(ids) && complete(up.all(), ids) })
+	testutil.Eventually(t, waitFor, "every queued event delivered", func() bool { return len(perConn(up.all())) == len(ids) && complete(up.all(), ids) })
 	got := perConn(up.all())
 	for _, id := range ids {
 		if want := []string{"connected", "disconnected"}; !slices.Equal(got[id], want) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/delivery"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 
 	"github.com/switchboard-gw/switchboard/client"
 	"github.com/switchboard-gw/switchboard/node"
@@ -125,18 +126,6 @@ func perConn(notes []note) map[string][]string {
 	return out
 }
 
-// poll waits until cond holds, failing after waitFor.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // fastDelivery retries quickly so outages in tests last milliseconds.
 func fastDelivery(cfg *node.Config) {
 	cfg.Delivery = delivery.DispatcherConfig{MinRetry: 10 * time.Millisecond, MaxRetry: 100 * time.Millisecond,
@@ -180,11 +169,11 @@ func TestUpstreamOutage(t *testing.T) {
 	during[0].Close()
 	during[1].Close()
 	before.Close()
-	poll(t, "events queued during the outage", func() bool { return g.status().Outbox.Depth >= 5 })
+	testutil.Eventually(t, waitFor, "events queued during the outage", func() bool { return g.status().Outbox.Depth >= 5 })
 
 	up.start()
 	during[2].Close()
-	poll(t, "outbox drained", func() bool {
+	testutil.Eventually(t, waitFor, "outbox drained", func() bool {
 		st := g.status()
 		return st.Outbox.Depth == 0 && len(perConn(up.all())) == len(ids)
 	})
@@ -303,7 +292,7 @@ func TestGoneDisablesUpstream(t *testing.T) {
 	t.Cleanup(srv.Close)
 	g.addUpstream("chat", "fn", srv.URL, "connected", "disconnected")
 	c := g.dial("chat", "", nil)
-	poll(t, "upstream disabled", func() bool {
+	testutil.Eventually(t, waitFor, "upstream disabled", func() bool {
 		var u struct {
 			Disabled       bool   `json:"disabled"`
 			DisabledReason string `json:"disabledReason"`
@@ -312,7 +301,7 @@ func TestGoneDisablesUpstream(t *testing.T) {
 		return u.Disabled && strings.Contains(u.DisabledReason, "410 Gone")
 	})
 	c.Close()
-	poll(t, "both events waiting", func() bool {
+	testutil.Eventually(t, waitFor, "both events waiting", func() bool {
 		st := g.status()
 		return len(st.Upstreams) == 1 && st.Upstreams[0].Disabled && st.Upstreams[0].Outbox == 2
 	})
@@ -321,7 +310,7 @@ func TestGoneDisablesUpstream(t *testing.T) {
 	mu.Unlock()
 	g.admin(http.MethodPut, "/admin/hubs/chat/upstreams/fn", map[string]any{"urlTemplate": srv.URL,
 		"events": []string{"connected", "disconnected"}, "skipValidation": true}, http.StatusOK)
-	poll(t, "delivered after enabling", func() bool { return g.status().Outbox.Depth == 0 })
+	testutil.Eventually(t, waitFor, "delivered after enabling", func() bool { return g.status().Outbox.Depth == 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	if want := []string{"switchboard.connected", "switchboard.disconnected"}; !slices.Equal(got, want) {

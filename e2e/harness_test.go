@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/client"
-	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/negotiate"
+	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 

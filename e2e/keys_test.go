@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/switchboard-gw/switchboard/client"
-	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/negotiate"
+	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/rest"
 	"github.com/switchboard-gw/switchboard/upstream"
 )

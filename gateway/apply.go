@@ -10,13 +10,11 @@ import (
 	"github.com/switchboard-gw/switchboard/protocol"
 )
 
-// Apply validates a and carries it out on every node concerned: a user's
-// group membership is saved once, here, then the action travels through the
-// Bus (or applies locally without one).
+// Apply carries out a on every node concerned: a user's group membership is
+// saved once, here, then the action travels through the Bus. a must be valid
+// (actions.Validate with no caller): it is checked where it entered the
+// gateway (webhook reply, REST request, bus message), not again here.
 func (g *Gateway) Apply(ctx context.Context, hub string, a *actions.Action) error {
-	if err := a.Validate(false); err != nil {
-		return err
-	}
 	switch a.Action {
 	case actions.AddUserToGroup:
 		if err := g.saveUserGroup(hub, a); err != nil {

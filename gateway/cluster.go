@@ -13,8 +13,9 @@ import (
 // This file is the gateway's side of clustering. Everything that may concern
 // connections on other nodes travels as an Op (published) or a Query
 // (gathered) through the Bus; each node applies or answers it against its own
-// connections with ApplyOp and AnswerQuery. Without a Bus the gateway is its
-// own, only, node.
+// connections with ApplyOp and AnswerQuery. A gateway configured without a
+// Bus is its own, only, node: its in-memory bus (localBus) applies and
+// answers everything here, so there is one path whatever the deployment.
 
 // Op is a change for every node that may hold affected connections: an
 // action, or one of the REST operations that have no action of their own.
@@ -178,29 +179,33 @@ func (g *Gateway) HasInterest(hub string, r Route) bool {
 }
 
 func (g *Gateway) interestChanged(hub string, r Route) {
-	if w, ok := g.cfg.Bus.(InterestWatcher); ok {
+	if w, ok := g.bus.(InterestWatcher); ok {
 		w.InterestChanged(hub, r)
 	}
 }
 
-// publish sends op through the bus, or applies it here without one.
-func (g *Gateway) publish(ctx context.Context, op *Op) error {
-	if g.cfg.Bus != nil {
-		return g.cfg.Bus.Publish(ctx, op)
-	}
-	return g.ApplyOp(op)
-}
+// Bus is the bus this gateway publishes on: Config.Bus, or its own
+// in-memory one when it is the only node.
+func (g *Gateway) Bus() Bus { return g.bus }
 
-// gather asks every node, or only this one without a bus.
-func (g *Gateway) gather(ctx context.Context, q *Query) ([]Answer, error) {
-	if g.cfg.Bus != nil {
-		return g.cfg.Bus.Gather(ctx, q)
-	}
-	a, err := g.AnswerQuery(q)
+// localBus is the Bus of a gateway that is its own, only, node: every op
+// applies, and every query is answered, here at once.
+type localBus struct{ g *Gateway }
+
+func (b localBus) Publish(_ context.Context, op *Op) error { return b.g.ApplyOp(op) }
+
+func (b localBus) Gather(_ context.Context, q *Query) ([]Answer, error) {
+	a, err := b.g.AnswerQuery(q)
 	if err != nil {
 		return nil, err
 	}
 	return []Answer{a}, nil
+}
+
+func (g *Gateway) publish(ctx context.Context, op *Op) error { return g.bus.Publish(ctx, op) }
+
+func (g *Gateway) gather(ctx context.Context, q *Query) ([]Answer, error) {
+	return g.bus.Gather(ctx, q)
 }
 
 // ApplyOp carries out op on this node's connections. The bus calls it on

@@ -46,7 +46,8 @@ type Config struct {
 	// Webhooks delivers events upstream. Nil means no upstreams: connects are
 	// accepted as they are and invocations fail with a clear error.
 	Webhooks Webhooks
-	// Bus carries actions between nodes. Nil means actions apply locally only.
+	// Bus carries ops and queries between nodes (package cluster's NATS).
+	// Nil means this gateway is the only node: they apply here.
 	Bus Bus
 	// UserGroups persists user-group memberships. Nil keeps them in memory.
 	UserGroups UserGroupStore

@@ -21,6 +21,7 @@ import (
 type Gateway struct {
 	cfg Config
 	log *slog.Logger
+	bus Bus // Config.Bus, or a localBus
 
 	hubs sync.Map // hub name → *hub
 
@@ -74,6 +75,10 @@ func New(cfg Config) *Gateway {
 		tokens:      make(map[string]*negotiation),
 		sweeperDone: make(chan struct{}),
 		stopSweep:   make(chan struct{}),
+	}
+	g.bus = cfg.Bus
+	if g.bus == nil {
+		g.bus = localBus{g}
 	}
 	if cfg.SweepInterval > 0 {
 		go g.sweepLoop()

@@ -90,10 +90,7 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 		}
 		return
 	}
-	var actErr error
-	if reply != nil {
-		actErr = g.runActions(ctx, c, reply.Actions)
-	}
+	actErr := g.RunReply(ctx, ev, reply)
 	if !wantsReply {
 		return
 	}
@@ -109,21 +106,32 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	}
 }
 
-// runActions applies a reply's actions in order on behalf of caller. Every
-// action runs even if an earlier one failed; the failures are returned
-// together, each naming its index.
-func (g *Gateway) runActions(ctx context.Context, caller *Conn, list []actions.Action) error {
+// RunReply carries out the actions of an upstream's reply to ev, in order,
+// on behalf of ev's connection: actions that default to the caller
+// (addToGroup, removeFromGroup and closeConnection without a connectionId)
+// get its id. It is the one way replies reach the gateway, for invocations
+// and for notifications alike; a notification's reply may come after a
+// restart, when the connection is long gone, so the caller is the event's
+// connection id, not a live connection. The actions were validated where the
+// reply entered (upstream.ParseReply). Every action runs even if an earlier
+// one failed; the failures are logged and returned together, each naming its
+// index. A nil reply has nothing to run.
+func (g *Gateway) RunReply(ctx context.Context, ev *upstream.Event, reply *upstream.Reply) error {
+	if reply == nil {
+		return nil
+	}
 	var errs []error
-	for i := range list {
-		a := list[i]
+	for i := range reply.Actions {
+		a := reply.Actions[i]
 		switch a.Action {
 		case actions.AddToGroup, actions.RemoveFromGroup, actions.CloseConnection:
 			if a.ConnectionID == "" {
-				a.ConnectionID = caller.id
+				a.ConnectionID = ev.ConnectionID
 			}
 		}
-		if err := g.Apply(ctx, caller.hub.name, &a); err != nil {
-			g.log.Warn("action failed", "hub", caller.hub.name, "conn", caller.id, "index", i, "action", a.Action, "err", err)
+		if err := g.Apply(ctx, ev.Hub, &a); err != nil {
+			g.log.Warn("reply action failed", "hub", ev.Hub, "conn", ev.ConnectionID, "event", ev.Event,
+				"index", i, "action", a.Action, "err", err)
 			errs = append(errs, fmt.Errorf("actions[%d] %s: %w", i, a.Action, err))
 		}
 	}

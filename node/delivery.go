@@ -6,7 +6,6 @@ import (
 
 	"github.com/switchboard-gw/switchboard/delivery"
 
-	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/store"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -30,23 +29,10 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 	return delivery.NewDispatcher(dc)
 }
 
-// runReply runs the actions of a notification's reply. It may run after a
-// restart, when the connection is long gone, so the caller is identified by
-// the event: actions that default to the caller get its connection id.
+// runReply hands a notification's reply to the gateway, which logs what
+// fails.
 func (n *Node) runReply(ev *upstream.Event, r *upstream.Reply) {
-	for i := range r.Actions {
-		a := r.Actions[i]
-		switch a.Action {
-		case actions.AddToGroup, actions.RemoveFromGroup, actions.CloseConnection:
-			if a.ConnectionID == "" {
-				a.ConnectionID = ev.ConnectionID
-			}
-		}
-		if err := n.gw.Apply(context.Background(), ev.Hub, &a); err != nil {
-			n.log.Warn("notification reply action failed", "hub", ev.Hub, "conn", ev.ConnectionID, "event", ev.Event,
-				"index", i, "action", a.Action, "err", err)
-		}
-	}
+	_ = n.gw.RunReply(context.Background(), ev, r)
 }
 
 // originOf is the gateway name sent as WebHook-Request-Origin: the public

@@ -14,7 +14,6 @@ import (
 
 	"github.com/switchboard-gw/switchboard/delivery"
 
-	"github.com/switchboard-gw/switchboard/cluster"
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
@@ -151,10 +150,7 @@ func Start(cfg Config) (*Node, error) {
 		Logger:        cfg.Logger,
 	}
 	if n.cl == nil {
-		bus := &cluster.Local{}
-		gc.Bus = bus
-		n.gw = gateway.New(gc)
-		bus.Node = n.gw
+		n.gw = gateway.New(gc) // the only node: the gateway's own bus
 	} else if err := n.cl.start(n, &gc); err != nil {
 		n.abort()
 		return nil, err
