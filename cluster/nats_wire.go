@@ -70,14 +70,14 @@ func decodeEnvelope(data []byte) (*envelope, error) {
 		if env.Op == nil {
 			return nil, fmt.Errorf("%w: op message without op", errBadMessage)
 		}
-		if err := checkOp(env.Op); err != nil {
+		if err := env.Op.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %w", errBadMessage, err)
 		}
 	case kindQuery:
 		if env.Query == nil {
 			return nil, fmt.Errorf("%w: query message without query", errBadMessage)
 		}
-		if err := checkQuery(env.Query); err != nil {
+		if err := env.Query.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %w", errBadMessage, err)
 		}
 	case kindReply, kindHello, kindBye:
@@ -85,48 +85,6 @@ func decodeEnvelope(data []byte) (*envelope, error) {
 		return nil, fmt.Errorf("%w: unknown kind %q", errBadMessage, env.Kind)
 	}
 	return &env, nil
-}
-
-// checkOp rejects ops no gateway would have published: a bus must not act
-// on half an op.
-func checkOp(op *gateway.Op) error {
-	if op.Hub == "" {
-		return errors.New("op without hub")
-	}
-	n := 0
-	if op.Action != nil {
-		n++
-		if err := op.Action.Validate(false); err != nil {
-			return err
-		}
-	}
-	if op.Close != nil {
-		n++
-		if op.Close.Scope.Group != "" && op.Close.Scope.User != "" {
-			return errors.New("close scope sets both group and user")
-		}
-	}
-	if op.LeaveAll != nil {
-		n++
-		if (op.LeaveAll.ConnectionID == "") == (op.LeaveAll.User == "") {
-			return errors.New("leaveAll needs exactly one of connectionId and user")
-		}
-	}
-	if n != 1 {
-		return fmt.Errorf("op sets %d of action, close and leaveAll, want 1", n)
-	}
-	return nil
-}
-
-func checkQuery(q *gateway.Query) error {
-	if q.Hub == "" {
-		return errors.New("query without hub")
-	}
-	switch q.Kind {
-	case gateway.QueryConnection, gateway.QueryUser, gateway.QueryGroup, gateway.QueryUserInGroup, gateway.QueryList:
-		return nil
-	}
-	return fmt.Errorf("unknown query kind %q", q.Kind)
 }
 
 // Subjects. Names may hold any character (dots, spaces, wildcards), so each

@@ -325,6 +325,6 @@ func (d *Dispatcher) disable(l *lane, cause string) {
 
 func newEventID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	rand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return "evt_" + hex.EncodeToString(b[:])
 }

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // ErrRegistrationRefused is wrapped by CheckRegistration's errors.
@@ -57,6 +59,15 @@ func CheckRegistration(ctx context.Context, client *http.Client, url, origin str
 		"the receiver must answer 200 with WebHook-Allowed-Origin %q or \"*\" (the SDK's upstream.Handler does), "+
 		"or register with skipValidation for local development",
 		ErrRegistrationRefused, url, origin, resp.Status, got, headerList(resp.Header), snippet(body), origin)
+}
+
+// CheckRegistration runs the registration check (the package function) for
+// an upstream of hub with urlTemplate, against the URL its connect events
+// would go to, with the dispatcher's origin and a client that follows no
+// redirects.
+func (d *Dispatcher) CheckRegistration(ctx context.Context, hub, urlTemplate string) error {
+	url := Expand(urlTemplate, hub, upstream.CategoryConnections, upstream.EventConnect)
+	return CheckRegistration(ctx, nil, url, d.cfg.Origin)
 }
 
 // headerList names the answer's headers with their values, sorted, for the

@@ -352,18 +352,6 @@ func (b *inbox) next(t *testing.T) []json.RawMessage {
 	}
 }
 
-// none checks that nothing arrives within a short grace period. It can only
-// catch messages that are already under way, so tests pair it with a later
-// message that must arrive (a barrier) where ordering allows.
-func (b *inbox) none(t *testing.T, grace time.Duration) {
-	t.Helper()
-	select {
-	case a := <-b.ch:
-		t.Fatalf("unexpected message %s", a)
-	case <-time.After(grace):
-	}
-}
-
 func str(t *testing.T, raw json.RawMessage) string {
 	t.Helper()
 	var s string

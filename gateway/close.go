@@ -23,11 +23,10 @@ var (
 
 // Errors of the gateway's own API.
 var (
-	ErrUnknownToken      = errors.New("gateway: unknown or closed connection token")
-	ErrTokenInUse        = errors.New("gateway: connection token already has a socket")
-	ErrNoConnection      = errors.New("gateway: connection not found")
-	ErrShuttingDown      = errors.New("gateway: shutting down")
-	ErrNoUpstreamForCall = errors.New("gateway: no upstream handles this invocation")
+	ErrUnknownToken = errors.New("gateway: unknown or closed connection token")
+	ErrTokenInUse   = errors.New("gateway: connection token already has a socket")
+	ErrNoConnection = errors.New("gateway: connection not found")
+	ErrShuttingDown = errors.New("gateway: shutting down")
 )
 
 // Disconnect reasons, as sent in disconnected events.

@@ -125,6 +125,54 @@ type Query struct {
 	Limit        int       `json:"limit,omitempty"`
 }
 
+// Validate rejects an op no gateway would publish; a bus calls it on every
+// op it receives, so that no node acts on half an op.
+func (op *Op) Validate() error {
+	if op.Hub == "" {
+		return errors.New("gateway: op without hub")
+	}
+	n := 0
+	if op.Action != nil {
+		n++
+		if err := op.Action.Validate(false); err != nil {
+			return err
+		}
+	}
+	if op.Close != nil {
+		n++
+		if err := op.Close.Scope.Validate(); err != nil {
+			return err
+		}
+	}
+	if op.LeaveAll != nil {
+		n++
+		if (op.LeaveAll.ConnectionID == "") == (op.LeaveAll.User == "") {
+			return errors.New("gateway: leaveAll needs exactly one of connectionId and user")
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("gateway: op sets %d of action, close and leaveAll, want 1", n)
+	}
+	return nil
+}
+
+// Validate rejects a query no gateway would send.
+func (q *Query) Validate() error {
+	if q.Hub == "" {
+		return errors.New("gateway: query without hub")
+	}
+	switch q.Kind {
+	case QueryConnection, QueryUser, QueryGroup, QueryUserInGroup:
+		return nil
+	case QueryList:
+		if q.Limit < 1 {
+			return fmt.Errorf("gateway: list connections: limit %d is below 1", q.Limit)
+		}
+		return q.Scope.Validate()
+	}
+	return fmt.Errorf("gateway: unknown query kind %q", q.Kind)
+}
+
 // Route says which nodes q must ask.
 func (q *Query) Route() Route {
 	if q.Kind == QueryConnection {

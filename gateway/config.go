@@ -64,7 +64,7 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.NodeID == "" {
 		var b [3]byte
-		_, _ = rand.Read(b[:])
+		rand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 		c.NodeID = hex.EncodeToString(b[:])
 	}
 	if c.PingInterval <= 0 {

@@ -13,14 +13,13 @@ import (
 // The socket serving it is a Transport, kept apart so later transports
 // (SSE, long polling, stateful reconnect) can serve the same connection.
 type Conn struct {
-	id      string
-	token   string
-	hub     *hub
-	userID  string
-	claims  map[string]any
-	g       *Gateway
-	tr      Transport
-	maxSize int
+	id     string
+	token  string
+	hub    *hub
+	userID string
+	claims map[string]any
+	g      *Gateway
+	tr     Transport
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame from the client
 	lastWrite atomic.Int64 // unix nanoseconds of the last frame to the client

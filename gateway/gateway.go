@@ -349,8 +349,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 func randomID(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("gateway: reading random bytes: %v", err))
-	}
+	rand.Read(b) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b)
 }

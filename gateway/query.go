@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,6 +21,14 @@ import (
 type Scope struct {
 	Group string
 	User  string
+}
+
+// Validate reports a scope that sets both Group and User.
+func (s Scope) Validate() error {
+	if s.Group != "" && s.User != "" {
+		return errors.New("gateway: scope sets both group and user")
+	}
+	return nil
 }
 
 // ConnInfo is one connection in a presence listing.
@@ -112,10 +121,11 @@ func (g *Gateway) userInGroupLocal(hub, user, group string) bool {
 // Across a cluster each node returns its first limit ids after after; the
 // merge keeps the smallest limit of them, so the rule holds for the union.
 func (g *Gateway) Connections(ctx context.Context, hub string, scope Scope, after string, limit int) (page []ConnInfo, more bool, err error) {
-	if err := checkListArgs(scope, limit); err != nil {
+	q := &Query{Hub: hub, Kind: QueryList, Scope: scope, After: after, Limit: limit}
+	if err := q.Validate(); err != nil {
 		return nil, false, err
 	}
-	answers, err := g.gather(ctx, &Query{Hub: hub, Kind: QueryList, Scope: scope, After: after, Limit: limit})
+	answers, err := g.gather(ctx, q)
 	if err != nil {
 		return nil, false, err
 	}
@@ -132,20 +142,7 @@ func (g *Gateway) Connections(ctx context.Context, hub string, scope Scope, afte
 	return all, more, nil
 }
 
-func checkListArgs(scope Scope, limit int) error {
-	if scope.Group != "" && scope.User != "" {
-		return fmt.Errorf("gateway: list connections: scope sets both group and user")
-	}
-	if limit < 1 {
-		return fmt.Errorf("gateway: list connections: limit %d is below 1", limit)
-	}
-	return nil
-}
-
 func (g *Gateway) connectionsLocal(hub string, scope Scope, after string, limit int) (page []ConnInfo, more bool, err error) {
-	if err := checkListArgs(scope, limit); err != nil {
-		return nil, false, err
-	}
 	h := g.lookupHub(hub)
 	if h == nil {
 		return nil, false, nil
@@ -174,17 +171,14 @@ func (g *Gateway) connectionsLocal(hub string, scope Scope, after string, limit 
 // CloseConnections closes every connection of scope in hub, on every node,
 // except those in excluded, sending each a SignalR Close message with reason.
 func (g *Gateway) CloseConnections(ctx context.Context, hub string, scope Scope, excluded []string, reason string) error {
-	if scope.Group != "" && scope.User != "" {
-		return fmt.Errorf("gateway: close connections: scope sets both group and user")
+	if err := scope.Validate(); err != nil {
+		return err
 	}
 	return g.publish(ctx, &Op{Hub: hub, Close: &CloseOp{Scope: scope, Excluded: excluded, Reason: reason}})
 }
 
 // closeLocal closes this node's connections of scope and returns how many.
 func (g *Gateway) closeLocal(hub string, scope Scope, excluded []string, reason string) (int, error) {
-	if scope.Group != "" && scope.User != "" {
-		return 0, fmt.Errorf("gateway: close connections: scope sets both group and user")
-	}
 	h := g.lookupHub(hub)
 	if h == nil {
 		return 0, nil

@@ -31,11 +31,7 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		h := c.Request().Header.Get("Authorization")
-		got := ""
-		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			got = strings.TrimSpace(h[7:])
-		}
+		got := bearerHeader(c.Request())
 		if got == "" {
 			return fail(http.StatusUnauthorized, "the admin API needs Authorization: Bearer ADMIN_KEY (printed at first start; also in SWITCHBOARD_ADMIN_KEY)")
 		}
@@ -327,8 +323,8 @@ func (s *Server) status(c echo.Context) error {
 		"hubs":          s.cfg.Gateway.Status(),
 		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
 	}
-	if s.cfg.UpstreamStatus != nil {
-		st := s.cfg.UpstreamStatus()
+	if s.cfg.Deliveries != nil {
+		st := s.cfg.Deliveries.Status()
 		if st.Upstreams == nil {
 			st.Upstreams = []delivery.UpstreamStatus{}
 		}
@@ -341,27 +337,13 @@ func (s *Server) status(c echo.Context) error {
 // wants this gateway's events (CloudEvents abuse protection): OPTIONS to the
 // URL a connect event would go to.
 func (s *Server) checkRegistration(c echo.Context, in *upstreamInput) error {
-	if in.SkipValidation {
+	if in.SkipValidation || s.cfg.Deliveries == nil {
 		return nil
 	}
-	target := delivery.Expand(in.URLTemplate, c.Param("hub"), upstream.CategoryConnections, upstream.EventConnect)
-	err := delivery.CheckRegistration(c.Request().Context(), s.cfg.CheckClient, target, s.webhookOrigin(c))
-	if err != nil {
-		return fail(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "upstream: "))
+	if err := s.cfg.Deliveries.CheckRegistration(c.Request().Context(), c.Param("hub"), in.URLTemplate); err != nil {
+		return fail(http.StatusBadRequest, strings.TrimPrefix(err.Error(), "delivery: "))
 	}
 	return nil
-}
-
-// webhookOrigin is the gateway name sent as WebHook-Request-Origin: the host
-// name of the public URL, else of the request.
-func (s *Server) webhookOrigin(c echo.Context) string {
-	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
-		return u.Hostname()
-	}
-	if u, err := url.Parse("http://" + c.Request().Host); err == nil && u.Hostname() != "" {
-		return u.Hostname()
-	}
-	return "switchboard"
 }
 
 // upstreamLog answers the upstream's latest deliveries, newest first.
@@ -370,8 +352,8 @@ func (s *Server) upstreamLog(c echo.Context) error {
 		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
 	}
 	var log []delivery.Delivery
-	if s.cfg.DeliveryLog != nil {
-		log, _ = s.cfg.DeliveryLog(c.Param("hub"), c.Param("name"))
+	if s.cfg.Deliveries != nil {
+		log, _ = s.cfg.Deliveries.DeliveryLog(c.Param("hub"), c.Param("name"))
 	}
 	if log == nil {
 		log = []delivery.Delivery{}

@@ -173,17 +173,10 @@ func (s *Server) hubFromQuery(r *http.Request) (string, store.Hub, error) {
 		return "", store.Hub{}, fail(http.StatusBadRequest, "missing hub query parameter")
 	case len(values) > 1:
 		return "", store.Hub{}, fail(http.StatusBadRequest, "more than one hub query parameter")
-	case !negotiate.ValidHubName(values[0]):
-		return "", store.Hub{}, fail(http.StatusBadRequest, fmt.Sprintf("invalid hub name %q: it must start with a letter and contain only letters, digits and _`,.[]", values[0]))
 	}
-	hub, err := s.cfg.Store.Hub(values[0])
-	if errors.Is(err, store.ErrNotFound) {
-		return "", store.Hub{}, fail(http.StatusNotFound, fmt.Sprintf("hub %q not found", values[0]))
-	}
-	if err != nil {
-		s.log.Error("looking up a hub", "hub", values[0], "err", err)
-		return "", store.Hub{}, fail(http.StatusServiceUnavailable,
-			fmt.Sprintf("hub %q cannot be looked up right now (configuration store unreachable); retry", values[0]))
+	hub, ae := s.findHub(r.Context(), values[0])
+	if ae != nil {
+		return "", store.Hub{}, ae
 	}
 	return values[0], hub, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -12,12 +11,6 @@ import (
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 )
-
-// keysMu serialises key changes: rotate and revoke read the key list, change
-// it and write it back, and two interleaved changes would lose one. It also
-// keeps the Verifier's key set in the order the store saw the writes. One
-// lock for the whole package is enough: key changes are rare admin calls.
-var keysMu sync.Mutex
 
 // keyRoutes serves the access keys part of the admin API.
 func (s *Server) keyRoutes(g *echo.Group) {
@@ -68,14 +61,13 @@ func (s *Server) listKeys(c echo.Context) error {
 // the previous primary stays as secondary so tokens it signed keep working,
 // and any older key is dropped.
 func (s *Server) rotateKeys(c echo.Context) error {
-	keysMu.Lock()
-	defer keysMu.Unlock()
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
 	old, err := s.cfg.Store.AccessKeys()
 	if err != nil {
 		return err
 	}
-	nk := negotiate.NewAccessKey()
-	fresh := store.Key{ID: nk.ID, Secret: nk.Secret, CreatedAt: time.Now().UTC()}
+	fresh := store.NewKey(time.Now())
 	next := []store.Key{fresh}
 	if len(old) > 0 {
 		next = append(next, old[0])
@@ -105,8 +97,8 @@ func (s *Server) rotateKeys(c echo.Context) error {
 // verifying at once. Connections already open stay open (their token was
 // checked when they connected).
 func (s *Server) revokeKey(c echo.Context) error {
-	keysMu.Lock()
-	defer keysMu.Unlock()
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
 	id := c.Param("id")
 	keys, err := s.cfg.Store.AccessKeys()
 	if err != nil {
@@ -132,16 +124,12 @@ func (s *Server) revokeKey(c echo.Context) error {
 }
 
 // setKeysLocked stores keys and hands them to the Verifier, so the change
-// applies to the next request. The caller holds keysMu.
+// applies to the next request. The caller holds s.keysMu.
 func (s *Server) setKeysLocked(keys []store.Key) error {
 	if err := s.cfg.Store.SetAccessKeys(keys); err != nil {
 		return fmt.Errorf("httpapi: save access keys: %w", err)
 	}
-	ak := make([]negotiate.AccessKey, len(keys))
-	for i, k := range keys {
-		ak[i] = negotiate.AccessKey{ID: k.ID, Secret: k.Secret}
-	}
-	s.cfg.Verifier.SetKeys(ak)
+	s.cfg.Verifier.SetKeys(store.AccessKeys(keys))
 	return nil
 }
 

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -93,10 +91,7 @@ func (s *Server) restRoutes(e *echo.Echo) {
 func (s *Server) restAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		token := ""
-		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			token = strings.TrimSpace(h[7:])
-		}
+		token := bearerHeader(r)
 		if token == "" {
 			return restFail(http.StatusUnauthorized, "Error.Unauthorized",
 				"missing Authorization: Bearer TOKEN; sign a JWT with an access key and aud set to the request URL")
@@ -112,19 +107,14 @@ func (s *Server) restAuth(next echo.HandlerFunc) echo.HandlerFunc {
 
 // restHub resolves the {hub} path parameter.
 func (s *Server) restHub(c echo.Context) (store.Hub, error) {
-	name := c.Param("hub")
-	if !negotiate.ValidHubName(name) {
-		return store.Hub{}, restFail(http.StatusBadRequest, "Error.InvalidHub",
-			fmt.Sprintf("invalid hub name %q: it must start with a letter and contain only letters, digits and _`,.[]", name))
-	}
-	hub, err := s.cfg.Store.Hub(name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return store.Hub{}, restFail(http.StatusNotFound, "Error.HubNotFound", fmt.Sprintf("hub %q not found", name))
-	case err != nil:
-		s.log.Error("looking up a hub", "hub", name, "err", err)
-		return store.Hub{}, restFail(http.StatusServiceUnavailable, "Error.ServiceUnavailable",
-			fmt.Sprintf("hub %q cannot be looked up right now (configuration store unreachable); retry", name))
+	hub, ae := s.findHub(c.Request().Context(), c.Param("hub"))
+	if ae != nil {
+		code := map[int]string{
+			http.StatusBadRequest:         "Error.InvalidHub",
+			http.StatusNotFound:           "Error.HubNotFound",
+			http.StatusServiceUnavailable: "Error.ServiceUnavailable",
+		}[ae.status]
+		return store.Hub{}, restFail(ae.status, code, ae.msg)
 	}
 	return hub, nil
 }
@@ -179,7 +169,7 @@ func (s *Server) clientToken(base, hub, userID string, lifetime time.Duration) (
 	if len(keys) == 0 {
 		return "", fmt.Errorf("httpapi: no access key")
 	}
-	return negotiate.IssueToken(negotiate.AccessKey{ID: keys[0].ID, Secret: keys[0].Secret}, negotiate.TokenOptions{
+	return negotiate.IssueToken(keys[0].AccessKey(), negotiate.TokenOptions{
 		Audience: negotiate.ClientURL(base, hub),
 		UserID:   userID,
 		Lifetime: lifetime,

@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/switchboard-gw/switchboard/delivery"
 
@@ -31,13 +34,10 @@ type Config struct {
 	PublicURL string
 	// AllowedOrigins applies to hubs that set none. Empty means any origin.
 	AllowedOrigins []string
-	// UpstreamStatus and DeliveryLog feed /admin/status and the upstream
-	// delivery log (delivery.Dispatcher's methods). Nil shows nothing.
-	UpstreamStatus func() delivery.Status
-	DeliveryLog    func(hub, name string) ([]delivery.Delivery, bool)
-	// CheckClient sends the registration check (OPTIONS) of new upstreams.
-	// Nil means a client that follows no redirects.
-	CheckClient *http.Client
+	// Deliveries feeds /admin/status and the upstream delivery logs, and
+	// checks new upstreams before they are saved. Nil shows no upstream
+	// state and registers upstreams without checking them (tests only).
+	Deliveries Deliveries
 	// BusHealthy reports whether the cluster bus is connected; /readyz says
 	// "degraded" while it is not. Nil means a single node, always healthy.
 	BusHealthy func() bool
@@ -48,11 +48,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Deliveries is the upstream delivery engine as the admin API sees it;
+// *delivery.Dispatcher implements it.
+type Deliveries interface {
+	Status() delivery.Status
+	DeliveryLog(hub, name string) ([]delivery.Delivery, bool)
+	CheckRegistration(ctx context.Context, hub, urlTemplate string) error
+}
+
+var _ Deliveries = (*delivery.Dispatcher)(nil)
+
 // Server serves the HTTP API.
 type Server struct {
 	cfg  Config
 	log  *slog.Logger
 	echo *echo.Echo
+
+	// keysMu serialises access-key changes: rotate and revoke read the key
+	// list, change it and write it back, and two interleaved changes would
+	// lose one. It also keeps the Verifier's key set in the order the store
+	// saw the writes.
+	keysMu sync.Mutex
 }
 
 // New builds the routes.
@@ -163,14 +179,42 @@ func baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// bearer returns the token of an "Authorization: Bearer" header, or of the
-// access_token query parameter (browsers cannot set headers on WebSockets).
+// bearer returns the token of an "Authorization: Bearer" header, or, when
+// there is no Authorization header, of the access_token query parameter
+// (browsers cannot set headers on WebSockets and EventSource).
 func bearer(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-			return strings.TrimSpace(h[7:])
-		}
-		return ""
+	if r.Header.Get("Authorization") != "" {
+		return bearerHeader(r)
 	}
 	return r.URL.Query().Get("access_token")
+}
+
+// bearerHeader returns the token of an "Authorization: Bearer" header, ""
+// if there is none.
+func bearerHeader(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// findHub checks a hub name and looks the hub up. The error is an apiError
+// whose status says what went wrong (400 a bad name, 404 no such hub, 503
+// the configuration store cannot answer); restHub gives it Azure's codes.
+func (s *Server) findHub(ctx context.Context, name string) (store.Hub, *apiError) {
+	if !negotiate.ValidHubName(name) {
+		return store.Hub{}, &apiError{status: http.StatusBadRequest,
+			msg: fmt.Sprintf("invalid hub name %q: it must start with a letter and contain only letters, digits and _`,.[]", name)}
+	}
+	hub, err := s.cfg.Store.Hub(name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Hub{}, &apiError{status: http.StatusNotFound, msg: fmt.Sprintf("hub %q not found", name)}
+	case err != nil:
+		s.log.Error("looking up a hub", "hub", name, "err", err)
+		return store.Hub{}, &apiError{status: http.StatusServiceUnavailable,
+			msg: fmt.Sprintf("hub %q cannot be looked up right now (configuration store unreachable); retry", name)}
+	}
+	return hub, nil
 }

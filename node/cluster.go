@@ -192,7 +192,7 @@ func (t tracker) Closed(id string) { t.r.Closed(id) }
 // separates it from the rest of a connection id.
 func newNodeID() string {
 	var b [4]byte
-	_, _ = crand.Read(b[:])
+	crand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
 
@@ -228,5 +228,5 @@ func (n *Node) reloadKeys() {
 		n.log.Error("loading access keys", "err", err)
 		return
 	}
-	n.verifier.SetKeys(accessKeys(keys))
+	n.verifier.SetKeys(store.AccessKeys(keys))
 }

@@ -118,13 +118,13 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.hubs = &hubCache{Config: n.config}
 	n.config = n.hubs
-	keys, admin, created, err := n.config.EnsureKeys(newAccessKey, newAdminKey)
+	keys, admin, created, err := n.config.EnsureKeys(func() store.Key { return store.NewKey(time.Now()) }, newAdminKey)
 	if err != nil {
 		n.abort()
 		return nil, fmt.Errorf("node: keys: %w", err)
 	}
 	n.KeysCreated, n.adminKey = created, admin
-	n.verifier = negotiate.NewVerifier(accessKeys(keys))
+	n.verifier = negotiate.NewVerifier(store.AccessKeys(keys))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -169,8 +169,7 @@ func Start(cfg Config) (*Node, error) {
 		Store:            n.config,
 		Verifier:         n.verifier,
 		UpstreamsChanged: func() { _ = n.reloadUpstreams() },
-		UpstreamStatus:   n.dispatcher.Status,
-		DeliveryLog:      n.dispatcher.DeliveryLog,
+		Deliveries:       n.dispatcher,
 		PublicURL:        n.cfg.PublicURL,
 		AllowedOrigins:   cfg.AllowedOrigins,
 		Logger:           cfg.Logger,
@@ -291,23 +290,10 @@ func (n *Node) Close() error {
 	return errors.Join(errs...)
 }
 
-func newAccessKey() store.Key {
-	k := negotiate.NewAccessKey()
-	return store.Key{ID: k.ID, Secret: k.Secret}
-}
-
 func newAdminKey() string {
 	var b [24]byte
-	_, _ = rand.Read(b[:])
+	rand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return "sbadm_" + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func accessKeys(keys []store.Key) []negotiate.AccessKey {
-	out := make([]negotiate.AccessKey, len(keys))
-	for i, k := range keys {
-		out[i] = negotiate.AccessKey{ID: k.ID, Secret: k.Secret}
-	}
-	return out
 }
 
 // userGroups adapts the store to gateway.UserGroupStore.

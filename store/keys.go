@@ -5,8 +5,27 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/negotiate"
 	bolt "go.etcd.io/bbolt"
 )
+
+// NewKey returns a fresh access key (negotiate.NewAccessKey) created at now.
+func NewKey(now time.Time) Key {
+	k := negotiate.NewAccessKey()
+	return Key{ID: k.ID, Secret: k.Secret, CreatedAt: now.UTC()}
+}
+
+// AccessKey is k as package negotiate signs and verifies with it.
+func (k Key) AccessKey() negotiate.AccessKey { return negotiate.AccessKey{ID: k.ID, Secret: k.Secret} }
+
+// AccessKeys converts keys for negotiate.Verifier, in the same order.
+func AccessKeys(keys []Key) []negotiate.AccessKey {
+	out := make([]negotiate.AccessKey, len(keys))
+	for i, k := range keys {
+		out[i] = k.AccessKey()
+	}
+	return out
+}
 
 // Key is an access key (for client and REST tokens).
 type Key struct {

@@ -160,9 +160,6 @@ func kvGet(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint6
 	return e.Revision(), decode([]byte(key), e.Value(), v)
 }
 
-// errRetry asks casUpdate to read again: another writer won the race.
-var errRetry = errors.New("store: concurrent update")
-
 // casUpdate applies fn to the value at key with optimistic concurrency,
 // retrying when another writer changed the key in between. fn gets the
 // current value (nil if absent) and returns the next one, or nil to delete

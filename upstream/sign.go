@@ -40,7 +40,7 @@ var (
 // random bytes.
 func NewSecret() string {
 	var b [32]byte
-	rand.Read(b[:]) // never fails: crypto/rand crashes the program instead
+	rand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return SecretPrefix + base64.StdEncoding.EncodeToString(b[:])
 }
 
