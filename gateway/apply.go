@@ -17,11 +17,11 @@ import (
 func (g *Gateway) Apply(ctx context.Context, hub string, a *actions.Action) error {
 	switch a.Action {
 	case actions.AddUserToGroup:
-		if err := g.saveUserGroup(hub, a); err != nil {
+		if err := g.saveUserGroup(ctx, hub, a); err != nil {
 			return err
 		}
 	case actions.RemoveUserFromGroup:
-		if err := g.forgetUserGroup(hub, a); err != nil {
+		if err := g.forgetUserGroup(ctx, hub, a); err != nil {
 			return err
 		}
 	}
@@ -113,29 +113,21 @@ func excluder(excluded []string) func(string) bool {
 
 // saveUserGroup records a user's membership so it reaches the user's future
 // connections, with an expiry when the action has a ttl.
-func (g *Gateway) saveUserGroup(hubName string, a *actions.Action) error {
+func (g *Gateway) saveUserGroup(ctx context.Context, hubName string, a *actions.Action) error {
 	var expires time.Time
 	if a.TTL > 0 {
 		expires = g.cfg.Now().Add(time.Duration(a.TTL) * time.Second)
 	}
-	if s := g.cfg.UserGroups; s != nil {
-		if err := s.AddUserToGroup(hubName, a.User, a.Group, expires); err != nil {
-			return fmt.Errorf("gateway: save user group: %w", err)
-		}
-		return nil
+	if err := g.cfg.UserGroups.AddUserToGroup(ctx, hubName, a.User, a.Group, expires); err != nil {
+		return fmt.Errorf("gateway: save user group: %w", err)
 	}
-	g.hub(hubName).memAddUserGroup(a.User, a.Group, expires)
 	return nil
 }
 
-func (g *Gateway) forgetUserGroup(hubName string, a *actions.Action) error {
-	if s := g.cfg.UserGroups; s != nil {
-		if err := s.RemoveUserFromGroup(hubName, a.User, a.Group); err != nil {
-			return fmt.Errorf("gateway: remove user group: %w", err)
-		}
-		return nil
+func (g *Gateway) forgetUserGroup(ctx context.Context, hubName string, a *actions.Action) error {
+	if err := g.cfg.UserGroups.RemoveUserFromGroup(ctx, hubName, a.User, a.Group); err != nil {
+		return fmt.Errorf("gateway: remove user group: %w", err)
 	}
-	g.hub(hubName).memRemoveUserGroup(a.User, a.Group)
 	return nil
 }
 
@@ -154,14 +146,14 @@ func (g *Gateway) userGroupLocal(hubName string, a *actions.Action) {
 	}
 }
 
-// userGroups returns the groups a user's new connection joins.
-func (g *Gateway) userGroups(h *hub, user string) []string {
-	if s := g.cfg.UserGroups; s != nil {
-		groups, err := s.UserGroups(h.name, user)
-		if err != nil {
-			g.log.Error("loading user groups", "hub", h.name, "user", user, "err", err)
-		}
-		return groups
+// userGroups returns the groups a user's new connection joins. The store
+// is asked with at most StoreTimeout: a connect must not hang on an outage.
+func (g *Gateway) userGroups(ctx context.Context, h *hub, user string) []string {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.StoreTimeout)
+	defer cancel()
+	groups, err := g.cfg.UserGroups.UserGroups(ctx, h.name, user)
+	if err != nil {
+		g.log.Error("loading user groups; the connection joins none of them", "hub", h.name, "user", user, "err", err)
 	}
-	return h.memUserGroups(user, g.cfg.Now())
+	return groups
 }

@@ -49,8 +49,12 @@ type Config struct {
 	// Bus carries ops and queries between nodes (package cluster's NATS).
 	// Nil means this gateway is the only node: they apply here.
 	Bus Bus
-	// UserGroups persists user-group memberships. Nil keeps them in memory.
+	// UserGroups persists user-group memberships. Nil keeps them in memory
+	// for the life of the process.
 	UserGroups UserGroupStore
+	// StoreTimeout bounds the user-group lookup of each new connection.
+	// Zero means 5 s.
+	StoreTimeout time.Duration
 	// Tracker is told of every connection that opens and closes, so a
 	// cluster can emit disconnected events for the connections of a node
 	// that died. Nil means nobody tracks them.
@@ -96,6 +100,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 5 * time.Second
+	}
+	if c.UserGroups == nil {
+		c.UserGroups = &memoryUserGroups{now: c.Now}
 	}
 	return c
 }

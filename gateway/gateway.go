@@ -255,7 +255,7 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 		g.cfg.Tracker.Opened(c.hub.name, c.id, c.userID)
 	}
 	if c.userID != "" {
-		groups = append(groups, g.userGroups(c.hub, c.userID)...)
+		groups = append(groups, g.userGroups(ctx, c.hub, c.userID)...)
 	}
 	for _, grp := range groups {
 		c.hub.joinGroup(c, grp)

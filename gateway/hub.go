@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 const shardCount = 32
@@ -28,11 +27,6 @@ type hub struct {
 	// groups and users map a name to its member set.
 	groups [shardCount]setShard
 	users  [shardCount]setShard
-
-	ugMu sync.Mutex // guards userGroups
-	// userGroups is the in-memory user→group membership (group → expiry,
-	// zero for none), used when no UserGroupStore is configured.
-	userGroups map[string]map[string]time.Time
 }
 
 type connShard struct {
@@ -46,7 +40,7 @@ type setShard struct {
 }
 
 func newHub(name string, interest func(Route)) *hub {
-	h := &hub{name: name, interest: interest, userGroups: make(map[string]map[string]time.Time)}
+	h := &hub{name: name, interest: interest}
 	for i := range h.conns {
 		h.conns[i].m = make(map[string]*Conn)
 		h.groups[i].m = make(map[string]map[*Conn]struct{})
@@ -204,37 +198,3 @@ func hasMembers(shards *[shardCount]setShard, name string) bool {
 }
 
 // In-memory user-group membership, used without a UserGroupStore.
-
-func (h *hub) memAddUserGroup(user, group string, expires time.Time) {
-	h.ugMu.Lock()
-	defer h.ugMu.Unlock()
-	m := h.userGroups[user]
-	if m == nil {
-		m = make(map[string]time.Time)
-		h.userGroups[user] = m
-	}
-	m[group] = expires
-}
-
-func (h *hub) memRemoveUserGroup(user, group string) {
-	h.ugMu.Lock()
-	defer h.ugMu.Unlock()
-	delete(h.userGroups[user], group)
-	if len(h.userGroups[user]) == 0 {
-		delete(h.userGroups, user)
-	}
-}
-
-func (h *hub) memUserGroups(user string, now time.Time) []string {
-	h.ugMu.Lock()
-	defer h.ugMu.Unlock()
-	var out []string
-	for g, exp := range h.userGroups[user] {
-		if exp.IsZero() || now.Before(exp) {
-			out = append(out, g)
-		} else {
-			delete(h.userGroups[user], g)
-		}
-	}
-	return out
-}

@@ -40,13 +40,15 @@ type Webhooks interface {
 
 // UserGroupStore persists user-group memberships so that they apply to a
 // user's future connections and survive restarts.
+// Each call is bounded by its context: the caller's for Apply and the REST
+// operations, StoreTimeout for the lookup on every connect.
 type UserGroupStore interface {
-	AddUserToGroup(hub, user, group string, expires time.Time) error
-	RemoveUserFromGroup(hub, user, group string) error
+	AddUserToGroup(ctx context.Context, hub, user, group string, expires time.Time) error
+	RemoveUserFromGroup(ctx context.Context, hub, user, group string) error
 	// RemoveUserFromAllGroups deletes every membership of user in hub.
-	RemoveUserFromAllGroups(hub, user string) error
+	RemoveUserFromAllGroups(ctx context.Context, hub, user string) error
 	// UserGroups returns the unexpired groups of a user.
-	UserGroups(hub, user string) ([]string, error)
+	UserGroups(ctx context.Context, hub, user string) ([]string, error)
 }
 
 // ConnTracker records which connections are open on this node. Opened and

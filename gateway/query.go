@@ -56,14 +56,9 @@ func (g *Gateway) GroupExists(ctx context.Context, hub, group string) (bool, err
 // user-group membership, or because one of the user's open connections, on
 // any node, is in the group.
 func (g *Gateway) UserInGroup(ctx context.Context, hub, user, group string) (bool, error) {
-	var saved []string
-	if s := g.cfg.UserGroups; s != nil {
-		var err error
-		if saved, err = s.UserGroups(hub, user); err != nil {
-			return false, fmt.Errorf("gateway: load user groups: %w", err)
-		}
-	} else {
-		saved = g.hub(hub).memUserGroups(user, g.cfg.Now())
+	saved, err := g.cfg.UserGroups.UserGroups(ctx, hub, user)
+	if err != nil {
+		return false, fmt.Errorf("gateway: load user groups: %w", err)
 	}
 	if slices.Contains(saved, group) {
 		return true, nil
@@ -232,15 +227,8 @@ func (g *Gateway) leaveAllLocal(hub, id string) error {
 // takes the user's open connections, on every node, out of every group they
 // are in.
 func (g *Gateway) RemoveUserFromAllGroups(ctx context.Context, hub, user string) error {
-	if s := g.cfg.UserGroups; s != nil {
-		if err := s.RemoveUserFromAllGroups(hub, user); err != nil {
-			return fmt.Errorf("gateway: remove user groups: %w", err)
-		}
-	} else {
-		h := g.hub(hub)
-		for _, grp := range h.memUserGroups(user, g.cfg.Now()) {
-			h.memRemoveUserGroup(user, grp)
-		}
+	if err := g.cfg.UserGroups.RemoveUserFromAllGroups(ctx, hub, user); err != nil {
+		return fmt.Errorf("gateway: remove user groups: %w", err)
 	}
 	return g.publish(ctx, &Op{Hub: hub, LeaveAll: &LeaveAllOp{User: user}})
 }

@@ -27,7 +27,7 @@ const maxAdminBody = 1 << 20
 // adminAuth requires "Authorization: Bearer ADMIN_KEY".
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		want, err := s.cfg.Store.AdminKey()
+		want, err := s.cfg.Store.AdminKey(c.Request().Context())
 		if err != nil {
 			return err
 		}
@@ -110,7 +110,7 @@ func (in *hubInput) hub() store.Hub {
 }
 
 func (s *Server) listHubs(c echo.Context) error {
-	hubs, err := s.cfg.Store.Hubs()
+	hubs, err := s.cfg.Store.Hubs(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (s *Server) createHub(c echo.Context) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
-	h, err := s.cfg.Store.CreateHub(in.hub())
+	h, err := s.cfg.Store.CreateHub(c.Request().Context(), in.hub())
 	if errors.Is(err, store.ErrExists) {
 		return fail(http.StatusConflict, fmt.Sprintf("hub %q already exists; PUT /admin/hubs/%s to change it", in.Name, in.Name))
 	}
@@ -139,7 +139,7 @@ func (s *Server) createHub(c echo.Context) error {
 }
 
 func (s *Server) getHub(c echo.Context) error {
-	h, err := s.cfg.Store.Hub(c.Param("hub"))
+	h, err := s.cfg.Store.Hub(c.Request().Context(), c.Param("hub"))
 	if err != nil {
 		return s.notFound(err, "hub %q not found", c.Param("hub"))
 	}
@@ -160,7 +160,7 @@ func (s *Server) putHub(c echo.Context) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
-	h, err := s.cfg.Store.PutHub(in.hub())
+	h, err := s.cfg.Store.PutHub(c.Request().Context(), in.hub())
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (s *Server) putHub(c echo.Context) error {
 }
 
 func (s *Server) deleteHub(c echo.Context) error {
-	if err := s.cfg.Store.DeleteHub(c.Param("hub")); err != nil {
+	if err := s.cfg.Store.DeleteHub(c.Request().Context(), c.Param("hub")); err != nil {
 		return s.notFound(err, "hub %q not found", c.Param("hub"))
 	}
 	s.upstreamsChanged()
@@ -225,10 +225,10 @@ func (s *Server) upstreamFrom(c echo.Context, in *upstreamInput) store.Upstream 
 }
 
 func (s *Server) listUpstreams(c echo.Context) error {
-	if _, err := s.cfg.Store.Hub(c.Param("hub")); err != nil {
+	if _, err := s.cfg.Store.Hub(c.Request().Context(), c.Param("hub")); err != nil {
 		return s.notFound(err, "hub %q not found", c.Param("hub"))
 	}
-	ups, err := s.cfg.Store.Upstreams(c.Param("hub"))
+	ups, err := s.cfg.Store.Upstreams(c.Request().Context(), c.Param("hub"))
 	if err != nil {
 		return err
 	}
@@ -246,13 +246,13 @@ func (s *Server) createUpstream(c echo.Context) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
-	if _, err := s.cfg.Store.Hub(c.Param("hub")); err != nil {
+	if _, err := s.cfg.Store.Hub(c.Request().Context(), c.Param("hub")); err != nil {
 		return s.notFound(err, "hub %q not found; create it first", c.Param("hub"))
 	}
 	if err := s.checkRegistration(c, &in); err != nil {
 		return err
 	}
-	u, err := s.cfg.Store.CreateUpstream(s.upstreamFrom(c, &in))
+	u, err := s.cfg.Store.CreateUpstream(c.Request().Context(), s.upstreamFrom(c, &in))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fail(http.StatusNotFound, fmt.Sprintf("hub %q not found; create it first", c.Param("hub")))
@@ -266,7 +266,7 @@ func (s *Server) createUpstream(c echo.Context) error {
 }
 
 func (s *Server) getUpstream(c echo.Context) error {
-	u, err := s.cfg.Store.Upstream(c.Param("hub"), c.Param("name"))
+	u, err := s.cfg.Store.Upstream(c.Request().Context(), c.Param("hub"), c.Param("name"))
 	if err != nil {
 		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
 	}
@@ -287,7 +287,7 @@ func (s *Server) putUpstream(c echo.Context) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
-	if _, err := s.cfg.Store.Hub(c.Param("hub")); err != nil {
+	if _, err := s.cfg.Store.Hub(c.Request().Context(), c.Param("hub")); err != nil {
 		return s.notFound(err, "hub %q not found; create it first", c.Param("hub"))
 	}
 	if err := s.checkRegistration(c, &in); err != nil {
@@ -297,11 +297,11 @@ func (s *Server) putUpstream(c echo.Context) error {
 	// 410 Gone disabled it.
 	next := s.upstreamFrom(c, &in)
 	if len(in.Secrets) == 0 {
-		if old, err := s.cfg.Store.Upstream(c.Param("hub"), in.Name); err == nil {
+		if old, err := s.cfg.Store.Upstream(c.Request().Context(), c.Param("hub"), in.Name); err == nil {
 			next.Secrets = old.Secrets // keep the secrets the handler already knows
 		}
 	}
-	u, err := s.cfg.Store.PutUpstream(next)
+	u, err := s.cfg.Store.PutUpstream(c.Request().Context(), next)
 	if err != nil {
 		return s.notFound(err, "hub %q not found; create it first", c.Param("hub"))
 	}
@@ -310,7 +310,7 @@ func (s *Server) putUpstream(c echo.Context) error {
 }
 
 func (s *Server) deleteUpstream(c echo.Context) error {
-	if err := s.cfg.Store.DeleteUpstream(c.Param("hub"), c.Param("name")); err != nil {
+	if err := s.cfg.Store.DeleteUpstream(c.Request().Context(), c.Param("hub"), c.Param("name")); err != nil {
 		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
 	}
 	s.upstreamsChanged()
@@ -348,7 +348,7 @@ func (s *Server) checkRegistration(c echo.Context, in *upstreamInput) error {
 
 // upstreamLog answers the upstream's latest deliveries, newest first.
 func (s *Server) upstreamLog(c echo.Context) error {
-	if _, err := s.cfg.Store.Upstream(c.Param("hub"), c.Param("name")); err != nil {
+	if _, err := s.cfg.Store.Upstream(c.Request().Context(), c.Param("hub"), c.Param("name")); err != nil {
 		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
 	}
 	var log []delivery.Delivery

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -46,7 +47,7 @@ type keyInfo struct {
 }
 
 func (s *Server) listKeys(c echo.Context) error {
-	keys, err := s.cfg.Store.AccessKeys()
+	keys, err := s.cfg.Store.AccessKeys(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func (s *Server) listKeys(c echo.Context) error {
 func (s *Server) rotateKeys(c echo.Context) error {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
-	old, err := s.cfg.Store.AccessKeys()
+	old, err := s.cfg.Store.AccessKeys(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func (s *Server) rotateKeys(c echo.Context) error {
 	if len(old) > 0 {
 		next = append(next, old[0])
 	}
-	if err := s.setKeysLocked(next); err != nil {
+	if err := s.setKeysLocked(c.Request().Context(), next); err != nil {
 		return err
 	}
 	dropped := make([]string, 0, len(old))
@@ -100,7 +101,7 @@ func (s *Server) revokeKey(c echo.Context) error {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
 	id := c.Param("id")
-	keys, err := s.cfg.Store.AccessKeys()
+	keys, err := s.cfg.Store.AccessKeys(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func (s *Server) revokeKey(c echo.Context) error {
 	case len(next) == 0:
 		return fail(http.StatusConflict, fmt.Sprintf("access key %q is the only one; rotate first (POST /admin/keys/:rotate), then revoke it", id))
 	}
-	if err := s.setKeysLocked(next); err != nil {
+	if err := s.setKeysLocked(c.Request().Context(), next); err != nil {
 		return err
 	}
 	s.log.Info("access key revoked", "id", id)
@@ -125,8 +126,8 @@ func (s *Server) revokeKey(c echo.Context) error {
 
 // setKeysLocked stores keys and hands them to the Verifier, so the change
 // applies to the next request. The caller holds s.keysMu.
-func (s *Server) setKeysLocked(keys []store.Key) error {
-	if err := s.cfg.Store.SetAccessKeys(keys); err != nil {
+func (s *Server) setKeysLocked(ctx context.Context, keys []store.Key) error {
+	if err := s.cfg.Store.SetAccessKeys(ctx, keys); err != nil {
 		return fmt.Errorf("httpapi: save access keys: %w", err)
 	}
 	s.cfg.Verifier.SetKeys(store.AccessKeys(keys))

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -63,10 +64,7 @@ func served(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	keys, _, _, err := db.EnsureKeys(func() store.Key {
-		k := negotiate.NewAccessKey()
-		return store.Key{ID: k.ID, Secret: k.Secret}
-	}, func() string { return "admin" })
+	keys, _, _, err := db.EnsureKeys(t.Context(), func() store.Key { return store.NewKey(time.Now()) }, func() string { return "admin" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +72,7 @@ func served(t *testing.T) map[string]bool {
 	srv := httpapi.New(httpapi.Config{
 		Gateway:  gw,
 		Store:    db,
-		Verifier: negotiate.NewVerifier([]negotiate.AccessKey{{ID: keys[0].ID, Secret: keys[0].Secret}}),
+		Verifier: negotiate.NewVerifier(store.AccessKeys(keys)),
 	})
 	routes := map[string]bool{}
 	for _, r := range srv.Routes() {

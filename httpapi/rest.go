@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -37,7 +38,7 @@ func (s *Server) restRoutes(e *echo.Echo) {
 	e.GET("/api/health", s.health)
 	e.HEAD("/api/v1/health", s.health)
 
-	a := e.Group("/api/hubs/:hub", s.restAuth)
+	a := e.Group("/api/hubs/:hub", s.withTimeout, s.restAuth)
 	a.POST(`/\:generateToken`, s.generateToken)
 	a.POST(`/\:send`, s.restSend(actions.Broadcast, http.StatusAccepted))
 	a.POST(`/users/:user/\:send`, s.restSend(actions.SendToUser, http.StatusAccepted))
@@ -68,7 +69,7 @@ func (s *Server) restRoutes(e *echo.Echo) {
 	a.POST(`/\:actions`, s.restActions)
 
 	// Azure's v1 paths: no :send suffix, 202 for most changes.
-	v1 := e.Group("/api/v1/hubs/:hub", s.restAuth)
+	v1 := e.Group("/api/v1/hubs/:hub", s.withTimeout, s.restAuth)
 	v1.POST("", s.restSend(actions.Broadcast, http.StatusAccepted))
 	v1.POST("/users/:user", s.restSend(actions.SendToUser, http.StatusAccepted))
 	v1.POST("/groups/:group", s.restSend(actions.SendToGroup, http.StatusAccepted))
@@ -135,7 +136,7 @@ func (s *Server) generateToken(c echo.Context) error {
 		minutes = m
 	}
 	base := s.nodeForClient(c.Request())
-	token, err := s.clientToken(base, hub.Name, c.QueryParam("userId"), time.Duration(minutes)*time.Minute)
+	token, err := s.clientToken(c.Request().Context(), base, hub.Name, c.QueryParam("userId"), time.Duration(minutes)*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -161,8 +162,8 @@ func (s *Server) nodeForClient(r *http.Request) string {
 
 // clientToken issues a client token for hub signed with the newest access
 // key, its audience the hub's client URL on base.
-func (s *Server) clientToken(base, hub, userID string, lifetime time.Duration) (string, error) {
-	keys, err := s.cfg.Store.AccessKeys()
+func (s *Server) clientToken(ctx context.Context, base, hub, userID string, lifetime time.Duration) (string, error) {
+	keys, err := s.cfg.Store.AccessKeys(ctx)
 	if err != nil {
 		return "", err
 	}

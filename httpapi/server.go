@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/delivery"
 
@@ -21,9 +22,9 @@ import (
 // Config wires a Server. Gateway, Store and Verifier are required.
 type Config struct {
 	Gateway *gateway.Gateway
-	// Store holds the configuration: the node's bbolt file, or NATS KV
-	// shared by a cluster.
-	Store    store.Config
+	// Store holds the configuration. Each call gets the request's context,
+	// which RequestTimeout bounds on admin and REST routes.
+	Store    Store
 	Verifier *negotiate.Verifier
 	// UpstreamsChanged is called after the admin API changed upstreams or
 	// hubs, so the dispatcher can reload them. Nil means nobody listens.
@@ -38,14 +39,46 @@ type Config struct {
 	// checks new upstreams before they are saved. Nil shows no upstream
 	// state and registers upstreams without checking them (tests only).
 	Deliveries Deliveries
-	// BusHealthy reports whether the cluster bus is connected; /readyz says
-	// "degraded" while it is not. Nil means a single node, always healthy.
-	BusHealthy func() bool
+	// Readiness answers /readyz. Nil means always ready.
+	Readiness func(ctx context.Context) Readiness
+	// RequestTimeout bounds each admin and REST request, and with it every
+	// store and bus call it makes. Zero means 10 s.
+	RequestTimeout time.Duration
 	// LiveNodes returns the public base URLs of the cluster's live nodes,
 	// least loaded first, for handing clients a node. Nil means this node.
 	LiveNodes func() []string
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
+}
+
+// Store is the configuration as the HTTP API reads and writes it: hub
+// lookups for negotiate and REST, hubs and upstreams for the admin API, and
+// the keys. The node's in-memory copy of its store.Config implements it.
+// Errors wrap the store's sentinels: store.ErrNotFound, store.ErrExists,
+// and store.ErrUnavailable (answered 503).
+type Store interface {
+	Hub(ctx context.Context, name string) (store.Hub, error)
+	Hubs(ctx context.Context) ([]store.Hub, error)
+	CreateHub(ctx context.Context, h store.Hub) (store.Hub, error)
+	PutHub(ctx context.Context, h store.Hub) (store.Hub, error)
+	DeleteHub(ctx context.Context, name string) error
+
+	Upstream(ctx context.Context, hub, name string) (store.Upstream, error)
+	Upstreams(ctx context.Context, hub string) ([]store.Upstream, error)
+	CreateUpstream(ctx context.Context, u store.Upstream) (store.Upstream, error)
+	PutUpstream(ctx context.Context, u store.Upstream) (store.Upstream, error)
+	DeleteUpstream(ctx context.Context, hub, name string) error
+
+	AccessKeys(ctx context.Context) ([]store.Key, error)
+	SetAccessKeys(ctx context.Context, keys []store.Key) error
+	AdminKey(ctx context.Context) (string, error)
+}
+
+// Readiness is what /readyz answers: 503 unless Ready; 200 "degraded" with
+// the reasons when ready with some, else 200 "ready".
+type Readiness struct {
+	Ready   bool
+	Reasons []string
 }
 
 // Deliveries is the upstream delivery engine as the admin API sees it;
@@ -77,6 +110,9 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -101,7 +137,18 @@ func (s *Server) routes() {
 
 	s.restRoutes(e)
 
-	s.adminRoutes(e.Group("/admin", s.adminAuth))
+	s.adminRoutes(e.Group("/admin", s.withTimeout, s.adminAuth))
+}
+
+// withTimeout bounds a request by Config.RequestTimeout: its context, and
+// with it every store and bus call the request makes, ends then.
+func (s *Server) withTimeout(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
 }
 
 // apiError is an error with an HTTP status, answered as {"error": msg}.
@@ -129,6 +176,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		err = c.JSON(re.status, map[string]string{"code": re.code, "message": re.msg})
 	case errors.As(err, &ae):
 		err = c.JSON(ae.status, map[string]string{"error": ae.msg})
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.Warn("request failed: configuration store unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		err = c.JSON(http.StatusServiceUnavailable, map[string]string{"error": "the shared configuration (NATS JetStream KV) is unavailable, so changes cannot be saved; " +
+			"reads are served from this node's copy. Retry once the NATS servers holding it are back (/readyz says why)"})
 	case errors.As(err, &he):
 		msg := http.StatusText(he.Code)
 		if m, ok := he.Message.(string); ok {
@@ -148,22 +199,24 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 503 when the store is unreachable. While the cluster bus is
-// disconnected it still answers 200, with status "degraded": local clients
-// are served and cross-node messages are buffered, and taking every node out
-// of rotation during a NATS outage would turn a partial outage into a full
-// one.
+// readyz answers from Config.Readiness. A node that serves its clients
+// with part of the cluster unreachable (NATS bus down, shared configuration
+// unavailable) answers 200 "degraded": taking every node out of rotation
+// during a NATS outage would turn a partial outage into a full one.
 func (s *Server) readyz(c echo.Context) error {
-	// The bus first: a clustered store lives on the same NATS, so pinging
-	// it during an outage would wait out its timeout and answer 503.
-	if s.cfg.BusHealthy != nil && !s.cfg.BusHealthy() {
-		return c.JSON(http.StatusOK, map[string]string{"status": "degraded",
-			"reason": "cluster bus (NATS) disconnected: local delivery continues, cross-node messages are buffered"})
+	if s.cfg.Readiness == nil {
+		return c.JSON(http.StatusOK, map[string]any{"status": "ready"})
 	}
-	if err := s.cfg.Store.Ping(); err != nil {
-		return fail(http.StatusServiceUnavailable, "store unavailable: "+err.Error())
+	r := s.cfg.Readiness(c.Request().Context())
+	switch {
+	case !r.Ready:
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
+			"error": strings.Join(r.Reasons, "; "), "reasons": r.Reasons})
+	case len(r.Reasons) > 0:
+		return c.JSON(http.StatusOK, map[string]any{"status": "degraded",
+			"reason": strings.Join(r.Reasons, "; "), "reasons": r.Reasons})
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready"})
 }
 
 func (s *Server) health(c echo.Context) error {
@@ -207,7 +260,7 @@ func (s *Server) findHub(ctx context.Context, name string) (store.Hub, *apiError
 		return store.Hub{}, &apiError{status: http.StatusBadRequest,
 			msg: fmt.Sprintf("invalid hub name %q: it must start with a letter and contain only letters, digits and _`,.[]", name)}
 	}
-	hub, err := s.cfg.Store.Hub(name)
+	hub, err := s.cfg.Store.Hub(ctx, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return store.Hub{}, &apiError{status: http.StatusNotFound, msg: fmt.Sprintf("hub %q not found", name)}

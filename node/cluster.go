@@ -195,38 +195,3 @@ func newNodeID() string {
 	crand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
-
-// watchConfig follows changes to the configuration, wherever they were made
-// (this node's admin API, another node's, or the store directly), and
-// reloads what depends on it: the dispatcher's upstreams and the verifier's
-// keys.
-func (n *Node) watchConfig(ctx context.Context) {
-	err := n.config.Watch(ctx, func(ch store.Change) {
-		if ch.Kind == store.ChangeAll || ch.Kind == store.ChangeHubs {
-			if err := n.hubs.reload(); err != nil {
-				n.log.Warn("reloading hubs; serving the ones known", "err", err)
-			}
-		}
-		switch ch.Kind {
-		case store.ChangeAll:
-			_ = n.ReloadUpstreams()
-			n.reloadKeys()
-		case store.ChangeHubs, store.ChangeUpstreams:
-			_ = n.ReloadUpstreams()
-		case store.ChangeKeys:
-			n.reloadKeys()
-		}
-	})
-	if err != nil && ctx.Err() == nil {
-		n.log.Error("watching the configuration stopped; restart the node to follow changes", "err", err)
-	}
-}
-
-func (n *Node) reloadKeys() {
-	keys, err := n.config.AccessKeys()
-	if err != nil {
-		n.log.Error("loading access keys", "err", err)
-		return
-	}
-	n.verifier.SetKeys(store.AccessKeys(keys))
-}

@@ -22,7 +22,9 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 	dc.Origin = originOf(n.cfg.PublicURL)
 	dc.OnReply = n.runReply
 	dc.OnDisable = func(hub, name, reason string) {
-		if err := n.config.SetUpstreamDisabled(hub, name, true, reason); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		defer cancel()
+		if err := n.config.SetUpstreamDisabled(ctx, hub, name, true, reason); err != nil {
 			n.log.Error("saving disabled upstream", "hub", hub, "upstream", name, "err", err)
 		}
 	}
@@ -32,7 +34,9 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 // runReply hands a notification's reply to the gateway, which logs what
 // fails.
 func (n *Node) runReply(ev *upstream.Event, r *upstream.Reply) {
-	_ = n.gw.RunReply(context.Background(), ev, r)
+	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+	defer cancel()
+	_ = n.gw.RunReply(ctx, ev, r)
 }
 
 // originOf is the gateway name sent as WebHook-Request-Origin: the public

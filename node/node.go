@@ -64,12 +64,13 @@ type Node struct {
 	// db is the node's own bbolt file: the outbox always, and the
 	// configuration on a single node.
 	db *store.DB
-	// config is where hubs, upstreams, keys and user groups live: db, or
-	// NATS KV in a cluster.
-	config     store.Config
+	// store is where hubs, upstreams, keys and user groups live: db, or
+	// NATS KV in a cluster; config is the node's copy of it in memory,
+	// which everything else reads.
+	store      store.Config
+	config     *configView
 	verifier   *negotiate.Verifier
 	cl         *clustering // nil on a single node
-	hubs       *hubCache   // in front of the config store
 	stopWatch  context.CancelFunc
 	gw         *gateway.Gateway
 	dispatcher *delivery.Dispatcher
@@ -101,37 +102,44 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 1)}
 
+	// The listener comes first: a node that cannot serve must fail before
+	// it generates keys nobody would see printed.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
+	}
+	n.ln = ln
 	db, err := store.Open(cfg.DBPath)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
-	n.db, n.config = db, db
+	n.db, n.store = db, db
 	if cfg.NATS != "" || cfg.NATSEmbedded != nil {
 		if n.cfg.NodeID == "" {
 			n.cfg.NodeID = newNodeID()
 		}
 		if n.cl, err = joinCluster(n.cfg); err != nil {
-			db.Close()
+			n.abort()
 			return nil, err
 		}
-		n.config = n.cl.kv
+		n.store = n.cl.kv
 	}
-	n.hubs = &hubCache{Config: n.config}
-	n.config = n.hubs
-	keys, admin, created, err := n.config.EnsureKeys(func() store.Key { return store.NewKey(time.Now()) }, newAdminKey)
+	startCtx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	_, admin, created, err := n.store.EnsureKeys(startCtx, func() store.Key { return store.NewKey(time.Now()) }, newAdminKey)
 	if err != nil {
 		n.abort()
 		return nil, fmt.Errorf("node: keys: %w", err)
 	}
 	n.KeysCreated, n.adminKey = created, admin
-	n.verifier = negotiate.NewVerifier(store.AccessKeys(keys))
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	n.config = &configView{store: n.store}
+	if err := n.config.load(startCtx); err != nil {
 		n.abort()
-		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("node: load the configuration: %w", err)
 	}
-	n.ln = ln
+	keys, _ := n.config.AccessKeys(startCtx)
+	n.verifier = negotiate.NewVerifier(store.AccessKeys(keys))
 	if n.cfg.PublicURL == "" {
 		n.cfg.PublicURL = fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	}
@@ -146,7 +154,7 @@ func Start(cfg Config) (*Node, error) {
 		PingInterval:  cfg.PingInterval,
 		ClientTimeout: cfg.ClientTimeout,
 		Webhooks:      n.dispatcher,
-		UserGroups:    userGroups{n.config},
+		UserGroups:    n.config,
 		Logger:        cfg.Logger,
 	}
 	if n.cl == nil {
@@ -157,10 +165,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	// Upstreams are loaded once the gateway exists: replayed notifications
 	// start flowing then, and their replies' actions need the gateway.
-	if err := n.reloadUpstreams(); err != nil {
-		n.abort()
-		return nil, err
-	}
+	n.reloadUpstreams()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	n.stopWatch = stopWatch
 	go n.watchConfig(watchCtx)
@@ -168,14 +173,14 @@ func Start(cfg Config) (*Node, error) {
 		Gateway:          n.gw,
 		Store:            n.config,
 		Verifier:         n.verifier,
-		UpstreamsChanged: func() { _ = n.reloadUpstreams() },
+		UpstreamsChanged: n.reloadUpstreams,
 		Deliveries:       n.dispatcher,
 		PublicURL:        n.cfg.PublicURL,
 		AllowedOrigins:   cfg.AllowedOrigins,
 		Logger:           cfg.Logger,
 	}
+	api.Readiness = n.readiness
 	if n.cl != nil {
-		api.BusHealthy = n.cl.bus.Healthy
 		api.LiveNodes = n.cl.liveNodes
 	}
 	n.api = httpapi.New(api)
@@ -200,17 +205,10 @@ func (n *Node) abort() {
 	n.db.Close()
 }
 
-// reloadUpstreams is ReloadUpstreams for the admin API callback.
-func (n *Node) reloadUpstreams() error { return n.ReloadUpstreams() }
-
-// ReloadUpstreams hands the stored upstreams to the dispatcher; call it after
-// changing upstreams in the store directly.
-func (n *Node) ReloadUpstreams() error {
-	ups, err := n.config.AllUpstreams()
-	if err != nil {
-		n.log.Error("loading upstreams", "err", err)
-		return fmt.Errorf("node: load upstreams: %w", err)
-	}
+// reloadUpstreams hands the upstreams of the node's configuration to the
+// dispatcher.
+func (n *Node) reloadUpstreams() {
+	ups := n.config.AllUpstreams()
 	targets := make([]delivery.Target, 0, len(ups))
 	for _, u := range ups {
 		f, err := delivery.ParseFilter(u.Events)
@@ -223,6 +221,16 @@ func (n *Node) ReloadUpstreams() error {
 			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
 	}
 	n.dispatcher.SetTargets(targets)
+}
+
+// ReloadConfig reads the whole configuration from the store again and
+// applies it; call it after changing the store directly (tests do).
+func (n *Node) ReloadConfig(ctx context.Context) error {
+	if err := n.config.load(ctx); err != nil {
+		return err
+	}
+	n.reloadUpstreams()
+	n.reloadKeys()
 	return nil
 }
 
@@ -236,8 +244,9 @@ func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 func (n *Node) AdminKey() string { return n.adminKey }
 
 // Store is where the node's configuration lives (its bbolt file, or the
-// cluster's KV), for wiring examples and tests.
-func (n *Node) Store() store.Config { return n.config }
+// cluster's KV), for wiring examples and tests; after writing to it
+// directly, call ReloadConfig.
+func (n *Node) Store() store.Config { return n.store }
 
 // Gateway is the node's gateway.
 func (n *Node) Gateway() *gateway.Gateway { return n.gw }
@@ -245,7 +254,7 @@ func (n *Node) Gateway() *gateway.Gateway { return n.gw }
 // ConnectionString is the Azure-style connection string of the newest
 // access key.
 func (n *Node) ConnectionString() (negotiate.ConnectionString, error) {
-	keys, err := n.config.AccessKeys()
+	keys, err := n.config.AccessKeys(context.Background())
 	if err != nil {
 		return negotiate.ConnectionString{}, err
 	}
@@ -290,33 +299,11 @@ func (n *Node) Close() error {
 	return errors.Join(errs...)
 }
 
+// startTimeout bounds what Start reads from and writes to the store.
+const startTimeout = 30 * time.Second
+
 func newAdminKey() string {
 	var b [24]byte
 	rand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return "sbadm_" + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// userGroups adapts the store to gateway.UserGroupStore.
-type userGroups struct{ db store.Config }
-
-var _ gateway.UserGroupStore = userGroups{}
-
-func (u userGroups) AddUserToGroup(hub, user, group string, expires time.Time) error {
-	return u.db.AddUserToGroup(store.UserGroup{Hub: hub, User: user, Group: group, ExpiresAt: expires})
-}
-
-func (u userGroups) RemoveUserFromGroup(hub, user, group string) error {
-	return u.db.RemoveUserFromGroup(hub, user, group)
-}
-
-func (u userGroups) UserGroups(hub, user string) ([]string, error) {
-	ms, err := u.db.UserGroups(hub, user)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.Group
-	}
-	return out, nil
 }

@@ -11,35 +11,41 @@ import (
 // it for one node, [KV] on NATS JetStream KV for a cluster; both keep the
 // same contract (store/contract_test.go), so callers do not care which they
 // hold. The outbox is not part of it: it stays in each node's DB.
+//
+// Every method takes a context first and is bounded by it alone: KV waits
+// on NATS as long as the context lasts, so callers give it a deadline. The
+// packages that read the configuration declare the smaller interfaces they
+// need (httpapi.Store, gateway.UserGroupStore); the node wires one copy of
+// it in memory in front of the store.
 type Config interface {
-	CreateHub(h Hub) (Hub, error)
-	PutHub(h Hub) (Hub, error)
-	Hub(name string) (Hub, error)
-	Hubs() ([]Hub, error)
-	DeleteHub(name string) error
+	CreateHub(ctx context.Context, h Hub) (Hub, error)
+	PutHub(ctx context.Context, h Hub) (Hub, error)
+	Hub(ctx context.Context, name string) (Hub, error)
+	Hubs(ctx context.Context) ([]Hub, error)
+	DeleteHub(ctx context.Context, name string) error
 
-	CreateUpstream(u Upstream) (Upstream, error)
-	PutUpstream(u Upstream) (Upstream, error)
-	Upstream(hub, name string) (Upstream, error)
-	Upstreams(hub string) ([]Upstream, error)
-	AllUpstreams() ([]Upstream, error)
-	DeleteUpstream(hub, name string) error
-	SetUpstreamDisabled(hub, name string, disabled bool, reason string) error
+	CreateUpstream(ctx context.Context, u Upstream) (Upstream, error)
+	PutUpstream(ctx context.Context, u Upstream) (Upstream, error)
+	Upstream(ctx context.Context, hub, name string) (Upstream, error)
+	Upstreams(ctx context.Context, hub string) ([]Upstream, error)
+	AllUpstreams(ctx context.Context) ([]Upstream, error)
+	DeleteUpstream(ctx context.Context, hub, name string) error
+	SetUpstreamDisabled(ctx context.Context, hub, name string, disabled bool, reason string) error
 
-	EnsureKeys(newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error)
-	AccessKeys() ([]Key, error)
-	SetAccessKeys(keys []Key) error
-	AdminKey() (string, error)
+	EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error)
+	AccessKeys(ctx context.Context) ([]Key, error)
+	SetAccessKeys(ctx context.Context, keys []Key) error
+	AdminKey(ctx context.Context) (string, error)
 
-	AddUserToGroup(m UserGroup) error
-	RemoveUserFromGroup(hub, user, group string) error
-	RemoveUserFromAllGroups(hub, user string) error
-	UserGroups(hub, user string) ([]UserGroup, error)
-	AllUserGroups() ([]UserGroup, error)
-	PurgeExpiredUserGroups(now time.Time) (int, error)
+	AddUserToGroup(ctx context.Context, m UserGroup) error
+	RemoveUserFromGroup(ctx context.Context, hub, user, group string) error
+	RemoveUserFromAllGroups(ctx context.Context, hub, user string) error
+	UserGroups(ctx context.Context, hub, user string) ([]UserGroup, error)
+	AllUserGroups(ctx context.Context) ([]UserGroup, error)
+	PurgeExpiredUserGroups(ctx context.Context, now time.Time) (int, error)
 
 	// Ping reports whether the store answers (for /readyz).
-	Ping() error
+	Ping(ctx context.Context) error
 	// Watch calls fn for every change made after it started, by this
 	// instance or (KV) by any other node, from one goroutine, in the order
 	// each record changed. It first calls fn with a Change of kind

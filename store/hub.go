@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -29,8 +30,8 @@ func validHubName(name string) error {
 
 // CreateHub saves a new hub, setting CreatedAt and UpdatedAt to now. It fails
 // with ErrExists if a hub of that name exists.
-func (db *DB) CreateHub(h Hub) (Hub, error) {
-	err := db.update(fmt.Sprintf("create hub %q", h.Name), func(tx *bolt.Tx) error {
+func (db *DB) CreateHub(ctx context.Context, h Hub) (Hub, error) {
+	err := db.update(ctx, fmt.Sprintf("create hub %q", h.Name), func(tx *bolt.Tx) error {
 		if err := validHubName(h.Name); err != nil {
 			return err
 		}
@@ -50,8 +51,8 @@ func (db *DB) CreateHub(h Hub) (Hub, error) {
 
 // PutHub creates or replaces a hub. Replacing keeps the existing CreatedAt;
 // UpdatedAt is always now.
-func (db *DB) PutHub(h Hub) (Hub, error) {
-	err := db.update(fmt.Sprintf("put hub %q", h.Name), func(tx *bolt.Tx) error {
+func (db *DB) PutHub(ctx context.Context, h Hub) (Hub, error) {
+	err := db.update(ctx, fmt.Sprintf("put hub %q", h.Name), func(tx *bolt.Tx) error {
 		if err := validHubName(h.Name); err != nil {
 			return err
 		}
@@ -75,9 +76,9 @@ func (db *DB) PutHub(h Hub) (Hub, error) {
 }
 
 // Hub returns the named hub or ErrNotFound.
-func (db *DB) Hub(name string) (Hub, error) {
+func (db *DB) Hub(ctx context.Context, name string) (Hub, error) {
 	var h Hub
-	err := db.view(fmt.Sprintf("get hub %q", name), func(tx *bolt.Tx) error {
+	err := db.view(ctx, fmt.Sprintf("get hub %q", name), func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket([]byte(bucketHubs)), []byte(name), &h)
 	})
 	if err != nil {
@@ -87,9 +88,9 @@ func (db *DB) Hub(name string) (Hub, error) {
 }
 
 // Hubs returns every hub, sorted by name.
-func (db *DB) Hubs() ([]Hub, error) {
+func (db *DB) Hubs(ctx context.Context) ([]Hub, error) {
 	var hubs []Hub
-	err := db.view("list hubs", func(tx *bolt.Tx) error {
+	err := db.view(ctx, "list hubs", func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketHubs)).ForEach(func(k, v []byte) error {
 			var h Hub
 			if err := decode(k, v, &h); err != nil {
@@ -110,8 +111,8 @@ func (db *DB) Hubs() ([]Hub, error) {
 
 // DeleteHub removes the hub with its upstreams and user-group memberships, in
 // one transaction. It fails with ErrNotFound if there is no such hub.
-func (db *DB) DeleteHub(name string) error {
-	return db.changed(db.update(fmt.Sprintf("delete hub %q", name), func(tx *bolt.Tx) error {
+func (db *DB) DeleteHub(ctx context.Context, name string) error {
+	return db.changed(db.update(ctx, fmt.Sprintf("delete hub %q", name), func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketHubs))
 		if b.Get([]byte(name)) == nil {
 			return ErrNotFound

@@ -24,7 +24,7 @@ func TestCreateHub(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := db.CreateHub(tt.hub)
+			got, err := db.CreateHub(t.Context(), tt.hub)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("CreateHub: got error %v, want %v", err, tt.wantErr)
 			}
@@ -34,7 +34,7 @@ func TestCreateHub(t *testing.T) {
 			if !got.CreatedAt.Equal(clk.Now()) || !got.UpdatedAt.Equal(clk.Now()) {
 				t.Errorf("timestamps: got %v/%v, want both %v", got.CreatedAt, got.UpdatedAt, clk.Now())
 			}
-			stored, err := db.Hub(tt.hub.Name)
+			stored, err := db.Hub(t.Context(), tt.hub.Name)
 			if err != nil || !hubEqual(stored, got) {
 				t.Errorf("Hub(%q): got %+v %v, want %+v", tt.hub.Name, stored, err, got)
 			}
@@ -47,7 +47,7 @@ func TestPutHub(t *testing.T) {
 	clk := newClock()
 	db, _ := openTemp(t, WithClock(clk.Now))
 
-	created, err := db.PutHub(Hub{Name: "chat"})
+	created, err := db.PutHub(t.Context(), Hub{Name: "chat"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestPutHub(t *testing.T) {
 	}
 	clk.Advance(time.Minute)
 	// A caller-supplied CreatedAt must not override the stored one.
-	replaced, err := db.PutHub(Hub{Name: "chat", MaxMessageSize: 4096, CreatedAt: time.Unix(1, 0)})
+	replaced, err := db.PutHub(t.Context(), Hub{Name: "chat", MaxMessageSize: 4096, CreatedAt: time.Unix(1, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +66,11 @@ func TestPutHub(t *testing.T) {
 	if !replaced.UpdatedAt.Equal(clk.Now()) {
 		t.Errorf("PutHub replace: UpdatedAt got %v, want %v", replaced.UpdatedAt, clk.Now())
 	}
-	stored, err := db.Hub("chat")
+	stored, err := db.Hub(t.Context(), "chat")
 	if err != nil || !hubEqual(stored, replaced) || stored.MaxMessageSize != 4096 {
 		t.Errorf("Hub after PutHub: got %+v %v, want %+v", stored, err, replaced)
 	}
-	if _, err := db.PutHub(Hub{}); !errors.Is(err, ErrInvalid) {
+	if _, err := db.PutHub(t.Context(), Hub{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("PutHub with empty name: got %v, want ErrInvalid", err)
 	}
 }
@@ -78,10 +78,10 @@ func TestPutHub(t *testing.T) {
 func TestHubNotFound(t *testing.T) {
 	t.Parallel()
 	db, _ := openTemp(t)
-	if _, err := db.Hub("nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Hub(t.Context(), "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Hub: got %v, want ErrNotFound", err)
 	}
-	if err := db.DeleteHub("nope"); !errors.Is(err, ErrNotFound) {
+	if err := db.DeleteHub(t.Context(), "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("DeleteHub: got %v, want ErrNotFound", err)
 	}
 }
@@ -89,13 +89,13 @@ func TestHubNotFound(t *testing.T) {
 func TestHubsSorted(t *testing.T) {
 	t.Parallel()
 	db, _ := openTemp(t)
-	if hubs, err := db.Hubs(); err != nil || len(hubs) != 0 {
+	if hubs, err := db.Hubs(t.Context()); err != nil || len(hubs) != 0 {
 		t.Errorf("Hubs on empty store: got %v %v, want none", hubs, err)
 	}
 	for _, name := range []string{"zoo", "alpha", "Mid", "al"} {
 		mustCreateHub(t, db, name)
 	}
-	hubs, err := db.Hubs()
+	hubs, err := db.Hubs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,37 +115,37 @@ func TestDeleteHubCascades(t *testing.T) {
 	for _, hub := range []string{"chat", "chat2"} {
 		mustCreateHub(t, db, hub)
 		for _, name := range []string{"a", "b"} {
-			if _, err := db.CreateUpstream(Upstream{Hub: hub, Name: name}); err != nil {
+			if _, err := db.CreateUpstream(t.Context(), Upstream{Hub: hub, Name: name}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := db.AddUserToGroup(UserGroup{Hub: hub, User: "u", Group: "g"}); err != nil {
+		if err := db.AddUserToGroup(t.Context(), UserGroup{Hub: hub, User: "u", Group: "g"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	if err := db.DeleteHub("chat"); err != nil {
+	if err := db.DeleteHub(t.Context(), "chat"); err != nil {
 		t.Fatalf("DeleteHub: %v", err)
 	}
-	if _, err := db.Hub("chat"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Hub(t.Context(), "chat"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Hub after delete: got %v, want ErrNotFound", err)
 	}
-	if ups, err := db.Upstreams("chat"); err != nil || len(ups) != 0 {
+	if ups, err := db.Upstreams(t.Context(), "chat"); err != nil || len(ups) != 0 {
 		t.Errorf("Upstreams of deleted hub: got %v %v, want none", upstreamNames(ups), err)
 	}
-	if ms, err := db.UserGroups("chat", "u"); err != nil || len(ms) != 0 {
+	if ms, err := db.UserGroups(t.Context(), "chat", "u"); err != nil || len(ms) != 0 {
 		t.Errorf("UserGroups of deleted hub: got %v %v, want none", ms, err)
 	}
-	all, err := db.AllUpstreams()
+	all, err := db.AllUpstreams(t.Context())
 	if got, want := upstreamNames(all), []string{"chat2/a", "chat2/b"}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("AllUpstreams after delete: got %v %v, want %v", got, err, want)
 	}
-	if ms, err := db.AllUserGroups(); err != nil || len(ms) != 1 || ms[0].Hub != "chat2" {
+	if ms, err := db.AllUserGroups(t.Context()); err != nil || len(ms) != 1 || ms[0].Hub != "chat2" {
 		t.Errorf("AllUserGroups after delete: got %v %v, want chat2's only", ms, err)
 	}
 	// A hub created again under the old name starts empty.
 	mustCreateHub(t, db, "chat")
-	if ups, _ := db.Upstreams("chat"); len(ups) != 0 {
+	if ups, _ := db.Upstreams(t.Context(), "chat"); len(ups) != 0 {
 		t.Errorf("recreated hub has upstreams %v", upstreamNames(ups))
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -62,8 +63,8 @@ func validAccessKeys(keys []Key) error {
 // creating on first start whichever is missing with the generators given (so
 // the store does not depend on the key format). created reports whether
 // anything was created now. A generated Key with a zero CreatedAt gets now.
-func (db *DB) EnsureKeys(newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error) {
-	err = db.update("ensure keys", func(tx *bolt.Tx) error {
+func (db *DB) EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error) {
+	err = db.update(ctx, "ensure keys", func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketKeys))
 		switch err := getJSON(b, keyAccess, &access); {
 		case errors.Is(err, ErrNotFound):
@@ -108,9 +109,9 @@ func (db *DB) EnsureKeys(newAccessKey func() Key, newAdminKey func() string) (ac
 
 // AccessKeys returns the access keys, newest first, or ErrNotFound before
 // EnsureKeys created them.
-func (db *DB) AccessKeys() ([]Key, error) {
+func (db *DB) AccessKeys(ctx context.Context) ([]Key, error) {
 	var keys []Key
-	err := db.view("get access keys", func(tx *bolt.Tx) error {
+	err := db.view(ctx, "get access keys", func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket([]byte(bucketKeys)), keyAccess, &keys)
 	})
 	if err != nil {
@@ -121,8 +122,8 @@ func (db *DB) AccessKeys() ([]Key, error) {
 
 // SetAccessKeys replaces the access keys (newest first, as given; used to
 // rotate). The list must be non-empty with distinct, non-empty ids.
-func (db *DB) SetAccessKeys(keys []Key) error {
-	return db.changed(db.update("set access keys", func(tx *bolt.Tx) error {
+func (db *DB) SetAccessKeys(ctx context.Context, keys []Key) error {
+	return db.changed(db.update(ctx, "set access keys", func(tx *bolt.Tx) error {
 		if err := validAccessKeys(keys); err != nil {
 			return err
 		}
@@ -131,9 +132,9 @@ func (db *DB) SetAccessKeys(keys []Key) error {
 }
 
 // AdminKey returns the admin key, or ErrNotFound before EnsureKeys created it.
-func (db *DB) AdminKey() (string, error) {
+func (db *DB) AdminKey(ctx context.Context) (string, error) {
 	var admin string
-	err := db.view("get admin key", func(tx *bolt.Tx) error {
+	err := db.view(ctx, "get admin key", func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket([]byte(bucketKeys)), keyAdmin, &admin)
 	})
 	if err != nil {

@@ -12,17 +12,17 @@ func TestEnsureKeys(t *testing.T) {
 	clk := newClock()
 	db, _ := openTemp(t, WithClock(clk.Now))
 
-	if _, err := db.AccessKeys(); !errors.Is(err, ErrNotFound) {
+	if _, err := db.AccessKeys(t.Context()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("AccessKeys before EnsureKeys: got %v, want ErrNotFound", err)
 	}
-	if _, err := db.AdminKey(); !errors.Is(err, ErrNotFound) {
+	if _, err := db.AdminKey(t.Context()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("AdminKey before EnsureKeys: got %v, want ErrNotFound", err)
 	}
 
 	calls := 0
 	newAccess := func() Key { calls++; return Key{ID: "k1", Secret: "s1"} }
 	newAdmin := func() string { calls++; return "admin-1" }
-	access, admin, created, err := db.EnsureKeys(newAccess, newAdmin)
+	access, admin, created, err := db.EnsureKeys(t.Context(), newAccess, newAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,14 +31,14 @@ func TestEnsureKeys(t *testing.T) {
 		t.Errorf("first EnsureKeys: got %v %q created=%v, want %v admin-1 true", access, admin, created, want)
 	}
 
-	access2, admin2, created2, err := db.EnsureKeys(newAccess, newAdmin)
+	access2, admin2, created2, err := db.EnsureKeys(t.Context(), newAccess, newAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if created2 || calls != 2 || admin2 != admin || !keysEqual(access2, access) {
 		t.Errorf("second EnsureKeys: got %v %q created=%v generator calls=%d, want the first keys, false, 2", access2, admin2, created2, calls)
 	}
-	if got, err := db.AdminKey(); err != nil || got != admin {
+	if got, err := db.AdminKey(t.Context()); err != nil || got != admin {
 		t.Errorf("AdminKey: got %q %v, want %q", got, err, admin)
 	}
 }
@@ -46,12 +46,12 @@ func TestEnsureKeys(t *testing.T) {
 func TestEnsureKeysRefusesEmptyGenerated(t *testing.T) {
 	t.Parallel()
 	db, _ := openTemp(t)
-	_, _, _, err := db.EnsureKeys(func() Key { return Key{ID: "k1", Secret: "s1"} }, func() string { return "" })
+	_, _, _, err := db.EnsureKeys(t.Context(), func() Key { return Key{ID: "k1", Secret: "s1"} }, func() string { return "" })
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("EnsureKeys with empty admin key: got %v, want ErrInvalid", err)
 	}
 	// The transaction rolled back: the access key was not saved either.
-	if _, err := db.AccessKeys(); !errors.Is(err, ErrNotFound) {
+	if _, err := db.AccessKeys(t.Context()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("AccessKeys after failed EnsureKeys: got %v, want ErrNotFound", err)
 	}
 }
@@ -81,11 +81,11 @@ func TestSetAccessKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := db.SetAccessKeys(tt.keys); !errors.Is(err, tt.wantErr) {
+			if err := db.SetAccessKeys(t.Context(), tt.keys); !errors.Is(err, tt.wantErr) {
 				t.Fatalf("SetAccessKeys: got %v, want %v", err, tt.wantErr)
 			}
 			// Refused lists leave the last good one in place.
-			got, err := db.AccessKeys()
+			got, err := db.AccessKeys(t.Context())
 			if err != nil || !keysEqual(got, rotated) {
 				t.Errorf("AccessKeys: got %v %v, want %v", got, err, rotated)
 			}

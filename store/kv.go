@@ -27,9 +27,6 @@ const (
 // so it never equals an upstream's key.
 const kvSeqKey = "seq"
 
-// defaultKVTimeout bounds each KV method; Config's methods take no context.
-const defaultKVTimeout = 5 * time.Second
-
 // KV is the cluster's shared [Config] on NATS JetStream KV: every node opens
 // one on the same NATS (cluster) and sees the others' writes; reads go to
 // NATS each time (no cache), so a node reads its own writes at once.
@@ -42,12 +39,12 @@ const defaultKVTimeout = 5 * time.Second
 // All memberships of a user in a hub are one record, so UserGroups is one
 // read. Upstream order is a counter record taken at creation. A KV has no
 // goroutine of its own and nothing to close; its methods are safe for
-// concurrent use, each bounded by WithKVTimeout.
+// concurrent use and bounded by their context alone: give each call a
+// deadline, or a NATS outage makes it wait as long as the context lasts.
 type KV struct {
 	hubs, upstreams, keys, groups jetstream.KeyValue
 
-	now     func() time.Time
-	timeout time.Duration
+	now func() time.Time
 }
 
 // KVOption configures OpenKV.
@@ -56,7 +53,6 @@ type KVOption func(*kvOptions)
 type kvOptions struct {
 	replicas int
 	now      func() time.Time
-	timeout  time.Duration
 }
 
 // WithKVReplicas sets how many JetStream servers keep each bucket (1 to 5;
@@ -67,20 +63,17 @@ func WithKVReplicas(n int) KVOption { return func(o *kvOptions) { o.replicas = n
 // WithClock for DB.
 func WithKVClock(now func() time.Time) KVOption { return func(o *kvOptions) { o.now = now } }
 
-// WithKVTimeout bounds each method's round trips to NATS (default 5s).
-func WithKVTimeout(d time.Duration) KVOption { return func(o *kvOptions) { o.timeout = d } }
-
 // OpenKV creates the buckets if they are missing (or updates their replica
 // count) and returns a KV on them. Several nodes may call it at once.
 func OpenKV(ctx context.Context, js jetstream.JetStream, opts ...KVOption) (*KV, error) {
-	o := kvOptions{replicas: 1, now: time.Now, timeout: defaultKVTimeout}
+	o := kvOptions{replicas: 1, now: time.Now}
 	for _, fn := range opts {
 		fn(&o)
 	}
 	if o.replicas < 1 || o.replicas > 5 {
 		return nil, fmt.Errorf("store: open kv: %w: %d replicas, want 1 to 5", ErrInvalid, o.replicas)
 	}
-	s := &KV{now: o.now, timeout: o.timeout}
+	s := &KV{now: o.now}
 	for _, b := range []struct {
 		name string
 		kv   *jetstream.KeyValue
@@ -135,14 +128,18 @@ func splitPair(key string) (hub, name string, ok bool) {
 // stamp is DB.stamp for KV.
 func (s *KV) stamp() time.Time { return s.now().UTC().Round(0) }
 
-func (s *KV) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s.timeout)
-}
-
-// kvWrap is wrap for KV: a missing key is ErrNotFound.
+// kvWrap is wrap for KV: a missing key is ErrNotFound, and any other
+// failure that is not the store's own verdict (exists, invalid) came from
+// NATS and is ErrUnavailable.
 func kvWrap(op string, err error) error {
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrKeyNotFound):
 		err = ErrNotFound
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrInvalid):
+	default:
+		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 	}
 	return wrap(op, err)
 }
@@ -200,9 +197,7 @@ func casUpdate(ctx context.Context, kv jetstream.KeyValue, key string, fn func(c
 }
 
 // Ping reports whether JetStream answers for the hubs bucket.
-func (s *KV) Ping() error {
-	ctx, cancel := s.ctx()
-	defer cancel()
+func (s *KV) Ping(ctx context.Context) error {
 	_, err := s.hubs.Status(ctx)
 	return kvWrap("ping", err)
 }

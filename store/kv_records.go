@@ -20,13 +20,11 @@ import (
 
 // CreateHub implements [Config.CreateHub]; kv.Create makes it atomic across
 // nodes.
-func (s *KV) CreateHub(h Hub) (Hub, error) {
+func (s *KV) CreateHub(ctx context.Context, h Hub) (Hub, error) {
 	op := fmt.Sprintf("create hub %q", h.Name)
 	if err := validHubName(h.Name); err != nil {
 		return Hub{}, wrap(op, err)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	h.CreatedAt = s.stamp()
 	h.UpdatedAt = h.CreatedAt
 	raw, err := marshal(h.Name, h)
@@ -43,13 +41,11 @@ func (s *KV) CreateHub(h Hub) (Hub, error) {
 }
 
 // PutHub implements [Config.PutHub].
-func (s *KV) PutHub(h Hub) (Hub, error) {
+func (s *KV) PutHub(ctx context.Context, h Hub) (Hub, error) {
 	op := fmt.Sprintf("put hub %q", h.Name)
 	if err := validHubName(h.Name); err != nil {
 		return Hub{}, wrap(op, err)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	err := casUpdate(ctx, s.hubs, enc(h.Name), func(cur []byte) ([]byte, error) {
 		h.UpdatedAt = s.stamp()
 		h.CreatedAt = h.UpdatedAt
@@ -69,13 +65,11 @@ func (s *KV) PutHub(h Hub) (Hub, error) {
 }
 
 // Hub implements [Config.Hub].
-func (s *KV) Hub(name string) (Hub, error) {
+func (s *KV) Hub(ctx context.Context, name string) (Hub, error) {
 	op := fmt.Sprintf("get hub %q", name)
 	if name == "" {
 		return Hub{}, wrap(op, ErrNotFound)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	var h Hub
 	if _, err := kvGet(ctx, s.hubs, enc(name), &h); err != nil {
 		return Hub{}, kvWrap(op, err)
@@ -84,9 +78,7 @@ func (s *KV) Hub(name string) (Hub, error) {
 }
 
 // Hubs implements [Config.Hubs].
-func (s *KV) Hubs() ([]Hub, error) {
-	ctx, cancel := s.ctx()
-	defer cancel()
+func (s *KV) Hubs(ctx context.Context) ([]Hub, error) {
 	hubs, err := listJSON[Hub](ctx, s.hubs, jetstream.AllKeys)
 	if err != nil {
 		return nil, kvWrap("list hubs", err)
@@ -102,13 +94,11 @@ func (s *KV) Hubs() ([]Hub, error) {
 // remain), so deleting again finishes the job; and a hub deleted and created
 // again never inherits the old hub's upstreams. Meanwhile readers may see
 // the hub with only part of its upstreams.
-func (s *KV) DeleteHub(name string) error {
+func (s *KV) DeleteHub(ctx context.Context, name string) error {
 	op := fmt.Sprintf("delete hub %q", name)
 	if name == "" {
 		return wrap(op, ErrNotFound)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	var h Hub
 	if _, err := kvGet(ctx, s.hubs, enc(name), &h); err != nil {
 		return kvWrap(op, err)
@@ -187,12 +177,10 @@ func (s *KV) nextSeq(ctx context.Context) (uint64, error) {
 // putUpstream is DB.putUpstream for KV. The hub check and the write are two
 // steps: an upstream created while its hub is deleted may be left behind,
 // which DeleteHub's last sweep makes unlikely.
-func (s *KV) putUpstream(u *Upstream, replace bool) error {
+func (s *KV) putUpstream(ctx context.Context, u *Upstream, replace bool) error {
 	if u.Name == "" {
 		return fmt.Errorf("%w: upstream name is empty", ErrInvalid)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	if u.Hub == "" {
 		return fmt.Errorf("hub: %w", ErrNotFound)
 	}
@@ -229,30 +217,28 @@ func (s *KV) putUpstream(u *Upstream, replace bool) error {
 }
 
 // CreateUpstream implements [Config.CreateUpstream].
-func (s *KV) CreateUpstream(u Upstream) (Upstream, error) {
-	if err := s.putUpstream(&u, false); err != nil {
+func (s *KV) CreateUpstream(ctx context.Context, u Upstream) (Upstream, error) {
+	if err := s.putUpstream(ctx, &u, false); err != nil {
 		return Upstream{}, kvWrap(fmt.Sprintf("create upstream %q of hub %q", u.Name, u.Hub), err)
 	}
 	return u, nil
 }
 
 // PutUpstream implements [Config.PutUpstream].
-func (s *KV) PutUpstream(u Upstream) (Upstream, error) {
-	if err := s.putUpstream(&u, true); err != nil {
+func (s *KV) PutUpstream(ctx context.Context, u Upstream) (Upstream, error) {
+	if err := s.putUpstream(ctx, &u, true); err != nil {
 		return Upstream{}, kvWrap(fmt.Sprintf("put upstream %q of hub %q", u.Name, u.Hub), err)
 	}
 	return u, nil
 }
 
 // Upstream implements [Config.Upstream].
-func (s *KV) Upstream(hub, name string) (Upstream, error) {
+func (s *KV) Upstream(ctx context.Context, hub, name string) (Upstream, error) {
 	op := fmt.Sprintf("get upstream %q of hub %q", name, hub)
 	key, ok := pairKey(hub, name)
 	if !ok {
 		return Upstream{}, wrap(op, ErrNotFound)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	var u kvUpstream
 	if _, err := kvGet(ctx, s.upstreams, key, &u); err != nil {
 		return Upstream{}, kvWrap(op, err)
@@ -261,21 +247,19 @@ func (s *KV) Upstream(hub, name string) (Upstream, error) {
 }
 
 // Upstreams implements [Config.Upstreams].
-func (s *KV) Upstreams(hub string) ([]Upstream, error) {
+func (s *KV) Upstreams(ctx context.Context, hub string) ([]Upstream, error) {
 	if hub == "" {
 		return nil, nil
 	}
-	return s.listUpstreams(fmt.Sprintf("list upstreams of hub %q", hub), enc(hub)+".*")
+	return s.listUpstreams(ctx, fmt.Sprintf("list upstreams of hub %q", hub), enc(hub)+".*")
 }
 
 // AllUpstreams implements [Config.AllUpstreams].
-func (s *KV) AllUpstreams() ([]Upstream, error) {
-	return s.listUpstreams("list upstreams", "*.*")
+func (s *KV) AllUpstreams(ctx context.Context) ([]Upstream, error) {
+	return s.listUpstreams(ctx, "list upstreams", "*.*")
 }
 
-func (s *KV) listUpstreams(op, filter string) ([]Upstream, error) {
-	ctx, cancel := s.ctx()
-	defer cancel()
+func (s *KV) listUpstreams(ctx context.Context, op, filter string) ([]Upstream, error) {
 	list, err := listJSON[kvUpstream](ctx, s.upstreams, filter)
 	if err != nil {
 		return nil, kvWrap(op, err)
@@ -294,14 +278,12 @@ func (s *KV) listUpstreams(op, filter string) ([]Upstream, error) {
 }
 
 // DeleteUpstream implements [Config.DeleteUpstream].
-func (s *KV) DeleteUpstream(hub, name string) error {
+func (s *KV) DeleteUpstream(ctx context.Context, hub, name string) error {
 	op := fmt.Sprintf("delete upstream %q of hub %q", name, hub)
 	key, ok := pairKey(hub, name)
 	if !ok {
 		return wrap(op, ErrNotFound)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	return kvWrap(op, casUpdate(ctx, s.upstreams, key, func(cur []byte) ([]byte, error) {
 		if cur == nil {
 			return nil, ErrNotFound
@@ -311,14 +293,12 @@ func (s *KV) DeleteUpstream(hub, name string) error {
 }
 
 // SetUpstreamDisabled implements [Config.SetUpstreamDisabled].
-func (s *KV) SetUpstreamDisabled(hub, name string, disabled bool, reason string) error {
+func (s *KV) SetUpstreamDisabled(ctx context.Context, hub, name string, disabled bool, reason string) error {
 	op := fmt.Sprintf("disable upstream %q of hub %q", name, hub)
 	key, ok := pairKey(hub, name)
 	if !ok {
 		return wrap(op, ErrNotFound)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	return kvWrap(op, casUpdate(ctx, s.upstreams, key, func(cur []byte) ([]byte, error) {
 		if cur == nil {
 			return nil, ErrNotFound
@@ -341,9 +321,7 @@ func (s *KV) SetUpstreamDisabled(hub, name string, disabled bool, reason string)
 // EnsureKeys implements [Config.EnsureKeys]. Each key is written with
 // kv.Create, so when nodes start together the first writer wins and the
 // others return the winner's keys.
-func (s *KV) EnsureKeys(newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error) {
-	ctx, cancel := s.ctx()
-	defer cancel()
+func (s *KV) EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error) {
 	access, c1, err := ensureKey(ctx, s.keys, string(keyAccess), func() ([]Key, error) {
 		k := newAccessKey()
 		if k.CreatedAt.IsZero() {
@@ -392,9 +370,7 @@ func ensureKey[T any](ctx context.Context, kv jetstream.KeyValue, key string, ge
 }
 
 // AccessKeys implements [Config.AccessKeys].
-func (s *KV) AccessKeys() ([]Key, error) {
-	ctx, cancel := s.ctx()
-	defer cancel()
+func (s *KV) AccessKeys(ctx context.Context) ([]Key, error) {
 	var keys []Key
 	if _, err := kvGet(ctx, s.keys, string(keyAccess), &keys); err != nil {
 		return nil, kvWrap("get access keys", err)
@@ -403,12 +379,10 @@ func (s *KV) AccessKeys() ([]Key, error) {
 }
 
 // SetAccessKeys implements [Config.SetAccessKeys].
-func (s *KV) SetAccessKeys(keys []Key) error {
+func (s *KV) SetAccessKeys(ctx context.Context, keys []Key) error {
 	if err := validAccessKeys(keys); err != nil {
 		return wrap("set access keys", err)
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	raw, err := marshal(string(keyAccess), keys)
 	if err == nil {
 		_, err = s.keys.Put(ctx, string(keyAccess), raw)
@@ -417,9 +391,7 @@ func (s *KV) SetAccessKeys(keys []Key) error {
 }
 
 // AdminKey implements [Config.AdminKey].
-func (s *KV) AdminKey() (string, error) {
-	ctx, cancel := s.ctx()
-	defer cancel()
+func (s *KV) AdminKey(ctx context.Context) (string, error) {
 	var admin string
 	if _, err := kvGet(ctx, s.keys, string(keyAdmin), &admin); err != nil {
 		return "", kvWrap("get admin key", err)
@@ -435,13 +407,11 @@ func (s *KV) AdminKey() (string, error) {
 
 // updateUser applies fn to the user's memberships (sorted by group) and
 // saves the result, deleting the key when none remain.
-func (s *KV) updateUser(hub, user string, fn func([]UserGroup) []UserGroup) error {
+func (s *KV) updateUser(ctx context.Context, hub, user string, fn func([]UserGroup) []UserGroup) error {
 	key, ok := pairKey(hub, user)
 	if !ok {
 		return nil
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	return casUpdate(ctx, s.groups, key, func(cur []byte) ([]byte, error) {
 		var ms []UserGroup
 		if cur != nil {
@@ -458,7 +428,7 @@ func (s *KV) updateUser(hub, user string, fn func([]UserGroup) []UserGroup) erro
 }
 
 // AddUserToGroup implements [Config.AddUserToGroup].
-func (s *KV) AddUserToGroup(m UserGroup) error {
+func (s *KV) AddUserToGroup(ctx context.Context, m UserGroup) error {
 	op := fmt.Sprintf("add user %q to group %q of hub %q", m.User, m.Group, m.Hub)
 	if m.Hub == "" || m.User == "" || m.Group == "" {
 		return wrap(op, fmt.Errorf("%w: empty hub, user or group", ErrInvalid))
@@ -466,7 +436,7 @@ func (s *KV) AddUserToGroup(m UserGroup) error {
 	if !m.ExpiresAt.IsZero() {
 		m.ExpiresAt = m.ExpiresAt.UTC().Round(0)
 	}
-	return kvWrap(op, s.updateUser(m.Hub, m.User, func(ms []UserGroup) []UserGroup {
+	return kvWrap(op, s.updateUser(ctx, m.Hub, m.User, func(ms []UserGroup) []UserGroup {
 		i, found := slices.BinarySearchFunc(ms, m.Group, func(x UserGroup, g string) int { return strings.Compare(x.Group, g) })
 		if found {
 			ms[i] = m
@@ -477,28 +447,26 @@ func (s *KV) AddUserToGroup(m UserGroup) error {
 }
 
 // RemoveUserFromGroup implements [Config.RemoveUserFromGroup].
-func (s *KV) RemoveUserFromGroup(hub, user, group string) error {
+func (s *KV) RemoveUserFromGroup(ctx context.Context, hub, user, group string) error {
 	op := fmt.Sprintf("remove user %q from group %q of hub %q", user, group, hub)
-	return kvWrap(op, s.updateUser(hub, user, func(ms []UserGroup) []UserGroup {
+	return kvWrap(op, s.updateUser(ctx, hub, user, func(ms []UserGroup) []UserGroup {
 		return slices.DeleteFunc(ms, func(x UserGroup) bool { return x.Group == group })
 	}))
 }
 
 // RemoveUserFromAllGroups implements [Config.RemoveUserFromAllGroups].
-func (s *KV) RemoveUserFromAllGroups(hub, user string) error {
+func (s *KV) RemoveUserFromAllGroups(ctx context.Context, hub, user string) error {
 	op := fmt.Sprintf("remove user %q from all groups of hub %q", user, hub)
-	return kvWrap(op, s.updateUser(hub, user, func([]UserGroup) []UserGroup { return nil }))
+	return kvWrap(op, s.updateUser(ctx, hub, user, func([]UserGroup) []UserGroup { return nil }))
 }
 
 // UserGroups implements [Config.UserGroups].
-func (s *KV) UserGroups(hub, user string) ([]UserGroup, error) {
+func (s *KV) UserGroups(ctx context.Context, hub, user string) ([]UserGroup, error) {
 	key, ok := pairKey(hub, user)
 	if !ok {
 		return nil, nil
 	}
 	now := s.now()
-	ctx, cancel := s.ctx()
-	defer cancel()
 	var ms []UserGroup
 	_, err := kvGet(ctx, s.groups, key, &ms)
 	if errors.Is(err, ErrNotFound) {
@@ -515,10 +483,8 @@ func unexpired(ms []UserGroup, now time.Time) []UserGroup {
 }
 
 // AllUserGroups implements [Config.AllUserGroups].
-func (s *KV) AllUserGroups() ([]UserGroup, error) {
+func (s *KV) AllUserGroups(ctx context.Context) ([]UserGroup, error) {
 	now := s.now()
-	ctx, cancel := s.ctx()
-	defer cancel()
 	lists, err := listJSON[[]UserGroup](ctx, s.groups, jetstream.AllKeys)
 	if err != nil {
 		return nil, kvWrap("list user groups", err)
@@ -543,9 +509,7 @@ func (s *KV) AllUserGroups() ([]UserGroup, error) {
 // PurgeExpiredUserGroups implements [Config.PurgeExpiredUserGroups]: one
 // revision-checked write per user with expired memberships, so a membership
 // renewed meanwhile on another node survives.
-func (s *KV) PurgeExpiredUserGroups(now time.Time) (int, error) {
-	ctx, cancel := s.ctx()
-	defer cancel()
+func (s *KV) PurgeExpiredUserGroups(ctx context.Context, now time.Time) (int, error) {
 	entries, err := kvlist.List(ctx, s.groups, jetstream.AllKeys)
 	if err != nil {
 		return 0, kvWrap("purge expired user groups", err)
@@ -560,7 +524,7 @@ func (s *KV) PurgeExpiredUserGroups(now time.Time) (int, error) {
 			continue
 		}
 		removed := 0 // of the attempt that was saved: casUpdate may retry
-		err := s.updateUser(ms[0].Hub, ms[0].User, func(cur []UserGroup) []UserGroup {
+		err := s.updateUser(ctx, ms[0].Hub, ms[0].User, func(cur []UserGroup) []UserGroup {
 			before := len(cur)
 			cur = slices.DeleteFunc(cur, func(m UserGroup) bool { return m.expired(now) })
 			removed = before - len(cur)

@@ -82,16 +82,16 @@ func TestKVRaces(t *testing.T) {
 		results := make([]result, nodes)
 		race(func(i int, kv *store.KV) {
 			id := strconv.Itoa(i)
-			a, adm, c, err := kv.EnsureKeys(
+			a, adm, c, err := kv.EnsureKeys(t.Context(), 
 				func() store.Key { return store.Key{ID: "k" + id, Secret: "s" + id} },
 				func() string { return "admin" + id })
 			results[i] = result{a, adm, c, err}
 		})
-		want, err := kvs[0].AccessKeys()
+		want, err := kvs[0].AccessKeys(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantAdmin, err := kvs[0].AdminKey()
+		wantAdmin, err := kvs[0].AdminKey(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +117,7 @@ func TestKVRaces(t *testing.T) {
 	t.Run("CreateHub: exactly one wins", func(t *testing.T) {
 		errs := make([]error, nodes)
 		race(func(i int, kv *store.KV) {
-			_, errs[i] = kv.CreateHub(store.Hub{Name: "chat", MaxMessageSize: i + 1})
+			_, errs[i] = kv.CreateHub(t.Context(), store.Hub{Name: "chat", MaxMessageSize: i + 1})
 		})
 		wins := 0
 		for i, err := range errs {
@@ -136,12 +136,12 @@ func TestKVRaces(t *testing.T) {
 	t.Run("CreateUpstream: all kept, each once", func(t *testing.T) {
 		race(func(i int, kv *store.KV) {
 			for j := range 3 {
-				if _, err := kv.CreateUpstream(store.Upstream{Hub: "chat", Name: fmt.Sprintf("n%d-%d", i, j)}); err != nil {
+				if _, err := kv.CreateUpstream(t.Context(), store.Upstream{Hub: "chat", Name: fmt.Sprintf("n%d-%d", i, j)}); err != nil {
 					t.Errorf("CreateUpstream: %v", err)
 				}
 			}
 		})
-		ups, err := kvs[1].Upstreams("chat")
+		ups, err := kvs[1].Upstreams(t.Context(), "chat")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,11 +161,11 @@ func TestKVRaces(t *testing.T) {
 
 	t.Run("AddUserToGroup: no lost update", func(t *testing.T) {
 		race(func(i int, kv *store.KV) {
-			if err := kv.AddUserToGroup(store.UserGroup{Hub: "chat", User: "u", Group: "g" + strconv.Itoa(i)}); err != nil {
+			if err := kv.AddUserToGroup(t.Context(), store.UserGroup{Hub: "chat", User: "u", Group: "g" + strconv.Itoa(i)}); err != nil {
 				t.Errorf("AddUserToGroup: %v", err)
 			}
 		})
-		ms, err := kvs[2].UserGroups("chat", "u")
+		ms, err := kvs[2].UserGroups(t.Context(), "chat", "u")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,11 +245,11 @@ func FuzzKVNames(f *testing.F) {
 			return
 		}
 		m := store.UserGroup{Hub: hub, User: user, Group: group}
-		if err := kv.AddUserToGroup(m); err != nil {
+		if err := kv.AddUserToGroup(t.Context(), m); err != nil {
 			t.Fatalf("AddUserToGroup(%q, %q, %q): %v", hub, user, group, err)
 		}
-		defer func() { _ = kv.RemoveUserFromAllGroups(hub, user) }()
-		ms, err := kv.UserGroups(hub, user)
+		defer func() { _ = kv.RemoveUserFromAllGroups(t.Context(), hub, user) }()
+		ms, err := kv.UserGroups(t.Context(), hub, user)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 
@@ -19,7 +20,7 @@ import (
 // be acknowledged after it was dropped).
 func (db *DB) OutboxCommit(add [][]byte, del []uint64) ([]uint64, error) {
 	seqs := make([]uint64, len(add))
-	err := db.update("commit outbox", func(tx *bolt.Tx) error {
+	err := db.update(context.Background(), "commit outbox", func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketOutbox))
 		var key [8]byte
 		for _, s := range del {
@@ -50,7 +51,7 @@ func (db *DB) OutboxCommit(add [][]byte, del []uint64) ([]uint64, error) {
 // OutboxLoad calls fn for every outbox entry in the order they were written.
 // value is only valid during the call.
 func (db *DB) OutboxLoad(fn func(seq uint64, value []byte) error) error {
-	return db.view("load outbox", func(tx *bolt.Tx) error {
+	return db.view(context.Background(), "load outbox", func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketOutbox)).ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
 				return fmt.Errorf("outbox key %x is not a sequence number", k)
@@ -64,8 +65,8 @@ func (db *DB) OutboxLoad(fn func(seq uint64, value []byte) error) error {
 // reason) or enabled again, keeping the rest of it. The dispatcher disables
 // an upstream that answered 410 Gone; saving the upstream again (PutUpstream)
 // enables it.
-func (db *DB) SetUpstreamDisabled(hub, name string, disabled bool, reason string) error {
-	return db.changed(db.update(fmt.Sprintf("disable upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
+func (db *DB) SetUpstreamDisabled(ctx context.Context, hub, name string, disabled bool, reason string) error {
+	return db.changed(db.update(ctx, fmt.Sprintf("disable upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUpstreams))
 		key, u, err := findUpstream(b, hub, name)
 		if err != nil {

@@ -82,7 +82,7 @@ func TestSetUpstreamDisabled(t *testing.T) {
 	t.Parallel()
 	db, _ := openTemp(t)
 	mustCreateHub(t, db, "chat")
-	if _, err := db.CreateUpstream(Upstream{Hub: "chat", Name: "fn", URLTemplate: "http://h/", Secrets: []string{"s"}}); err != nil {
+	if _, err := db.CreateUpstream(t.Context(), Upstream{Hub: "chat", Name: "fn", URLTemplate: "http://h/", Secrets: []string{"s"}}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -95,22 +95,22 @@ func TestSetUpstreamDisabled(t *testing.T) {
 		{"enable clears the reason", false, "ignored", ""},
 	}
 	for _, tt := range tests {
-		if err := db.SetUpstreamDisabled("chat", "fn", tt.disabled, tt.reason); err != nil {
+		if err := db.SetUpstreamDisabled(t.Context(), "chat", "fn", tt.disabled, tt.reason); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		u, err := db.Upstream("chat", "fn")
+		u, err := db.Upstream(t.Context(), "chat", "fn")
 		if err != nil || u.Disabled != tt.disabled || u.DisabledReason != tt.wantReason || u.URLTemplate != "http://h/" {
 			t.Errorf("%s: got %+v %v, want disabled=%v reason %q and the rest kept", tt.name, u, err, tt.disabled, tt.wantReason)
 		}
 	}
 	// Saving the upstream again enables it.
-	if err := db.SetUpstreamDisabled("chat", "fn", true, "gone"); err != nil {
+	if err := db.SetUpstreamDisabled(t.Context(), "chat", "fn", true, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	if u, err := db.PutUpstream(Upstream{Hub: "chat", Name: "fn", URLTemplate: "http://h/", Secrets: []string{"s"}}); err != nil || u.Disabled {
+	if u, err := db.PutUpstream(t.Context(), Upstream{Hub: "chat", Name: "fn", URLTemplate: "http://h/", Secrets: []string{"s"}}); err != nil || u.Disabled {
 		t.Errorf("after PutUpstream: %+v %v, want enabled", u, err)
 	}
-	if err := db.SetUpstreamDisabled("chat", "nope", true, "x"); !errors.Is(err, ErrNotFound) {
+	if err := db.SetUpstreamDisabled(t.Context(), "chat", "nope", true, "x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing upstream: got %v, want ErrNotFound", err)
 	}
 }

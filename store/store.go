@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,10 @@ var (
 	ErrInvalid = errors.New("store: invalid value")
 	// ErrInUse reports that another process holds the database file.
 	ErrInUse = errors.New("store: database is in use by another process")
+	// ErrUnavailable reports that a clustered store (NATS JetStream KV)
+	// did not answer: NATS is unreachable, or the JetStream servers that
+	// hold the buckets are down or have no quorum. Retrying later may work.
+	ErrUnavailable = errors.New("store: shared configuration (NATS JetStream KV) unavailable")
 )
 
 // Bucket names. bucketOutbox holds the durable webhook outbox (outbox.go).
@@ -100,7 +105,7 @@ func (db *DB) Close() error {
 }
 
 // Ping reports whether a read transaction succeeds (for /readyz).
-func (db *DB) Ping() error {
+func (db *DB) Ping(ctx context.Context) error {
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		if tx.Bucket([]byte(bucketHubs)) == nil {
 			return errors.New("hubs bucket missing")
@@ -114,11 +119,20 @@ func (db *DB) Ping() error {
 // value compares equal to itself after a JSON round trip.
 func (db *DB) stamp() time.Time { return db.now().UTC().Round(0) }
 
-func (db *DB) view(op string, fn func(tx *bolt.Tx) error) error {
+// view and update run fn in a read or read-write transaction, unless ctx
+// has ended: a bbolt transaction does not block on the network, so the
+// context is checked once, before it starts.
+func (db *DB) view(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return wrap(op, err)
+	}
 	return wrap(op, db.bolt.View(fn))
 }
 
-func (db *DB) update(op string, fn func(tx *bolt.Tx) error) error {
+func (db *DB) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return wrap(op, err)
+	}
 	return wrap(op, db.bolt.Update(fn))
 }
 

@@ -48,7 +48,7 @@ func openTemp(t *testing.T, opts ...Option) (*DB, string) {
 
 func mustCreateHub(t *testing.T, db *DB, name string) Hub {
 	t.Helper()
-	h, err := db.CreateHub(Hub{Name: name})
+	h, err := db.CreateHub(t.Context(), Hub{Name: name})
 	if err != nil {
 		t.Fatalf("CreateHub(%q): %v", name, err)
 	}
@@ -68,22 +68,22 @@ func TestReopenKeepsData(t *testing.T) {
 	clk := newClock()
 	db, path := openTemp(t, WithClock(clk.Now))
 
-	hub, err := db.CreateHub(Hub{Name: "chat", AllowAnonymous: true, MaxMessageSize: 1024, AllowedOrigins: []string{"https://a.example"}})
+	hub, err := db.CreateHub(t.Context(), Hub{Name: "chat", AllowAnonymous: true, MaxMessageSize: 1024, AllowedOrigins: []string{"https://a.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Names chosen so that creation order is not alphabetical order.
 	for _, name := range []string{"zeta", "alpha", "mid"} {
-		if _, err := db.CreateUpstream(Upstream{Hub: "chat", Name: name, URLTemplate: "http://x/" + name, Timeout: Duration(3 * time.Second), Secrets: []string{"whsec_a"}}); err != nil {
+		if _, err := db.CreateUpstream(t.Context(), Upstream{Hub: "chat", Name: name, URLTemplate: "http://x/" + name, Timeout: Duration(3 * time.Second), Secrets: []string{"whsec_a"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	access, admin, _, err := db.EnsureKeys(func() Key { return Key{ID: "k1", Secret: "s1"} }, func() string { return "adm" })
+	access, admin, _, err := db.EnsureKeys(t.Context(), func() Key { return Key{ID: "k1", Secret: "s1"} }, func() string { return "adm" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	ug := UserGroup{Hub: "chat", User: "u1", Group: "room", ExpiresAt: clk.Now().Add(time.Hour)}
-	if err := db.AddUserToGroup(ug); err != nil {
+	if err := db.AddUserToGroup(t.Context(), ug); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -96,14 +96,14 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = db2.Close() })
 
-	gotHub, err := db2.Hub("chat")
+	gotHub, err := db2.Hub(t.Context(), "chat")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !hubEqual(gotHub, hub) {
 		t.Errorf("hub after reopen: got %+v, want %+v", gotHub, hub)
 	}
-	ups, err := db2.Upstreams("chat")
+	ups, err := db2.Upstreams(t.Context(), "chat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,20 +114,20 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Errorf("upstream fields after reopen: got %+v", ups[0])
 	}
 	// A new upstream after the restart still goes last.
-	if _, err := db2.CreateUpstream(Upstream{Hub: "chat", Name: "after"}); err != nil {
+	if _, err := db2.CreateUpstream(t.Context(), Upstream{Hub: "chat", Name: "after"}); err != nil {
 		t.Fatal(err)
 	}
-	ups, _ = db2.Upstreams("chat")
+	ups, _ = db2.Upstreams(t.Context(), "chat")
 	if got := upstreamNames(ups); got[len(got)-1] != "chat/after" {
 		t.Errorf("upstream created after reopen: got order %v, want chat/after last", got)
 	}
-	gotAccess, gotAdmin, created, err := db2.EnsureKeys(
+	gotAccess, gotAdmin, created, err := db2.EnsureKeys(t.Context(), 
 		func() Key { t.Error("access key generator called after reopen"); return Key{} },
 		func() string { t.Error("admin key generator called after reopen"); return "" })
 	if err != nil || created || gotAdmin != admin || !slices.Equal(gotAccess, access) {
 		t.Errorf("keys after reopen: got %v %q created=%v err=%v, want %v %q false nil", gotAccess, gotAdmin, created, err, access, admin)
 	}
-	groups, err := db2.UserGroups("chat", "u1")
+	groups, err := db2.UserGroups(t.Context(), "chat", "u1")
 	if err != nil || len(groups) != 1 || groups[0] != ug {
 		t.Errorf("user groups after reopen: got %+v %v, want [%+v]", groups, err, ug)
 	}
@@ -156,7 +156,7 @@ func TestSecondOpenFailsWithInUse(t *testing.T) {
 	if want := "store: " + path + " is in use by another process"; err.Error() != want {
 		t.Errorf("second Open error: got %q, want %q", err, want)
 	}
-	if err := db.Ping(); err != nil {
+	if err := db.Ping(t.Context()); err != nil {
 		t.Errorf("first DB after the failed second Open: Ping: %v", err)
 	}
 }
@@ -203,13 +203,13 @@ func TestOpenBadPath(t *testing.T) {
 func TestPing(t *testing.T) {
 	t.Parallel()
 	db, _ := openTemp(t)
-	if err := db.Ping(); err != nil {
+	if err := db.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping on open DB: %v", err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Ping(); err == nil {
+	if err := db.Ping(t.Context()); err == nil {
 		t.Error("Ping after Close: got nil, want an error")
 	}
 }
@@ -226,16 +226,16 @@ func TestConcurrentWriters(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				name := fmt.Sprintf("w%d-%02d", w, i)
-				if _, err := db.CreateUpstream(Upstream{Hub: "chat", Name: name}); err != nil {
+				if _, err := db.CreateUpstream(t.Context(), Upstream{Hub: "chat", Name: name}); err != nil {
 					errs <- err
 				}
-				if err := db.AddUserToGroup(UserGroup{Hub: "chat", User: fmt.Sprintf("u%d", w), Group: name}); err != nil {
+				if err := db.AddUserToGroup(t.Context(), UserGroup{Hub: "chat", User: fmt.Sprintf("u%d", w), Group: name}); err != nil {
 					errs <- err
 				}
-				if _, err := db.PutHub(Hub{Name: "chat", MaxMessageSize: i}); err != nil {
+				if _, err := db.PutHub(t.Context(), Hub{Name: "chat", MaxMessageSize: i}); err != nil {
 					errs <- err
 				}
-				if _, err := db.Upstreams("chat"); err != nil {
+				if _, err := db.Upstreams(t.Context(), "chat"); err != nil {
 					errs <- err
 				}
 			}
@@ -247,7 +247,7 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Error(err)
 	}
 
-	ups, err := db.Upstreams("chat")
+	ups, err := db.Upstreams(t.Context(), "chat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 		last[w] = u.Name
 	}
-	all, err := db.AllUserGroups()
+	all, err := db.AllUserGroups(t.Context())
 	if err != nil || len(all) != writers*each {
 		t.Errorf("user groups: got %d (%v), want %d", len(all), err, writers*each)
 	}

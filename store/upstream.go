@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -77,8 +78,8 @@ func (db *DB) putUpstream(tx *bolt.Tx, u *Upstream, replace bool) error {
 // CreateUpstream saves a new upstream after the hub's existing ones. It fails
 // with ErrNotFound if the hub does not exist and ErrExists if the hub already
 // has an upstream of that name.
-func (db *DB) CreateUpstream(u Upstream) (Upstream, error) {
-	err := db.update(fmt.Sprintf("create upstream %q of hub %q", u.Name, u.Hub), func(tx *bolt.Tx) error {
+func (db *DB) CreateUpstream(ctx context.Context, u Upstream) (Upstream, error) {
+	err := db.update(ctx, fmt.Sprintf("create upstream %q of hub %q", u.Name, u.Hub), func(tx *bolt.Tx) error {
 		return db.putUpstream(tx, &u, false)
 	})
 	if err := db.changed(err, Change{Kind: ChangeUpstreams, Hub: u.Hub, Key: u.Name}); err != nil {
@@ -89,8 +90,8 @@ func (db *DB) CreateUpstream(u Upstream) (Upstream, error) {
 
 // PutUpstream creates or replaces an upstream (the hub must exist). Replacing
 // keeps CreatedAt and the upstream's place in the order.
-func (db *DB) PutUpstream(u Upstream) (Upstream, error) {
-	err := db.update(fmt.Sprintf("put upstream %q of hub %q", u.Name, u.Hub), func(tx *bolt.Tx) error {
+func (db *DB) PutUpstream(ctx context.Context, u Upstream) (Upstream, error) {
+	err := db.update(ctx, fmt.Sprintf("put upstream %q of hub %q", u.Name, u.Hub), func(tx *bolt.Tx) error {
 		return db.putUpstream(tx, &u, true)
 	})
 	if err := db.changed(err, Change{Kind: ChangeUpstreams, Hub: u.Hub, Key: u.Name}); err != nil {
@@ -100,9 +101,9 @@ func (db *DB) PutUpstream(u Upstream) (Upstream, error) {
 }
 
 // Upstream returns the hub's upstream called name, or ErrNotFound.
-func (db *DB) Upstream(hub, name string) (Upstream, error) {
+func (db *DB) Upstream(ctx context.Context, hub, name string) (Upstream, error) {
 	var u Upstream
-	err := db.view(fmt.Sprintf("get upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
+	err := db.view(ctx, fmt.Sprintf("get upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
 		var err error
 		_, u, err = findUpstream(tx.Bucket([]byte(bucketUpstreams)), hub, name)
 		return err
@@ -115,9 +116,9 @@ func (db *DB) Upstream(hub, name string) (Upstream, error) {
 
 // Upstreams returns the hub's upstreams in creation order, the order in which
 // events are tried. A hub without upstreams, or no hub, gives an empty list.
-func (db *DB) Upstreams(hub string) ([]Upstream, error) {
+func (db *DB) Upstreams(ctx context.Context, hub string) ([]Upstream, error) {
 	var ups []Upstream
-	err := db.view(fmt.Sprintf("list upstreams of hub %q", hub), func(tx *bolt.Tx) error {
+	err := db.view(ctx, fmt.Sprintf("list upstreams of hub %q", hub), func(tx *bolt.Tx) error {
 		prefix := appendPart(nil, hub)
 		c := tx.Bucket([]byte(bucketUpstreams)).Cursor()
 		for k, v := c.Seek(prefix); hasPrefix(k, prefix); k, v = c.Next() {
@@ -137,9 +138,9 @@ func (db *DB) Upstreams(hub string) ([]Upstream, error) {
 
 // AllUpstreams returns every upstream, sorted by hub name and, within a hub,
 // in creation order.
-func (db *DB) AllUpstreams() ([]Upstream, error) {
+func (db *DB) AllUpstreams(ctx context.Context) ([]Upstream, error) {
 	var ups []Upstream
-	err := db.view("list upstreams", func(tx *bolt.Tx) error {
+	err := db.view(ctx, "list upstreams", func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUpstreams)).ForEach(func(k, v []byte) error {
 			var u Upstream
 			if err := decode(k, v, &u); err != nil {
@@ -160,8 +161,8 @@ func (db *DB) AllUpstreams() ([]Upstream, error) {
 
 // DeleteUpstream removes the hub's upstream called name, or fails with
 // ErrNotFound.
-func (db *DB) DeleteUpstream(hub, name string) error {
-	return db.changed(db.update(fmt.Sprintf("delete upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
+func (db *DB) DeleteUpstream(ctx context.Context, hub, name string) error {
+	return db.changed(db.update(ctx, fmt.Sprintf("delete upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUpstreams))
 		key, _, err := findUpstream(b, hub, name)
 		if err != nil {

@@ -12,7 +12,7 @@ func TestCreateUpstream(t *testing.T) {
 	clk := newClock()
 	db, _ := openTemp(t, WithClock(clk.Now))
 	mustCreateHub(t, db, "chat")
-	if _, err := db.CreateUpstream(Upstream{Hub: "chat", Name: "taken"}); err != nil {
+	if _, err := db.CreateUpstream(t.Context(), Upstream{Hub: "chat", Name: "taken"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -28,7 +28,7 @@ func TestCreateUpstream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := db.CreateUpstream(tt.up)
+			got, err := db.CreateUpstream(t.Context(), tt.up)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("CreateUpstream: got error %v, want %v", err, tt.wantErr)
 			}
@@ -38,7 +38,7 @@ func TestCreateUpstream(t *testing.T) {
 			if !got.CreatedAt.Equal(clk.Now()) || !got.UpdatedAt.Equal(clk.Now()) {
 				t.Errorf("timestamps: got %v/%v, want both %v", got.CreatedAt, got.UpdatedAt, clk.Now())
 			}
-			stored, err := db.Upstream(tt.up.Hub, tt.up.Name)
+			stored, err := db.Upstream(t.Context(), tt.up.Hub, tt.up.Name)
 			if err != nil || !upstreamEqual(stored, got) {
 				t.Errorf("Upstream: got %+v %v, want %+v", stored, err, got)
 			}
@@ -58,28 +58,28 @@ func TestUpstreamOrderAndReplace(t *testing.T) {
 	mustCreateHub(t, db, "chat")
 	for _, name := range []string{"c", "a", "b"} {
 		clk.Advance(time.Second)
-		if _, err := db.CreateUpstream(Upstream{Hub: "chat", Name: name, URLTemplate: "http://old"}); err != nil {
+		if _, err := db.CreateUpstream(t.Context(), Upstream{Hub: "chat", Name: name, URLTemplate: "http://old"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	first, _ := db.Upstream("chat", "c")
+	first, _ := db.Upstream(t.Context(), "chat", "c")
 
 	clk.Advance(time.Minute)
-	replaced, err := db.PutUpstream(Upstream{Hub: "chat", Name: "c", URLTemplate: "http://new"})
+	replaced, err := db.PutUpstream(t.Context(), Upstream{Hub: "chat", Name: "c", URLTemplate: "http://new"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !replaced.CreatedAt.Equal(first.CreatedAt) || !replaced.UpdatedAt.Equal(clk.Now()) {
 		t.Errorf("PutUpstream replace: timestamps %v/%v, want %v/%v", replaced.CreatedAt, replaced.UpdatedAt, first.CreatedAt, clk.Now())
 	}
-	if _, err := db.PutUpstream(Upstream{Hub: "chat", Name: "d"}); err != nil {
+	if _, err := db.PutUpstream(t.Context(), Upstream{Hub: "chat", Name: "d"}); err != nil {
 		t.Fatalf("PutUpstream create: %v", err)
 	}
-	if _, err := db.PutUpstream(Upstream{Hub: "nope", Name: "d"}); !errors.Is(err, ErrNotFound) {
+	if _, err := db.PutUpstream(t.Context(), Upstream{Hub: "nope", Name: "d"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("PutUpstream on missing hub: got %v, want ErrNotFound", err)
 	}
 
-	ups, err := db.Upstreams("chat")
+	ups, err := db.Upstreams(t.Context(), "chat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,18 +90,18 @@ func TestUpstreamOrderAndReplace(t *testing.T) {
 		t.Errorf("replaced upstream URL: got %q, want http://new", ups[0].URLTemplate)
 	}
 
-	if err := db.DeleteUpstream("chat", "a"); err != nil {
+	if err := db.DeleteUpstream(t.Context(), "chat", "a"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ hub, name string }{{"chat", "a"}, {"chat", "zz"}, {"nope", "c"}} {
-		if err := db.DeleteUpstream(tt.hub, tt.name); !errors.Is(err, ErrNotFound) {
+		if err := db.DeleteUpstream(t.Context(), tt.hub, tt.name); !errors.Is(err, ErrNotFound) {
 			t.Errorf("DeleteUpstream(%q, %q): got %v, want ErrNotFound", tt.hub, tt.name, err)
 		}
-		if _, err := db.Upstream(tt.hub, tt.name); !errors.Is(err, ErrNotFound) {
+		if _, err := db.Upstream(t.Context(), tt.hub, tt.name); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Upstream(%q, %q): got %v, want ErrNotFound", tt.hub, tt.name, err)
 		}
 	}
-	ups, _ = db.Upstreams("chat")
+	ups, _ = db.Upstreams(t.Context(), "chat")
 	if got, want := upstreamNames(ups), []string{"chat/c", "chat/b", "chat/d"}; !slices.Equal(got, want) {
 		t.Errorf("Upstreams after delete: got %v, want %v", got, want)
 	}
@@ -116,11 +116,11 @@ func TestAllUpstreams(t *testing.T) {
 		mustCreateHub(t, db, hub)
 	}
 	for _, u := range []Upstream{{Hub: "b", Name: "2"}, {Hub: "aa", Name: "9"}, {Hub: "b", Name: "1"}, {Hub: "aa", Name: "3"}} {
-		if _, err := db.CreateUpstream(u); err != nil {
+		if _, err := db.CreateUpstream(t.Context(), u); err != nil {
 			t.Fatal(err)
 		}
 	}
-	all, err := db.AllUpstreams()
+	all, err := db.AllUpstreams(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -28,9 +29,9 @@ func userPrefix(hub, user string) []byte { return appendPart(appendPart(nil, hub
 // AddUserToGroup saves the membership, replacing an existing one of the same
 // hub, user and group (so a new ExpiresAt wins). The hub is not checked: the
 // gateway decides which hubs accept memberships; DeleteHub still removes them.
-func (db *DB) AddUserToGroup(m UserGroup) error {
+func (db *DB) AddUserToGroup(ctx context.Context, m UserGroup) error {
 	op := fmt.Sprintf("add user %q to group %q of hub %q", m.User, m.Group, m.Hub)
-	return db.changed(db.update(op, func(tx *bolt.Tx) error {
+	return db.changed(db.update(ctx, op, func(tx *bolt.Tx) error {
 		if m.Hub == "" || m.User == "" || m.Group == "" {
 			return fmt.Errorf("%w: empty hub, user or group", ErrInvalid)
 		}
@@ -43,17 +44,17 @@ func (db *DB) AddUserToGroup(m UserGroup) error {
 }
 
 // RemoveUserFromGroup deletes the membership; an absent one is not an error.
-func (db *DB) RemoveUserFromGroup(hub, user, group string) error {
+func (db *DB) RemoveUserFromGroup(ctx context.Context, hub, user, group string) error {
 	op := fmt.Sprintf("remove user %q from group %q of hub %q", user, group, hub)
-	return db.changed(db.update(op, func(tx *bolt.Tx) error {
+	return db.changed(db.update(ctx, op, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUserGroups)).Delete(append(userPrefix(hub, user), group...))
 	}), Change{Kind: ChangeUserGroups, Hub: hub, Key: user})
 }
 
 // RemoveUserFromAllGroups deletes every membership of the user in the hub.
-func (db *DB) RemoveUserFromAllGroups(hub, user string) error {
+func (db *DB) RemoveUserFromAllGroups(ctx context.Context, hub, user string) error {
 	op := fmt.Sprintf("remove user %q from all groups of hub %q", user, hub)
-	return db.changed(db.update(op, func(tx *bolt.Tx) error {
+	return db.changed(db.update(ctx, op, func(tx *bolt.Tx) error {
 		_, err := deletePrefix(tx.Bucket([]byte(bucketUserGroups)), userPrefix(hub, user))
 		return err
 	}), Change{Kind: ChangeUserGroups, Hub: hub, Key: user})
@@ -61,10 +62,10 @@ func (db *DB) RemoveUserFromAllGroups(hub, user string) error {
 
 // UserGroups returns the user's unexpired memberships in the hub, sorted by
 // group.
-func (db *DB) UserGroups(hub, user string) ([]UserGroup, error) {
+func (db *DB) UserGroups(ctx context.Context, hub, user string) ([]UserGroup, error) {
 	now := db.now()
 	var ms []UserGroup
-	err := db.view(fmt.Sprintf("list groups of user %q in hub %q", user, hub), func(tx *bolt.Tx) error {
+	err := db.view(ctx, fmt.Sprintf("list groups of user %q in hub %q", user, hub), func(tx *bolt.Tx) error {
 		prefix := userPrefix(hub, user)
 		c := tx.Bucket([]byte(bucketUserGroups)).Cursor()
 		for k, v := c.Seek(prefix); hasPrefix(k, prefix); k, v = c.Next() {
@@ -86,10 +87,10 @@ func (db *DB) UserGroups(hub, user string) ([]UserGroup, error) {
 
 // AllUserGroups returns every unexpired membership, sorted by hub, user and
 // group, for loading at start.
-func (db *DB) AllUserGroups() ([]UserGroup, error) {
+func (db *DB) AllUserGroups(ctx context.Context) ([]UserGroup, error) {
 	now := db.now()
 	var ms []UserGroup
-	err := db.view("list user groups", func(tx *bolt.Tx) error {
+	err := db.view(ctx, "list user groups", func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketUserGroups)).ForEach(func(k, v []byte) error {
 			var m UserGroup
 			if err := decode(k, v, &m); err != nil {
@@ -119,10 +120,10 @@ func (db *DB) AllUserGroups() ([]UserGroup, error) {
 
 // PurgeExpiredUserGroups deletes the memberships expired at now and returns
 // how many it deleted.
-func (db *DB) PurgeExpiredUserGroups(now time.Time) (int, error) {
+func (db *DB) PurgeExpiredUserGroups(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	var purged []Change
-	err := db.update("purge expired user groups", func(tx *bolt.Tx) error {
+	err := db.update(ctx, "purge expired user groups", func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketUserGroups))
 		var stale [][]byte
 		err := b.ForEach(func(k, v []byte) error {

@@ -20,7 +20,7 @@ func TestUserGroups(t *testing.T) {
 	db, _ := openTemp(t)
 	add := func(hub, user, group string) {
 		t.Helper()
-		if err := db.AddUserToGroup(UserGroup{Hub: hub, User: user, Group: group}); err != nil {
+		if err := db.AddUserToGroup(t.Context(), UserGroup{Hub: hub, User: user, Group: group}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,33 +45,33 @@ func TestUserGroups(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := db.UserGroups(tt.hub, tt.user)
+			got, err := db.UserGroups(t.Context(), tt.hub, tt.user)
 			if err != nil || !slices.Equal(groupNames(got), tt.wantGroups) {
 				t.Errorf("UserGroups(%q, %q): got %q %v, want %q", tt.hub, tt.user, groupNames(got), err, tt.wantGroups)
 			}
 		})
 	}
 
-	if err := db.RemoveUserFromGroup("chat", "u", "zeta"); err != nil {
+	if err := db.RemoveUserFromGroup(t.Context(), "chat", "u", "zeta"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RemoveUserFromGroup("chat", "u", "never-joined"); err != nil {
+	if err := db.RemoveUserFromGroup(t.Context(), "chat", "u", "never-joined"); err != nil {
 		t.Errorf("RemoveUserFromGroup of an absent membership: got %v, want nil", err)
 	}
-	if got, _ := db.UserGroups("chat", "u"); !slices.Equal(groupNames(got), []string{"chat/u/alpha"}) {
+	if got, _ := db.UserGroups(t.Context(), "chat", "u"); !slices.Equal(groupNames(got), []string{"chat/u/alpha"}) {
 		t.Errorf("after RemoveUserFromGroup: got %q", groupNames(got))
 	}
 	add("chat", "u", "beta")
-	if err := db.RemoveUserFromAllGroups("chat", "u"); err != nil {
+	if err := db.RemoveUserFromAllGroups(t.Context(), "chat", "u"); err != nil {
 		t.Fatal(err)
 	}
-	all, err := db.AllUserGroups()
+	all, err := db.AllUserGroups(t.Context())
 	if want := []string{"chat/u\x00/y", "chat/uu/x", "other/u/z"}; err != nil || !slices.Equal(groupNames(all), want) {
 		t.Errorf("AllUserGroups after RemoveUserFromAllGroups: got %q %v, want %q", groupNames(all), err, want)
 	}
 
 	for _, m := range []UserGroup{{User: "u", Group: "g"}, {Hub: "chat", Group: "g"}, {Hub: "chat", User: "u"}} {
-		if err := db.AddUserToGroup(m); !errors.Is(err, ErrInvalid) {
+		if err := db.AddUserToGroup(t.Context(), m); !errors.Is(err, ErrInvalid) {
 			t.Errorf("AddUserToGroup(%+v): got %v, want ErrInvalid", m, err)
 		}
 	}
@@ -88,12 +88,12 @@ func TestUserGroupExpiry(t *testing.T) {
 		{Hub: "chat", User: "v", Group: "hour", ExpiresAt: start.Add(time.Hour)},
 		{Hub: "chat", User: "v", Group: "renewed", ExpiresAt: start.Add(time.Second)},
 	} {
-		if err := db.AddUserToGroup(m); err != nil {
+		if err := db.AddUserToGroup(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Upsert replaces the expiry.
-	if err := db.AddUserToGroup(UserGroup{Hub: "chat", User: "v", Group: "renewed", ExpiresAt: start.Add(2 * time.Hour)}); err != nil {
+	if err := db.AddUserToGroup(t.Context(), UserGroup{Hub: "chat", User: "v", Group: "renewed", ExpiresAt: start.Add(2 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -110,13 +110,13 @@ func TestUserGroupExpiry(t *testing.T) {
 	}
 	for _, st := range steps {
 		clk.Advance(st.advance)
-		all, err := db.AllUserGroups()
+		all, err := db.AllUserGroups(t.Context())
 		if err != nil || !slices.Equal(groupNames(all), st.want) {
 			t.Errorf("%s: AllUserGroups got %q %v, want %q", st.name, groupNames(all), err, st.want)
 		}
 		var perUser []string
 		for _, u := range []string{"u", "v"} {
-			ms, err := db.UserGroups("chat", u)
+			ms, err := db.UserGroups(t.Context(), "chat", u)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func TestPurgeExpiredUserGroups(t *testing.T) {
 	db, _ := openTemp(t, WithClock(func() time.Time { return start.Add(-time.Hour) }))
 	for i, exp := range []time.Time{{}, start.Add(time.Minute), start.Add(time.Hour), start.Add(2 * time.Hour)} {
 		m := UserGroup{Hub: "chat", User: "u", Group: string(rune('a' + i)), ExpiresAt: exp}
-		if err := db.AddUserToGroup(m); err != nil {
+		if err := db.AddUserToGroup(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,12 +151,12 @@ func TestPurgeExpiredUserGroups(t *testing.T) {
 		{name: "two more", now: start.Add(3 * time.Hour), want: 2},
 	}
 	for _, tt := range tests {
-		n, err := db.PurgeExpiredUserGroups(tt.now)
+		n, err := db.PurgeExpiredUserGroups(t.Context(), tt.now)
 		if err != nil || n != tt.want {
 			t.Errorf("%s: PurgeExpiredUserGroups got %d %v, want %d", tt.name, n, err, tt.want)
 		}
 	}
-	if all, err := db.AllUserGroups(); err != nil || !slices.Equal(groupNames(all), []string{"chat/u/a"}) {
+	if all, err := db.AllUserGroups(t.Context()); err != nil || !slices.Equal(groupNames(all), []string{"chat/u/a"}) {
 		t.Errorf("after purges: got %q %v, want [chat/u/a]", groupNames(all), err)
 	}
 }

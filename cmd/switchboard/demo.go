@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -71,19 +72,20 @@ func startChatApp(n *node.Node, listen, webDir string) (string, error) {
 		return "", fmt.Errorf("chat app: %w", err)
 	}
 	appURL := "http://" + ln.Addr().String()
+	ctx := context.Background()
 	db := n.Store()
-	if _, err := db.PutHub(store.Hub{Name: chat.Hub}); err != nil {
+	if _, err := db.PutHub(ctx, store.Hub{Name: chat.Hub}); err != nil {
 		ln.Close()
 		return "", err
 	}
 	secret := upstream.NewSecret()
-	_, err = db.PutUpstream(store.Upstream{Hub: chat.Hub, Name: "chat-fn", URLTemplate: appURL + "/api/webhook",
+	_, err = db.PutUpstream(ctx, store.Upstream{Hub: chat.Hub, Name: "chat-fn", URLTemplate: appURL + "/api/webhook",
 		Events: []string{"connect", "connected", "disconnected", "message:*"}, Secrets: []string{secret}})
 	if err != nil {
 		ln.Close()
 		return "", err
 	}
-	if err := n.ReloadUpstreams(); err != nil {
+	if err := n.ReloadConfig(ctx); err != nil {
 		ln.Close()
 		return "", err
 	}

@@ -70,7 +70,7 @@ func TestKeysCommand(t *testing.T) {
 	if out, err = run(t, n, "revoke", first.KeyID); err != nil || !strings.Contains(out, "revoked") {
 		t.Fatalf("revoke = %q, %v", out, err)
 	}
-	keys, err := n.Store().AccessKeys()
+	keys, err := n.Store().AccessKeys(t.Context())
 	if err != nil || len(keys) != 1 || keys[0].ID != now.KeyID {
 		t.Fatalf("stored keys after revoke = %+v, %v; want only %s", keys, err, now.KeyID)
 	}
