@@ -82,7 +82,7 @@ func TestKVRaces(t *testing.T) {
 		results := make([]result, nodes)
 		race(func(i int, kv *store.KV) {
 			id := strconv.Itoa(i)
-			a, adm, c, err := kv.EnsureKeys(t.Context(), 
+			a, adm, c, err := kv.EnsureKeys(t.Context(),
 				func() store.Key { return store.Key{ID: "k" + id, Secret: "s" + id} },
 				func() string { return "admin" + id })
 			results[i] = result{a, adm, c, err}

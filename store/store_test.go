@@ -121,7 +121,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if got := upstreamNames(ups); got[len(got)-1] != "chat/after" {
 		t.Errorf("upstream created after reopen: got order %v, want chat/after last", got)
 	}
-	gotAccess, gotAdmin, created, err := db2.EnsureKeys(t.Context(), 
+	gotAccess, gotAdmin, created, err := db2.EnsureKeys(t.Context(),
 		func() Key { t.Error("access key generator called after reopen"); return Key{} },
 		func() string { t.Error("admin key generator called after reopen"); return "" })
 	if err != nil || created || gotAdmin != admin || !slices.Equal(gotAccess, access) {
