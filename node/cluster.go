@@ -36,14 +36,31 @@ type clustering struct {
 	registry *cluster.Registry
 }
 
+// joinTimeout bounds how long a node waits, at start, for NATS and for the
+// JetStream cluster to serve the shared configuration: when a whole cluster
+// restarts, JetStream has no meta leader until a majority of its servers
+// run, and its buckets answer only some seconds after that.
+const joinTimeout = 60 * time.Second
+
+// attemptTimeout bounds one JetStream request while joining. A request sent
+// while JetStream has no leader is never answered, so a node asks again
+// rather than wait for the whole joinTimeout on the first request.
+const attemptTimeout = 3 * time.Second
+
 // joinCluster connects to NATS (starting an embedded server first if asked)
 // and opens the shared config. An unreachable NATS is an error at once:
 // a node that cannot join must not start as if it were alone.
 func joinCluster(cfg Config) (*clustering, error) {
 	c := &clustering{}
 	url := cfg.NATS
-	if cfg.NATSEmbedded != nil {
-		srv, err := natsembed.Start(*cfg.NATSEmbedded)
+	if e := cfg.NATSEmbedded; e != nil {
+		// The routes may or may not name this server itself: the cluster
+		// has at most one server more than distinct routes.
+		if most := 1 + len(slices.Compact(slices.Sorted(slices.Values(e.Routes)))); cfg.KVReplicas > most {
+			return nil, fmt.Errorf("node: --kv-replicas %d needs a NATS cluster of at least %d servers; the embedded server's --nats-route flags name at most %d",
+				cfg.KVReplicas, cfg.KVReplicas, most)
+		}
+		srv, err := natsembed.Start(*e)
 		if err != nil {
 			return nil, fmt.Errorf("node: embedded NATS: %w", err)
 		}
@@ -60,19 +77,91 @@ func joinCluster(cfg Config) (*clustering, error) {
 		c.close(context.Background())
 		return nil, fmt.Errorf("node: JetStream: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
 	defer cancel()
 	if c.embedded != nil && len(cfg.NATSEmbedded.Routes) > 0 {
 		if err := c.embedded.WaitJetStream(ctx); err != nil {
 			c.close(context.Background())
-			return nil, fmt.Errorf("node: embedded NATS cluster: %w", err)
+			return nil, fmt.Errorf("node: embedded NATS cluster not ready after %s: %w", joinTimeout, err)
 		}
 	}
-	if c.kv, err = store.OpenKV(ctx, c.js); err != nil {
+	err = retryJetStream(ctx, func(ctx context.Context) (err error) {
+		c.kv, err = store.OpenKV(ctx, c.js, store.WithKVReplicas(max(cfg.KVReplicas, 1)))
+		return err
+	})
+	if err != nil {
+		err = c.joinError(url, "the shared configuration", cfg.KVReplicas, err)
 		c.close(context.Background())
-		return nil, fmt.Errorf("node: shared config in NATS KV (is JetStream enabled on %s?): %w", url, err)
+		return nil, err
 	}
 	return c, nil
+}
+
+// retryJetStream calls fn with attempts of attemptTimeout until it succeeds,
+// fails for a reason retrying cannot change, or ctx ends.
+func retryJetStream(ctx context.Context, fn func(ctx context.Context) error) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := fn(attempt)
+		cancel()
+		if err == nil || !retriable(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Error codes of JetStream answers about replicas. Too few servers for the
+// replicas asked may mean they are still starting, so a node retries until
+// joinTimeout; a standalone server never takes more than one replica.
+const (
+	jsClusterNoPeers        = 10005 // no suitable peers for placement
+	jsInsufficientResources = 10023
+	jsReplicasNotSupported  = 10074 // replicas > 1 on a standalone server
+)
+
+// retriable reports whether asking again may succeed.
+func retriable(err error) bool {
+	var api *jetstream.APIError
+	switch {
+	case errors.Is(err, store.ErrInvalid),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return false
+	case errors.As(err, &api):
+		return api.ErrorCode != jsReplicasNotSupported
+	}
+	return true
+}
+
+// joinError says why what (the shared configuration, the connection
+// registry) could not be opened, naming the cause an operator can act on.
+func (c *clustering) joinError(url, what string, replicas int, err error) error {
+	var api *jetstream.APIError
+	switch {
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return fmt.Errorf("node: %s needs JetStream, which is not enabled on the NATS server at %s: start it with -js (or use --nats-embedded): %w", what, url, err)
+	case errors.As(err, &api) && (api.ErrorCode == jsReplicasNotSupported || api.ErrorCode == jsInsufficientResources || api.ErrorCode == jsClusterNoPeers):
+		return fmt.Errorf("node: %s: --kv-replicas %d asks for more JetStream servers than the NATS cluster at %s has running; start them, or lower --kv-replicas: %w", what, max(replicas, 1), url, err)
+	case !retriable(err):
+		return fmt.Errorf("node: %s: %w", what, err)
+	}
+	// Timed out: say whether JetStream answers at all.
+	ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+	defer cancel()
+	if _, infoErr := c.js.AccountInfo(ctx); infoErr != nil {
+		why := "a clustered JetStream has no meta leader until a majority of its servers run and are routed to each other"
+		if c.embedded != nil {
+			why = c.embedded.QuorumReport()
+		}
+		return fmt.Errorf("node: %s: JetStream at %s did not answer within %s: %s: %w", what, url, joinTimeout, why, err)
+	}
+	return fmt.Errorf("node: %s: JetStream at %s answers, but its KV buckets did not within %s: the NATS servers holding their replicas are down or have no quorum "+
+		"(with --kv-replicas 1 each bucket lives on a single server: start that server again; with 3, two of three must run): %w", what, url, joinTimeout, err)
 }
 
 // start builds the gateway on the NATS bus, with the registry tracking its
@@ -90,16 +179,20 @@ func (c *clustering) start(n *Node, gc *gateway.Config) error {
 		return fmt.Errorf("node: bus: %w", err)
 	}
 	c.bus = bus
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
 	defer cancel()
-	c.registry, err = cluster.NewRegistry(ctx, c.js, cluster.RegistryOptions{
-		Node:   n.cfg.NodeID,
-		URL:    n.cfg.PublicURL,
-		Logger: n.log,
-		OnLost: n.connectionLost,
+	err = retryJetStream(ctx, func(ctx context.Context) (err error) {
+		c.registry, err = cluster.NewRegistry(ctx, c.js, cluster.RegistryOptions{
+			Node:     n.cfg.NodeID,
+			URL:      n.cfg.PublicURL,
+			Replicas: max(n.cfg.KVReplicas, 1),
+			Logger:   n.log,
+			OnLost:   n.connectionLost,
+		})
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("node: connection registry: %w", err)
+		return c.joinError(n.cfg.NATS, "the connection registry", n.cfg.KVReplicas, err)
 	}
 	gc.Bus = bus
 	gc.Tracker = tracker{c.registry}

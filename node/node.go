@@ -49,6 +49,12 @@ type Config struct {
 	// NATSBuffer bounds what is buffered for other nodes while NATS is
 	// unreachable, in bytes. Zero means 8 MiB.
 	NATSBuffer int
+	// KVReplicas is how many JetStream servers keep each bucket of the
+	// shared configuration and the connection registry (1 to 5, at most
+	// the NATS cluster's size). With 1 the buckets live on one server and
+	// the cluster cannot change its configuration while that server is
+	// down; 3 keeps them through the loss of any one. Zero means 1.
+	KVReplicas int
 	// Delivery tunes the upstream dispatcher (outbox size and TTL, retry
 	// backoff, circuit breakers); zero fields mean its defaults. Store,
 	// OnReply, OnDisable, Origin and Logger are set by the node.
@@ -72,6 +78,7 @@ type Node struct {
 	verifier   *negotiate.Verifier
 	cl         *clustering // nil on a single node
 	stopWatch  context.CancelFunc
+	watchDone  chan struct{} // closed when watchConfig returned
 	gw         *gateway.Gateway
 	dispatcher *delivery.Dispatcher
 	api        *httpapi.Server
@@ -167,8 +174,11 @@ func Start(cfg Config) (*Node, error) {
 	// start flowing then, and their replies' actions need the gateway.
 	n.reloadUpstreams()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	n.stopWatch = stopWatch
-	go n.watchConfig(watchCtx)
+	n.stopWatch, n.watchDone = stopWatch, make(chan struct{})
+	go func() {
+		defer close(n.watchDone)
+		n.watchConfig(watchCtx)
+	}()
 	api := httpapi.Config{
 		Gateway:          n.gw,
 		Store:            n.config,
@@ -283,6 +293,7 @@ func (n *Node) Close() error {
 		errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
 	}
 	n.stopWatch()
+	<-n.watchDone
 	if n.cl != nil {
 		// The registry goes before the bus and the dispatcher: it must see
 		// every connection closed before it drops this node's record.

@@ -34,6 +34,7 @@ type serveFlags struct {
 	natsRoutes                []string
 	natsStore, natsName       string
 	natsBuffer                int
+	kvReplicas                int
 
 	pprof string
 }
@@ -51,7 +52,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	}
 	fl.StringSliceVar(&f.origins, "allowed-origin", origins, "origin allowed for browsers on hubs that set none (repeatable; default any)")
 	fl.StringVar(&f.pprof, "pprof", env("PPROF", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (default off; never expose it publicly)")
-	fl.StringVar(&f.natsURL, "nats", env("NATS", ""), "join a cluster through the NATS server at this URL (nats://host:4222); config is then shared in JetStream KV")
+	fl.StringVar(&f.natsURL, "nats", env("NATS", ""), "join a cluster through NATS at this URL, or a comma-separated list of the NATS cluster's servers (nats://a:4222,nats://b:4222); config is then shared in JetStream KV")
 	fl.BoolVar(&f.natsEmbedded, "nats-embedded", env("NATS_EMBEDDED", "") == "true", "start a NATS server (JetStream on) inside this process and join through it, for development")
 	fl.IntVar(&f.natsPort, "nats-port", 0, "client port of the embedded NATS server (default random)")
 	fl.IntVar(&f.natsClusterPort, "nats-cluster-port", 0, "route port of the embedded NATS server, to cluster it with other nodes' (needs --nats-route)")
@@ -59,6 +60,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.StringVar(&f.natsStore, "nats-store", "", "JetStream directory of the embedded NATS server (default next to --db)")
 	fl.StringVar(&f.natsName, "nats-name", "", "server name of the embedded NATS server (default from --node-id or random)")
 	fl.IntVar(&f.natsBuffer, "nats-buffer", 0, "bytes buffered for other nodes while NATS is unreachable, then dropped and counted (default 8 MiB)")
+	fl.IntVar(&f.kvReplicas, "kv-replicas", 1, "JetStream servers that keep each bucket of the shared config and connection registry (1-5, at most the NATS cluster's size); 3 survives the loss of any one server")
 	d := &f.delivery
 	fl.IntVar(&d.OutboxLimit, "outbox-limit", 0, "undelivered notifications kept before the oldest are dropped (default 100000)")
 	fl.DurationVar(&d.OutboxTTL, "outbox-ttl", 0, "how long a notification is retried (default 24h)")
@@ -75,8 +77,10 @@ func (f *serveFlags) config() (node.Config, error) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
-		AllowedOrigins: f.origins, Delivery: f.delivery, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer}
+		AllowedOrigins: f.origins, Delivery: f.delivery, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas}
 	switch {
+	case f.kvReplicas < 1 || f.kvReplicas > 5:
+		return node.Config{}, fmt.Errorf("--kv-replicas %d: use 1 to 5 (JetStream's limit), at most the number of NATS servers", f.kvReplicas)
 	case f.natsEmbedded && f.natsURL != "":
 		return node.Config{}, fmt.Errorf("--nats and --nats-embedded exclude each other: join an existing NATS or start one")
 	case f.natsEmbedded:

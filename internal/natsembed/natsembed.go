@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -55,6 +57,8 @@ type Options struct {
 type Server struct {
 	ns        *server.Server
 	clustered bool
+	routes    []*url.URL // configured, this server's own included
+	log       *errorLog
 }
 
 // Start starts a server and returns once it accepts client connections and
@@ -80,7 +84,6 @@ func Start(opts Options) (*Server, error) {
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   opts.StoreDir,
-		NoLog:      true,
 		NoSigs:     true,
 	}
 	if opts.ClusterPort != 0 && len(opts.Routes) == 0 {
@@ -108,8 +111,11 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: start: %w", err)
 	}
+	s := &Server{ns: ns, clustered: len(so.Routes) > 0, routes: so.Routes, log: &errorLog{}}
+	// The server's own log is silent but for errors, which Start reports:
+	// a port in use, say, would otherwise look like a slow start.
+	ns.SetLoggerV2(s.log, false, false, false)
 	ns.Start()
-	s := &Server{ns: ns, clustered: len(so.Routes) > 0}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := s.waitReady(ctx, false); err != nil {
@@ -119,30 +125,72 @@ func Start(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// waitReady polls until the server accepts clients and JetStream is up.
+// waitReady polls until the server accepts clients and JetStream is up,
+// and, with clustered, until the JetStream cluster has a meta leader.
 func (s *Server) waitReady(ctx context.Context, clustered bool) error {
-	deadline, _ := ctx.Deadline()
-	if !s.ns.ReadyForConnections(time.Until(deadline)) {
-		return errors.New("server did not accept connections in time")
-	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		ready := s.ns.JetStreamEnabled()
+		if err := s.log.fatal(); err != nil {
+			return err
+		}
+		ready := s.ns.ReadyForConnections(10*time.Millisecond) && s.ns.JetStreamEnabled()
 		if ready && clustered {
-			// Requests fail with "JetStream not available" until the
-			// meta group has a leader this server follows.
-			ready = s.ns.JetStreamIsClustered() && s.ns.JetStreamIsCurrent()
+			// JetStream requests go unanswered (not refused) until the
+			// meta group has elected a leader, which needs a majority of
+			// the cluster's servers; after a restart of the whole cluster
+			// that takes several seconds more.
+			ready = s.MetaLeader() != ""
 		}
 		if ready {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("jetstream not ready: %w", ctx.Err())
+			if clustered && s.ns.JetStreamEnabled() {
+				return fmt.Errorf("no JetStream meta leader: %s", s.QuorumReport())
+			}
+			return fmt.Errorf("not ready: %w", ctx.Err())
 		case <-tick.C:
 		}
 	}
+}
+
+// MetaLeader is the name of the JetStream cluster's meta leader as this
+// server knows it, "" while there is none (or JetStream is not clustered).
+func (s *Server) MetaLeader() string {
+	z, err := s.ns.Jsz(nil)
+	if err != nil || z.Meta == nil {
+		return ""
+	}
+	return z.Meta.Leader
+}
+
+// QuorumReport says, for an error message, how many servers of the cluster
+// this one is routed to and which configured routes refuse connections,
+// which is what keeps a clustered JetStream without a majority.
+func (s *Server) QuorumReport() string {
+	own := s.ClusterURL()
+	var down []string
+	others := 0
+	for _, r := range s.routes {
+		u := "nats-route://" + r.Host
+		if u == own {
+			continue
+		}
+		others++
+		c, err := net.DialTimeout("tcp", r.Host, time.Second)
+		if err != nil {
+			down = append(down, r.Host)
+			continue
+		}
+		c.Close()
+	}
+	msg := fmt.Sprintf("routed to %d of the %d other servers named by the routes; a clustered JetStream needs a majority of its servers running", s.ns.NumRoutes(), others)
+	if len(down) > 0 {
+		msg += "; nothing listens at " + strings.Join(down, ", ") + ": start those nodes"
+	}
+	return msg
 }
 
 // WaitJetStream waits until JetStream serves requests through this server:
@@ -166,6 +214,38 @@ func (s *Server) ClusterURL() string {
 	}
 	return "nats-route://" + net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port))
 }
+
+// errorLog keeps the first fatal message of the server: its listen failures
+// are logged, not returned. Errors are not kept: a route to a server that
+// is not up yet is logged as one, and is no reason to fail.
+type errorLog struct {
+	mu    sync.Mutex // guards first
+	first string
+}
+
+func (l *errorLog) fatal() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.first == "" {
+		return nil
+	}
+	return errors.New(l.first)
+}
+
+func (l *errorLog) record(format string, v []any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.first == "" {
+		l.first = fmt.Sprintf(format, v...)
+	}
+}
+
+func (l *errorLog) Noticef(string, ...any)         {}
+func (l *errorLog) Warnf(string, ...any)           {}
+func (l *errorLog) Debugf(string, ...any)          {}
+func (l *errorLog) Tracef(string, ...any)          {}
+func (l *errorLog) Errorf(string, ...any)          {}
+func (l *errorLog) Fatalf(format string, v ...any) { l.record(format, v) }
 
 // Shutdown stops the server, closing its clients and routes, and waits until
 // it has stopped.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -164,6 +166,132 @@ func createBucket(ctx context.Context, js jetstream.JetStream, name string) (jet
 		case <-ctx.Done():
 			return nil, err
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestStartPortInUse: a taken port is reported as such, at once, not as a
+// server that is slow to start.
+func TestStartPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	start := time.Now()
+	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Port: l.Addr().(*net.TCPAddr).Port})
+	if err == nil {
+		s.Shutdown()
+		t.Fatal("Start on a port in use succeeded")
+	}
+	if !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("error %q does not say the address is in use", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Start took %s to report a taken port; it should not wait out its start timeout", d)
+	}
+}
+
+// TestClusterRestart: a whole cluster stopped and started again on the same
+// stores elects a meta leader (WaitJetStream waits for it: a restarted
+// cluster takes several seconds) and keeps its data.
+func TestClusterRestart(t *testing.T) {
+	ports := freePorts(t, 3)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(p))
+	}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	startAll := func() []*natsembed.Server {
+		servers := make([]*natsembed.Server, 3)
+		for i := range servers {
+			s, err := natsembed.Start(natsembed.Options{Name: "n" + strconv.Itoa(i), StoreDir: dirs[i], ClusterPort: ports[i], Routes: routes})
+			if err != nil {
+				t.Fatalf("Start server %d: %v", i, err)
+			}
+			servers[i] = s
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		errs := make([]error, len(servers))
+		for i, s := range servers {
+			wg.Go(func() { errs[i] = s.WaitJetStream(ctx) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("WaitJetStream: %v", err)
+		}
+		return servers
+	}
+	servers := startAll()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := createBucket(ctx, connect(t, servers[0]), "kept")
+	if err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	for _, s := range servers {
+		s.Shutdown()
+	}
+
+	servers = startAll()
+	defer func() {
+		for _, s := range servers {
+			s.Shutdown()
+		}
+	}()
+	if servers[1].MetaLeader() == "" {
+		t.Fatal("WaitJetStream returned without a meta leader")
+	}
+	// Each stream elects its own leader after the meta leader, and a
+	// request sent before is never answered: clients retry with short
+	// attempts, as the node does.
+	js := connect(t, servers[1])
+	var got string
+	testutil.Eventually(t, 60*time.Second, "the bucket's value after the restart", func() bool {
+		attempt, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		kv, err := js.KeyValue(attempt, "kept")
+		if err != nil {
+			return false
+		}
+		e, err := kv.Get(attempt, "k")
+		if err != nil {
+			return false
+		}
+		got = string(e.Value())
+		return true
+	})
+	if got != "v" {
+		t.Fatalf("value after restart = %q, want v", got)
+	}
+}
+
+// TestQuorumReport names the routes nothing listens at.
+func TestQuorumReport(t *testing.T) {
+	ports := freePorts(t, 3)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(p))
+	}
+	s, err := natsembed.Start(natsembed.Options{Name: "alone", StoreDir: t.TempDir(), ClusterPort: ports[0], Routes: routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err = s.WaitJetStream(ctx)
+	if err == nil {
+		t.Fatal("WaitJetStream succeeded with one server of three")
+	}
+	for _, want := range []string{"no JetStream meta leader", "majority", "127.0.0.1:" + strconv.Itoa(ports[1]), "127.0.0.1:" + strconv.Itoa(ports[2])} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
 }
