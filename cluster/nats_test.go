@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -211,22 +210,9 @@ func msgData(m *nats.Msg) string {
 	return string(m.Data)
 }
 
-// fakeClock is an injected time source.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestNATSMembers(t *testing.T) {
 	s := startServer(t, natsembed.Options{})
-	clk := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clk := cluster.NewFakeClock()
 	var buses []*cluster.NATS
 	for i := range 3 {
 		nc, err := nats.Connect(s.URL())

@@ -95,6 +95,7 @@ func (c *clustering) start(n *Node, gc *gateway.Config) error {
 	c.registry, err = cluster.NewRegistry(ctx, c.js, cluster.RegistryOptions{
 		Node:   n.cfg.NodeID,
 		URL:    n.cfg.PublicURL,
+		Live:   bus, // the bus's membership decides which nodes are alive
 		Logger: n.log,
 		OnLost: n.connectionLost,
 	})
