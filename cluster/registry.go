@@ -146,10 +146,10 @@ type Registry struct {
 	waiters  []chan struct{} // closed when pending is empty and nothing is in flight
 
 	// Used by the detector loop only.
-	absent    map[string]time.Time // node id → since when it has been out of the live set
-	claimSeen map[string]observed  // dead node id → the revision of its claim last seen
-	counting  bool                 // the last round counted: connected, and the list worked
-	session   uint64               // Live's session in the last round
+	absent    map[string]observed // node id → its record, out of the live set since
+	claimSeen map[string]observed // dead node id → its claim, unchanged since
+	counting  bool                // the last round counted: connected, and the list worked
+	session   uint64              // Live's session in the last round
 
 	// Detector rounds that counted (counted at their end, dead nodes
 	// recovered), that did not, and dead nodes this node claimed and
@@ -166,7 +166,8 @@ type connOp struct {
 	tried bool
 }
 
-// observed is when this node last saw a claim change revision.
+// observed is a record's revision and since when this node has seen it
+// in the state it times (unchanged, or out of the live set).
 type observed struct {
 	rev   uint64
 	since time.Time
@@ -214,7 +215,7 @@ func NewRegistry(ctx context.Context, js jetstream.JetStream, opts RegistryOptio
 		log:       opts.Logger,
 		wake:      make(chan struct{}, 1),
 		pending:   make(map[string]connOp),
-		absent:    make(map[string]time.Time),
+		absent:    make(map[string]observed),
 		claimSeen: make(map[string]observed),
 	}
 	if r.log == nil {

@@ -55,12 +55,11 @@ func (r *Registry) detect() {
 	}
 	now := r.opts.Now()
 	if !r.counting || session != r.session {
-		for id := range r.absent {
-			r.absent[id] = now
-		}
-		for id, o := range r.claimSeen {
-			o.since = now
-			r.claimSeen[id] = o
+		for _, m := range []map[string]observed{r.absent, r.claimSeen} {
+			for id, o := range m {
+				o.since = now
+				m[id] = o
+			}
 		}
 		r.counting, r.session = true, session
 	}
@@ -77,11 +76,12 @@ func (r *Registry) detect() {
 			self = true
 		case live[id]: // alive: any absence seen before is over
 		default:
+			// A new revision is a new life: the node recorded itself again
+			// after being taken for dead.
 			recorded[id] = true
-			since, seen := r.absent[id]
-			if !seen {
-				r.absent[id] = now
-			} else if now.Sub(since) >= r.opts.DeadAfter {
+			if o, seen := r.absent[id]; !seen || o.rev != e.Revision() {
+				r.absent[id] = observed{rev: e.Revision(), since: now}
+			} else if now.Sub(o.since) >= r.opts.DeadAfter {
 				dead = append(dead, e)
 			}
 		}
