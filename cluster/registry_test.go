@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +45,7 @@ type testNode struct {
 type nodeConfig struct {
 	now       func() time.Time // the bus's and the registry's clock
 	heartbeat time.Duration    // the bus's HeartbeatInterval
+	interval  time.Duration    // the registry's Interval
 	memberTTL time.Duration
 	deadAfter time.Duration
 	logger    *slog.Logger
@@ -119,6 +121,9 @@ func (e *regEnv) startWith(id string, cfg nodeConfig) *testNode {
 	if cfg.heartbeat == 0 {
 		cfg.heartbeat = testInterval
 	}
+	if cfg.interval == 0 {
+		cfg.interval = testInterval
+	}
 	if cfg.memberTTL == 0 {
 		cfg.memberTTL = testMemberTTL
 	}
@@ -149,7 +154,7 @@ func (e *regEnv) startWith(id string, cfg nodeConfig) *testNode {
 		Node:      id,
 		URL:       "http://" + id + ".test",
 		Live:      bus,
-		Interval:  testInterval,
+		Interval:  cfg.interval,
 		DeadAfter: cfg.deadAfter,
 		Now:       cfg.now,
 		Logger:    cfg.logger,
@@ -495,6 +500,270 @@ func TestRegistryStalledClaimTakenOver(t *testing.T) {
 		t.Errorf("stalled claimer %s reported %d after losing its claim, want 5", first, n)
 	}
 	e.mu.Unlock()
+}
+
+// The liveness tests below control time: every node's heartbeats go out
+// only at start, in answer to a node heard anew, and when the test calls
+// tick, and the clocks move only when told. A node is then live exactly
+// while its last heartbeat is at most MemberTTL old on the listener's
+// clock, and the edges can be tested to the step.
+const (
+	edgeMemberTTL = 3 * time.Second
+	edgeDeadAfter = 5 * time.Second
+)
+
+func edgeConfig(clk *fakeClock) nodeConfig {
+	return nodeConfig{now: clk.Now, heartbeat: time.Hour, memberTTL: edgeMemberTTL, deadAfter: edgeDeadAfter}
+}
+
+// tick advances clk by d, has each of beating heartbeat, and waits until
+// every listener heard each of them at the new time, then until every
+// listener's registry completed a detection round begun after that.
+func tick(t *testing.T, clk *fakeClock, d time.Duration, beating, listening []*testNode) {
+	t.Helper()
+	clk.Advance(d)
+	now := clk.Now()
+	for _, n := range beating {
+		n.bus.heartbeat()
+	}
+	testutil.Eventually(t, 10*time.Second, "heartbeats heard", func() bool {
+		for _, l := range listening {
+			for _, n := range beating {
+				if n != l && !heardAt(l, n.id, now) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	settle(t, listening...)
+}
+
+// heardAt reports whether l's bus last heard id at the time at.
+func heardAt(l *testNode, id string, at time.Time) bool {
+	l.bus.mem.mu.Lock()
+	defer l.bus.mem.mu.Unlock()
+	m, ok := l.bus.mem.m[id]
+	return ok && m.LastSeen.Equal(at)
+}
+
+// settle waits until each node's registry completed two detection rounds
+// that counted, so the second began after settle was called.
+func settle(t *testing.T, ns ...*testNode) {
+	t.Helper()
+	start := make([]int64, len(ns))
+	for i, n := range ns {
+		start[i] = n.reg.rounds.Load()
+	}
+	testutil.Eventually(t, 10*time.Second, "two detection rounds", func() bool {
+		for i, n := range ns {
+			if n.reg.rounds.Load()-start[i] < 2 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// declared counts the dead nodes that ns claimed and reported.
+func declared(ns ...*testNode) int64 {
+	var sum int64
+	for _, n := range ns {
+		sum += n.reg.declared.Load()
+	}
+	return sum
+}
+
+// logBuffer collects what a node logs.
+type logBuffer struct {
+	mu sync.Mutex // guards b
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A node whose NATS connection is cut is out of the live set once its last
+// heartbeat is past MemberTTL (3 s) old, and dead when it stayed out for
+// DeadAfter (5 s): at 9 s in whole seconds, not at 8. Of four survivors
+// exactly one declares it dead and reports each of its connections, once. A
+// node silent as long but heard again at 8 s is not dead.
+func TestRegistrySilentNodeDeadOnce(t *testing.T) {
+	e := newRegEnv(t)
+	clk := newFakeClock()
+	a, b, c := e.startWith("a1", edgeConfig(clk)), e.startWith("b2", edgeConfig(clk)), e.startWith("c3", edgeConfig(clk))
+	x, y := e.startWith("x8", edgeConfig(clk)), e.startWith("y9", edgeConfig(clk))
+	for _, n := range []*testNode{a, b, c, x, y} {
+		testutil.Eventually(t, 10*time.Second, n.id+" to hear everyone", func() bool { return memberIDs(n) == "a1,b2,c3,x8,y9" })
+	}
+	wantX := e.open(x, 10)
+	e.open(y, 3)
+
+	x.nc.Close() // x is heard no more, and its registry can write nothing
+	survivors := []*testNode{a, b, c, y}
+	for sec := 1; sec <= 8; sec++ {
+		beating := []*testNode{a, b, c} // y is silent until 8 s
+		if sec == 8 {
+			beating = survivors
+		}
+		tick(t, clk, time.Second, beating, survivors)
+		if sec >= 4 && sec < 8 && strings.Contains(memberIDs(a), "y9") {
+			t.Fatalf("at %d s a1 still takes y9 for alive, want it out of the live set past MemberTTL", sec)
+		}
+		if n := declared(survivors...); n != 0 {
+			t.Fatalf("at %d s %d nodes declared dead, want none before 9 s", sec, n)
+		}
+	}
+	if !strings.Contains(memberIDs(a), "y9") {
+		t.Fatal("y9 heard again at 8 s, but a1 does not take it for alive")
+	}
+
+	// The claimer holds its first report until the other survivors have
+	// each completed two detection rounds, all of them finding x8 dead.
+	var held atomic.Bool
+	e.mu.Lock()
+	e.hook = func(node string, _ ConnRecord) {
+		if held.Swap(true) {
+			return
+		}
+		start := make([]int64, len(survivors))
+		for i, n := range survivors {
+			start[i] = n.reg.rounds.Load()
+		}
+		others := func() bool {
+			for i, n := range survivors {
+				if n.id != node && n.reg.rounds.Load()-start[i] < 2 {
+					return false
+				}
+			}
+			return true
+		}
+		for deadline := time.Now().Add(10 * time.Second); !others(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Error("the other survivors completed no detection round while the claimer reported")
+				return
+			}
+		}
+	}
+	e.mu.Unlock()
+	tick(t, clk, time.Second, survivors, survivors) // 9 s
+	if n := declared(survivors...); n != 1 {
+		t.Fatalf("at 9 s %d nodes declared dead, want x8 alone", n)
+	}
+	count, by := e.reported()
+	if len(by) != 1 || len(count) != len(wantX) {
+		t.Errorf("reported %v by %v, want x8's %d connections by one node", count, by, len(wantX))
+	}
+	for _, rec := range wantX {
+		if count[rec.ConnectionID] != 1 {
+			t.Errorf("%s reported %d times, want 1", rec.ConnectionID, count[rec.ConnectionID])
+		}
+	}
+	if e.hasKey(bucketNodes, "x8") || e.hasKey(bucketClaims, "x8") || len(e.records("x8")) != 0 {
+		t.Error("x8's node record, claim or connection records left after it was reported")
+	}
+
+	// Nothing more, however long it lasts: x8 is reported, y9 is heard.
+	for range 2 * (edgeMemberTTL + edgeDeadAfter) / time.Second {
+		tick(t, clk, time.Second, survivors, survivors)
+	}
+	if n := declared(survivors...); n != 1 {
+		t.Errorf("%d nodes declared dead in all, want x8 alone, once", n)
+	}
+	if count, _ := e.reported(); len(count) != len(wantX) {
+		t.Errorf("reported %v, want only x8's connections", count)
+	}
+	if !e.hasKey(bucketNodes, "y9") {
+		t.Error("y9's node record is gone")
+	}
+}
+
+// An observer cut off from NATS hears nobody, however long, and must not
+// take that for deaths: after it reconnects, every node gets DeadAfter
+// afresh, even one that was already out of its live set when the outage
+// began. The same absence counts once the observer is connected again; the
+// node it then takes for dead was alive, and finds out and says so.
+func TestRegistryOutageKillsNobody(t *testing.T) {
+	e := newRegEnv(t)
+	// Each node its own clock; only the observer's moves.
+	clkS, clkA := newFakeClock(), newFakeClock()
+	logA := &logBuffer{}
+	// s1 looks seldom, a2 often: a2 records itself again, once s1 took it
+	// for dead, before s1's next look.
+	cfgS := edgeConfig(clkS)
+	cfgS.interval = 300 * time.Millisecond
+	s := e.startWith("s1", cfgS)
+	cfgA := edgeConfig(clkA)
+	cfgA.interval = 10 * time.Millisecond
+	cfgA.logger = slog.New(slog.NewTextHandler(logA, nil))
+	a := e.startWith("a2", cfgA)
+	for _, n := range []*testNode{s, a} {
+		testutil.Eventually(t, 10*time.Second, n.id+" to hear the other", func() bool { return memberIDs(n) == "a2,s1" })
+	}
+	want := e.open(a, 3)
+
+	// a2 is not heard again: past MemberTTL on s1's clock it is out of s1's
+	// live set, and s1 starts timing its absence.
+	clkS.Advance(edgeMemberTTL + time.Second)
+	settle(t, s)
+	if got := memberIDs(s); got != "s1" {
+		t.Fatalf("s1 takes %s for alive, want itself alone", got)
+	}
+
+	u, err := url.Parse(e.srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	failed := s.reg.failedRounds.Load()
+	e.srv.Shutdown()
+	testutil.Eventually(t, 15*time.Second, "s1 to miss a round", func() bool { return s.reg.failedRounds.Load() > failed })
+	clkS.Advance(2 * edgeDeadAfter)
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: e.dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	testutil.Eventually(t, 15*time.Second, "everyone to reconnect", func() bool {
+		return e.nc.IsConnected() && s.nc.IsConnected() && a.nc.IsConnected()
+	})
+	settle(t, s, a) // a2 too: a round of it begun during the outage may linger
+	if n := declared(s); n != 0 {
+		t.Fatalf("s1 declared %d nodes dead just after an outage, want none", n)
+	}
+	if count, _ := e.reported(); len(count) != 0 {
+		t.Fatalf("reported %v just after an outage, want nothing", count)
+	}
+
+	clkS.Advance(edgeDeadAfter)
+	settle(t, s)
+	if n := declared(s); n != 1 {
+		t.Fatalf("s1 declared %d nodes dead DeadAfter after reconnecting, want a2", n)
+	}
+	count, _ := e.reported()
+	for _, rec := range want {
+		if count[rec.ConnectionID] != 1 {
+			t.Errorf("%s reported %d times, want 1", rec.ConnectionID, count[rec.ConnectionID])
+		}
+	}
+	testutil.Eventually(t, 15*time.Second, "a2 to say it was taken for dead", func() bool {
+		return strings.Contains(logA.String(), "took this node for dead")
+	})
+	testutil.Eventually(t, 15*time.Second, "a2 to record itself again", func() bool { return e.hasKey(bucketNodes, "a2") })
+	// Recorded again, a2 is a new life to s1: DeadAfter from now, not at once.
+	settle(t, s)
+	if n := declared(s); n != 1 {
+		t.Errorf("s1 declared %d deaths, want a2's once", n)
+	}
 }
 
 func TestRegistryQueue(t *testing.T) {
