@@ -83,8 +83,8 @@ func (b *NATS) Members() []Member {
 	return out
 }
 
-// Live returns the ids of the live nodes, this one included, as Members
-// does; ok is false while the NATS connection is down (or the bus closed),
+// Live returns the ids of the live nodes, this one included, sorted, as
+// Members does; ok is false while the NATS connection is down (or the bus closed),
 // and session counts the connection's reconnections. It is how the Registry
 // learns which nodes are alive.
 func (b *NATS) Live() (ids []string, session uint64, ok bool) {
@@ -93,6 +93,7 @@ func (b *NATS) Live() (ids []string, session uint64, ok bool) {
 		ids = append(ids, m.ID)
 	}
 	ids = append(ids, b.id)
+	slices.Sort(ids)
 	return ids, session, b.nc.IsConnected() && !b.isClosed()
 }
 
