@@ -7,10 +7,29 @@
 //     DialOptions). It also implements gateway.InterestWatcher and tracks
 //     the cluster's members by heartbeat (Members).
 //
-//   - Registry (registry.go) keeps each node's heartbeat and open
-//     connections in JetStream KV; when a node stops heartbeating, exactly
-//     one survivor claims it and reports each of its connections (OnLost),
-//     so their disconnected events survive the node.
+//   - Registry (registry.go) keeps each node's open connections in
+//     JetStream KV; when a node dies, exactly one survivor claims it and
+//     reports each of its connections (OnLost), so their disconnected
+//     events survive the node.
+//
+// # Which nodes are alive
+//
+// One place decides: the bus's membership. Every node publishes a heartbeat
+// every HeartbeatInterval (1 s); a node is alive while its last one is at
+// most MemberTTL (3 s) old, as the receiving node's clock times it, and
+// until it says goodbye on Close. Members (and Live, its ids) is that set;
+// Gather waits for exactly its members, negotiation spreads clients over them,
+// and the Registry, given the bus as its Liveness, takes for dead a node
+// that has stayed out of it for DeadAfter (5 s), so MemberTTL + DeadAfter
+// (8 s) after its last heartbeat. The Registry writes no heartbeat of its
+// own: its node record (sb-nodes), written once at start and deleted by
+// Close or by the survivor that reported the node, only says that the node
+// has connections recorded that nobody reported yet, so that survivors know
+// whose death to look for, including the nodes that died before they
+// started. The DeadAfter margin is what keeps an outage from killing: a node
+// that was cut off hears nobody, so its registry counts absence only while
+// its connection is up, and gives everyone DeadAfter afresh after it
+// reconnects; DeadAfter must therefore exceed a few HeartbeatIntervals.
 //
 // # NATS subjects and messages
 //

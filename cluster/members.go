@@ -83,6 +83,20 @@ func (b *NATS) Members() []Member {
 	return out
 }
 
+// Live returns the ids of the live nodes, this one included, sorted, as
+// Members does; ok is false while the NATS connection is down (or the bus closed),
+// and session counts the connection's reconnections. It is how the Registry
+// learns which nodes are alive.
+func (b *NATS) Live() (ids []string, session uint64, ok bool) {
+	session = b.nc.Stats().Reconnects
+	for _, m := range b.mem.live() {
+		ids = append(ids, m.ID)
+	}
+	ids = append(ids, b.id)
+	slices.Sort(ids)
+	return ids, session, b.nc.IsConnected() && !b.isClosed()
+}
+
 // heartbeatLoop announces this node every HeartbeatInterval, starting at
 // once so that the others learn of it without waiting.
 func (b *NATS) heartbeatLoop() {

@@ -26,7 +26,10 @@ type NATSOptions struct {
 	// means 1 s.
 	HeartbeatInterval time.Duration
 	// MemberTTL is how long a node counts as live after its last
-	// heartbeat. Zero means 3 s.
+	// heartbeat: for Members, Gather, and the Registry, which takes a node
+	// for dead once it has been out of the live set for its DeadAfter more
+	// (see "Which nodes are alive" in the package doc). Keep it a few
+	// HeartbeatIntervals. Zero means 3 s.
 	MemberTTL time.Duration
 	// QueueLen is how many received messages may wait for this node to
 	// apply them; beyond it NATS drops messages (a slow consumer). Zero

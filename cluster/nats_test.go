@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -211,22 +210,9 @@ func msgData(m *nats.Msg) string {
 	return string(m.Data)
 }
 
-// fakeClock is an injected time source.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestNATSMembers(t *testing.T) {
 	s := startServer(t, natsembed.Options{})
-	clk := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clk := cluster.NewFakeClock()
 	var buses []*cluster.NATS
 	for i := range 3 {
 		nc, err := nats.Connect(s.URL())
@@ -256,6 +242,9 @@ func TestNATSMembers(t *testing.T) {
 	}
 	for _, b := range buses {
 		testutil.Eventually(t, 10*time.Second, "everyone to see everyone", func() bool { return ids(b) == "m0,m1,m2" })
+	}
+	if ids, _, ok := buses[0].Live(); !ok || strings.Join(ids, ",") != "m0,m1,m2" {
+		t.Errorf("Live() = %v, %v; want the members' ids, ok", ids, ok)
 	}
 	m1 := buses[0].Members()[1]
 	if want := (cluster.Member{ID: "m1", URL: "http://m1", Conns: 11, LastSeen: clk.Now()}); m1 != want {
@@ -309,9 +298,18 @@ func TestNATSOutage(t *testing.T) {
 	if !bus.Healthy() {
 		t.Fatal("not healthy while connected")
 	}
+	ids, session, ok := bus.Live()
+	if !ok || strings.Join(ids, ",") != "o1" {
+		t.Fatalf("Live() = %v, %v while connected; want [o1], true", ids, ok)
+	}
 
 	s.Shutdown()
 	testutil.Eventually(t, 10*time.Second, "the bus to notice the outage", func() bool { return !bus.Healthy() })
+	// Cut off, the bus cannot tell who is alive: the registry must not
+	// count this time.
+	if _, _, ok := bus.Live(); ok {
+		t.Error("Live() says ok while NATS is down")
+	}
 	big := `["` + strings.Repeat("x", 600) + `"]`
 	for i := range 4 {
 		mustPublish(t, node, &gateway.Op{Hub: "h", Action: &actions.Action{Action: actions.Broadcast, Target: fmt.Sprint("b", i), Arguments: []byte(big)}})
@@ -329,6 +327,10 @@ func TestNATSOutage(t *testing.T) {
 
 	startServer(t, natsembed.Options{Port: port})
 	testutil.Eventually(t, 10*time.Second, "the bus to reconnect", bus.Healthy)
+	// A new session: absences seen before the outage count no more.
+	if _, again, ok := bus.Live(); !ok || again == session {
+		t.Errorf("Live() after reconnecting: session %d, ok %v; want a session other than %d, ok", again, ok, session)
+	}
 }
 
 // The publishing node applies its own ops at once and must not apply them

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +19,7 @@ import (
 // The Registry's buckets. Node ids and connection ids are KV-key safe: a
 // node id is hex, a connection id is "<node>.<base64url>".
 const (
-	bucketNodes  = "sb-nodes"  // node id → nodeValue
+	bucketNodes  = "sb-nodes"  // node id → nodeValue: its connections are recorded and not yet reported
 	bucketConns  = "sb-conns"  // connection id → connValue
 	bucketClaims = "sb-claims" // dead node id → claimValue
 )
@@ -37,14 +36,19 @@ type ConnRecord struct {
 	Hub, ConnectionID, UserID string
 }
 
-// NodeRecord is a live node.
-type NodeRecord struct {
-	ID  string
-	URL string
-	// Heartbeat is when NATS stored the node's last heartbeat (server time,
-	// comparable across nodes).
-	Heartbeat time.Time
+// Liveness says which nodes are alive: the one source of truth the Registry
+// decides death from. *NATS is one: its membership, kept by the bus's
+// heartbeats (Members).
+type Liveness interface {
+	// Live returns the ids of the nodes alive now, this one included. ok is
+	// false while this node is cut off from the others and cannot tell.
+	// session changes each time this node's connection was lost and made
+	// again, so that the caller knows the others may have gone unheard in
+	// between even when it did not ask during the outage.
+	Live() (ids []string, session uint64, ok bool)
 }
+
+var _ Liveness = (*NATS)(nil)
 
 // RegistryOptions configures NewRegistry.
 type RegistryOptions struct {
@@ -53,15 +57,23 @@ type RegistryOptions struct {
 	// crashed process left under an id that a new process reuses would be
 	// taken for the new one's and never reported.
 	Node string
-	// URL is this node's public URL, kept in its heartbeat record.
+	// URL is this node's public URL, kept in its node record for people
+	// reading the bucket.
 	URL string
-	// Heartbeat is how often the node writes its heartbeat and looks for
-	// dead nodes. Zero means 1 s.
-	Heartbeat time.Duration
-	// DeadAfter is how long a node's heartbeat record may stay unchanged,
-	// as this node observes it, before the node is dead; the same goes for a
-	// claim on a dead node. It also bounds each NATS round trip. Zero means
-	// 5 s.
+	// Live is the membership that says which nodes are alive: the node's
+	// bus. Required.
+	Live Liveness
+	// Interval is how often the registry looks for dead nodes, refreshes a
+	// claim it holds, and retries writes that failed. Zero means 1 s.
+	Interval time.Duration
+	// DeadAfter is how long a node with records may stay out of the live
+	// set, as this node observes it, before it is dead; the same goes for a
+	// claim on a dead node staying unchanged. It also bounds each NATS round
+	// trip. A node leaves the live set when the bus has not heard it for
+	// MemberTTL (NATSOptions), so it is declared dead MemberTTL + DeadAfter
+	// after its last heartbeat: 8 s with the defaults. DeadAfter must leave
+	// live nodes time to be heard after this node reconnects: several of the
+	// bus's HeartbeatIntervals. Zero means 5 s.
 	DeadAfter time.Duration
 	// Replicas is how many JetStream servers keep each bucket (1 to 5).
 	// Zero means 1.
@@ -77,38 +89,46 @@ type RegistryOptions struct {
 	OnLost func(ConnRecord)
 }
 
-// Registry keeps this node's heartbeat and connection list in JetStream KV,
-// and has a surviving node report the connections of a node that stopped
-// heartbeating, so that their disconnected events are not lost with it.
+// Registry keeps this node's open connections in JetStream KV, and has a
+// surviving node report the connections of a node that died, so that their
+// disconnected events are not lost with it. Whether a node is alive is not
+// its to say: it asks Live (the bus's membership).
 //
-// Buckets: sb-nodes (node id → URL and heartbeat), sb-conns (connection id
-// → hub and user), sb-claims (dead node id → the node reporting it).
+// Buckets: sb-nodes (node id → URL: the node's connections are recorded and
+// not yet reported; written once at start, not a heartbeat), sb-conns
+// (connection id → hub and user), sb-claims (dead node id → the node
+// reporting it).
 //
 // Writes. Opened and Closed only note the latest state of the connection in
 // memory; a writer goroutine puts or deletes the records, several at a time.
-// While NATS is down, the writes fail and are retried every Heartbeat, the
+// While NATS is down, the writes fail and are retried every Interval, the
 // latest state of each connection kept: the memory held is at most one entry
 // per connection recorded or closed since, and a connection opened and
 // closed before its record was written costs no write at all.
 //
-// Detection. Every Heartbeat each node lists sb-nodes; a node whose record
-// it has seen unchanged for DeadAfter is dead (timed by the observer's own
-// clock, so clock skew does not matter; and only while listing works, so an
-// outage of NATS kills nobody). The first node to create the claim on it
-// calls OnLost for each of its connections, deleting each record after
-// OnLost returned, then deletes the node record and the claim. A node
-// started after every other died finds their records and does the same.
+// Detection. Every Interval each node lists sb-nodes and asks Live; a node
+// with a record that has stayed out of the live set for DeadAfter is dead.
+// The time is this node's own clock, so clock skew does not matter; and only
+// rounds in which this node was connected and could list count: after an
+// outage (or a reconnection between two rounds) every node gets DeadAfter
+// afresh, as nobody could be heard meanwhile, so an outage of NATS kills
+// nobody. The first node to create the claim on a dead node calls OnLost for
+// each of its connections, deleting each record after OnLost returned, then
+// deletes the node record and the claim. A node started after every other
+// died finds their node records and does the same, DeadAfter after it
+// started.
 //
 // Guarantees. Each recorded connection of a dead node is reported once
 // across the cluster, unless the claimer itself dies or stalls for DeadAfter
 // mid-way: another node then takes over the claim and may report again the
 // connections whose records the first did not delete yet (at least once). A
-// node that was only cut off from NATS for DeadAfter is taken for dead: its
-// connections are reported although open (its heartbeat logs it when it
-// comes back). Records written while a claimer works, by a node that was
-// only slow, may be left behind.
+// node that was only cut off from the others for MemberTTL + DeadAfter is
+// taken for dead: its connections are reported although open; it logs that
+// when it finds its node record gone, and records itself again. Records
+// written while a claimer works, by a node that was only cut off, may be
+// left behind.
 //
-// All methods are safe for concurrent use. The registry runs three
+// All methods are safe for concurrent use. The registry runs two
 // goroutines, which Close stops and waits for.
 type Registry struct {
 	opts                 RegistryOptions
@@ -117,21 +137,24 @@ type Registry struct {
 
 	ctx    context.Context // canceled by Close: stops the loops
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the heartbeat, detector and writer loops
+	wg     sync.WaitGroup // the detector and writer loops
 	wake   chan struct{}  // buffered 1: pending has work
 
 	mu       sync.Mutex // guards the fields below
 	pending  map[string]connOp
 	inFlight bool
 	waiters  []chan struct{} // closed when pending is empty and nothing is in flight
-	live     []NodeRecord
 
 	// Used by the detector loop only.
-	seen       map[string]observed
-	lastListOK bool
+	absent    map[string]observed // node id → its record, out of the live set since
+	claimSeen map[string]observed // dead node id → its claim, unchanged since
+	counting  bool                // the last round counted: connected, and the list worked
+	session   uint64              // Live's session in the last round
 
-	// Detector rounds that listed the nodes, and that failed to; for tests.
-	rounds, failedRounds atomic.Int64
+	// Detector rounds that counted (counted at their end, dead nodes
+	// recovered), that did not, and dead nodes this node claimed and
+	// reported; for tests.
+	rounds, failedRounds, declared atomic.Int64
 }
 
 // connOp is the latest state of a connection still to be written.
@@ -143,15 +166,16 @@ type connOp struct {
 	tried bool
 }
 
-// observed is when this node last saw a record change revision.
+// observed is a record's revision and since when this node has seen it
+// in the state it times (unchanged, or out of the live set).
 type observed struct {
 	rev   uint64
 	since time.Time
 }
 
 type nodeValue struct {
-	URL       string `json:"url"`
-	Heartbeat int64  `json:"heartbeat"` // unix ms, the node's clock; for people reading the bucket
+	URL     string `json:"url"`
+	Started int64  `json:"started"` // unix ms, the node's clock; for people reading the bucket
 }
 
 type connValue struct {
@@ -164,15 +188,18 @@ type claimValue struct {
 	At      int64  `json:"at"` // unix ms; changes at each refresh
 }
 
-// NewRegistry creates or opens the buckets, writes this node's first
-// heartbeat and starts its loops. The registry owns no NATS connection: the
-// caller keeps js's and closes it after Close.
+// NewRegistry creates or opens the buckets, writes this node's record and
+// starts its loops. The registry owns no NATS connection: the caller keeps
+// js's and closes it after Close.
 func NewRegistry(ctx context.Context, js jetstream.JetStream, opts RegistryOptions) (*Registry, error) {
 	if opts.Node == "" || strings.ContainsAny(opts.Node, ".*> ") {
 		return nil, fmt.Errorf("cluster: new registry: node id %q must be non-empty, without dots, wildcards or spaces", opts.Node)
 	}
-	if opts.Heartbeat <= 0 {
-		opts.Heartbeat = time.Second
+	if opts.Live == nil {
+		return nil, errors.New("cluster: new registry: Live is required: the registry decides death from the bus's membership")
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
 	}
 	if opts.DeadAfter <= 0 {
 		opts.DeadAfter = 5 * time.Second
@@ -184,11 +211,12 @@ func NewRegistry(ctx context.Context, js jetstream.JetStream, opts RegistryOptio
 		opts.Now = time.Now
 	}
 	r := &Registry{
-		opts:    opts,
-		log:     opts.Logger,
-		wake:    make(chan struct{}, 1),
-		pending: make(map[string]connOp),
-		seen:    make(map[string]observed),
+		opts:      opts,
+		log:       opts.Logger,
+		wake:      make(chan struct{}, 1),
+		pending:   make(map[string]connOp),
+		absent:    make(map[string]observed),
+		claimSeen: make(map[string]observed),
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -209,17 +237,22 @@ func NewRegistry(ctx context.Context, js jetstream.JetStream, opts RegistryOptio
 		}
 		*b.kv = kv
 	}
-	rev, err := r.nodes.Put(ctx, opts.Node, r.heartbeatValue())
-	if err != nil {
-		return nil, fmt.Errorf("cluster: new registry: first heartbeat: %w", err)
+	if err := r.record(ctx); err != nil {
+		return nil, fmt.Errorf("cluster: new registry: write node record: %w", err)
 	}
-	r.live = []NodeRecord{{ID: opts.Node, URL: opts.URL, Heartbeat: opts.Now()}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.wg.Add(3)
-	go r.heartbeatLoop(rev)
+	r.wg.Add(2)
 	go r.detectLoop()
 	go r.writeLoop()
 	return r, nil
+}
+
+// record writes this node's record, which tells the others that it may
+// have connections recorded: they look for dead nodes among those.
+func (r *Registry) record(ctx context.Context) error {
+	b, _ := json.Marshal(nodeValue{URL: r.opts.URL, Started: r.opts.Now().UnixMilli()})
+	_, err := r.nodes.Put(ctx, r.opts.Node, b)
+	return err
 }
 
 // Opened records a connection, whose id must start with "<Node>.". It never
@@ -246,16 +279,8 @@ func (r *Registry) Closed(connectionID string) {
 	r.signal()
 }
 
-// Nodes returns the live nodes, this one included, sorted by id, as the
-// last detector round saw them. It does not call NATS.
-func (r *Registry) Nodes() []NodeRecord {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.live)
-}
-
 // Close writes every queued change, stops the loops, then deletes this
-// node's heartbeat record, so that nobody reports its connections. Close the
+// node's record, so that nobody reports its connections. Close the
 // node's connections first: if records remain (or ctx ends before the queue
 // is written), Close keeps the node record and returns an error, and a
 // survivor reports what is recorded as lost, as for a crash. Close is for
@@ -320,58 +345,8 @@ func (r *Registry) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.ctx, r.opts.DeadAfter)
 }
 
-func (r *Registry) heartbeatValue() []byte {
-	b, _ := json.Marshal(nodeValue{URL: r.opts.URL, Heartbeat: r.opts.Now().UnixMilli()})
-	return b
-}
-
-// heartbeatLoop rewrites this node's record every Heartbeat. It updates the
-// revision it wrote last, so that it notices when survivors took the node
-// for dead and deleted the record: their disconnected events are already
-// sent then, and this node's open connections were reported as lost.
-func (r *Registry) heartbeatLoop(rev uint64) {
-	defer r.wg.Done()
-	t := time.NewTicker(r.opts.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-		}
-		ctx, cancel := r.opCtx()
-		next, err := r.nodes.Update(ctx, r.opts.Node, r.heartbeatValue(), rev)
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			next, err = r.reclaimHeartbeat(ctx)
-		}
-		cancel()
-		if err != nil {
-			if r.ctx.Err() == nil {
-				r.log.Warn("cluster: registry: heartbeat", "err", err)
-			}
-			continue
-		}
-		rev = next
-	}
-}
-
-// reclaimHeartbeat writes the heartbeat after an update found another
-// revision: either a write of ours whose answer was lost (the record is
-// there), or survivors deleted the record, having taken this node for dead.
-func (r *Registry) reclaimHeartbeat(ctx context.Context) (uint64, error) {
-	e, err := r.nodes.Get(ctx, r.opts.Node)
-	if err == nil {
-		return r.nodes.Update(ctx, r.opts.Node, r.heartbeatValue(), e.Revision())
-	}
-	if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, err
-	}
-	r.log.Warn("cluster: registry: other nodes took this node for dead and reported its connections as lost; recording it again")
-	return r.nodes.Put(ctx, r.opts.Node, r.heartbeatValue())
-}
-
 // writeLoop writes the queued connection changes, latest state per
-// connection, retrying every Heartbeat while NATS fails.
+// connection, retrying every Interval while NATS fails.
 func (r *Registry) writeLoop() {
 	defer r.wg.Done()
 	for {
@@ -400,7 +375,7 @@ func (r *Registry) writeLoop() {
 		more := len(r.pending) > 0
 		r.mu.Unlock()
 		if len(failed) > 0 {
-			t := time.NewTimer(r.opts.Heartbeat)
+			t := time.NewTimer(r.opts.Interval)
 			select {
 			case <-r.ctx.Done():
 				t.Stop()

@@ -185,6 +185,7 @@ func (c *clustering) start(n *Node, gc *gateway.Config) error {
 		c.registry, err = cluster.NewRegistry(ctx, c.js, cluster.RegistryOptions{
 			Node:     n.cfg.NodeID,
 			URL:      n.cfg.PublicURL,
+			Live:     bus, // the bus's membership decides which nodes are alive
 			Replicas: max(n.cfg.KVReplicas, 1),
 			Logger:   n.log,
 			OnLost:   n.connectionLost,
