@@ -45,10 +45,16 @@ func (s *Server) restRoutes(e *echo.Echo) {
 	a.POST(`/groups/:group/\:send`, s.restSend(actions.SendToGroup, http.StatusAccepted))
 	a.POST(`/connections/:connectionId/\:send`, s.restSend(actions.SendToConnection, http.StatusAccepted))
 
-	a.HEAD("/connections/:connectionId", s.restConnectionExists)
-	a.HEAD("/users/:user", s.restUserExists)
-	a.HEAD("/groups/:group", s.restGroupExists)
-	a.HEAD("/users/:user/groups/:group", s.restUserInGroup)
+	// Existence checks answer GET as well as HEAD, as Azure's service
+	// does: its 2022-06-01 spec lists HEAD, its v1 spec GET and HEAD, and
+	// the Management SDK's IsUserInGroup sends GET to
+	// /users/{user}/groups/{group}.
+	for _, m := range []string{http.MethodHead, http.MethodGet} {
+		a.Add(m, "/connections/:connectionId", s.restConnectionExists)
+		a.Add(m, "/users/:user", s.restUserExists)
+		a.Add(m, "/groups/:group", s.restGroupExists)
+		a.Add(m, "/users/:user/groups/:group", s.restUserInGroup)
+	}
 
 	a.DELETE("/connections/:connectionId", s.restCloseConnection(http.StatusOK))
 	a.POST(`/\:closeConnections`, s.restCloseMany(scopeAll))
@@ -74,11 +80,12 @@ func (s *Server) restRoutes(e *echo.Echo) {
 	v1.POST("/users/:user", s.restSend(actions.SendToUser, http.StatusAccepted))
 	v1.POST("/groups/:group", s.restSend(actions.SendToGroup, http.StatusAccepted))
 	v1.POST("/connections/:connectionId", s.restSend(actions.SendToConnection, http.StatusAccepted))
-	v1.HEAD("/connections/:connectionId", s.restConnectionExists)
-	v1.GET("/connections/:connectionId", s.restConnectionExists)
-	v1.HEAD("/users/:user", s.restUserExists)
-	v1.HEAD("/groups/:group", s.restGroupExists)
-	v1.HEAD("/groups/:group/users/:user", s.restUserInGroup)
+	for _, m := range []string{http.MethodHead, http.MethodGet} {
+		v1.Add(m, "/connections/:connectionId", s.restConnectionExists)
+		v1.Add(m, "/users/:user", s.restUserExists)
+		v1.Add(m, "/groups/:group", s.restGroupExists)
+		v1.Add(m, "/groups/:group/users/:user", s.restUserInGroup)
+	}
 	v1.DELETE("/connections/:connectionId", s.restCloseConnection(http.StatusAccepted))
 	v1.PUT("/groups/:group/connections/:connectionId", s.restConnectionGroup(true))
 	v1.DELETE("/groups/:group/connections/:connectionId", s.restConnectionGroup(false))
