@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The REST calls below are made as Azure's SDKs make them (azureREST: aud
@@ -14,6 +18,134 @@ import (
 // do is observed on live clients.
 
 const apiVersion = "api-version=2022-06-01"
+
+func packMsg(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sdkBinaryBody is an application/octet-stream body as Azure's Management
+// SDK writes it (BinaryPayloadMessageContent): a MessagePack map from each
+// configured hub protocol's name to the invocation in that protocol, as bin.
+func sdkBinaryBody(t *testing.T, names []string, serialized [][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	if err := enc.EncodeMapLen(len(names)); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range names {
+		if err := enc.EncodeString(name); err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.EncodeBytes(serialized[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// TestRESTMessagePackBodies: every send takes Azure's MessagePack forms;
+// the arguments reach a JSON client as JSON; bad bodies get a 400 (415 where
+// MessagePack is not taken) saying what is wrong, and reach nobody.
+func TestRESTMessagePackBodies(t *testing.T) {
+	g := startNode(t)
+	g.createHub("chat", false)
+	az := newAzureREST(t, g.cs.String())
+	box := newInbox()
+	alice := g.dial("chat", "alice", map[string]func([]json.RawMessage){"newMessage": box.handler()})
+	if r := az.send(http.MethodPut, "/api/hubs/chat/groups/room/connections/"+alice.ConnectionID()+"?"+apiVersion, "", nil); r.status != http.StatusOK {
+		t.Fatalf("join room: %d %s", r.status, r.body)
+	}
+	stamp := time.Date(2024, 5, 6, 7, 8, 9, 10, time.UTC)
+	args := []any{"hi", 42, 1.5, true, nil, []byte{1, 2, 3}, map[string]any{"k": []any{"v"}}, stamp}
+	const want = `["hi",42,1.5,true,null,"AQID",{"k":["v"]},"2024-05-06T07:08:09.00000001Z"]`
+	jsonInvocation := []byte(`{"type":1,"target":"newMessage","arguments":` + want + "}\x1e")
+	packed := packMsg(t, []any{1, map[string]string{}, nil, "newMessage", args, []string{}})
+	packedInvocation := append(binary.AppendUvarint(nil, uint64(len(packed))), packed...)
+
+	const xmsgpack, octet = "application/x-msgpack", "application/octet-stream"
+	sends := []struct {
+		name, path, contentType string
+		body                    []byte
+	}{
+		{"x-msgpack broadcast", "/api/hubs/chat/:send", xmsgpack,
+			packMsg(t, map[string]any{"target": "newMessage", "arguments": args})},
+		{"x-msgpack to a group, keys as the SDK's JSON writes them", "/api/hubs/chat/groups/room/:send", xmsgpack,
+			packMsg(t, map[string]any{"Target": "newMessage", "Arguments": args})},
+		{"octet-stream to a user, both protocols as the SDK sends them", "/api/hubs/chat/users/alice/:send", octet,
+			sdkBinaryBody(t, []string{"json", "messagepack"}, [][]byte{jsonInvocation, packedInvocation})},
+		{"octet-stream to a connection, MessagePack protocol only", "/api/hubs/chat/connections/" + alice.ConnectionID() + "/:send", octet,
+			sdkBinaryBody(t, []string{"messagepack"}, [][]byte{packedInvocation})},
+		{"v1 x-msgpack to a group", "/api/v1/hubs/chat/groups/room", xmsgpack,
+			packMsg(t, map[string]any{"target": "newMessage", "arguments": args})},
+	}
+	for _, s := range sends {
+		if r := az.send(http.MethodPost, s.path+"?"+apiVersion, s.contentType, s.body); r.status != http.StatusAccepted {
+			t.Fatalf("%s: %d %s", s.name, r.status, r.body)
+		}
+		got, err := json.Marshal(box.next(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Fatalf("%s: the client got %s, want %s", s.name, got, want)
+		}
+	}
+
+	bad := []struct {
+		name, path, contentType string
+		body                    []byte
+		status                  int
+		code, says              string
+	}{
+		{"JSON sent as x-msgpack", "/api/hubs/chat/:send", xmsgpack, []byte(`{"target":"newMessage"}`),
+			400, "Error.InvalidBody", "must be a MessagePack map"},
+		{"x-msgpack without target", "/api/hubs/chat/:send", xmsgpack, packMsg(t, map[string]any{"arguments": []any{1}}),
+			400, "Error.InvalidBody", `"target" is missing`},
+		{"x-msgpack arguments not an array", "/api/hubs/chat/:send", xmsgpack, packMsg(t, map[string]any{"target": "newMessage", "arguments": "x"}),
+			400, "Error.InvalidBody", `"arguments" must be an array`},
+		{"NaN has no JSON form", "/api/hubs/chat/:send", xmsgpack, packMsg(t, map[string]any{"target": "newMessage", "arguments": []any{float64NaN()}}),
+			400, "Error.InvalidBody", "no JSON form"},
+		{"octet-stream for an unknown protocol only", "/api/hubs/chat/:send", octet, sdkBinaryBody(t, []string{"xml"}, [][]byte{[]byte("<x/>")}),
+			400, "Error.InvalidBody", `no "json" or "messagepack" entry`},
+		{"octet-stream with a broken JSON invocation", "/api/hubs/chat/:send", octet, sdkBinaryBody(t, []string{"json"}, [][]byte{[]byte(`{"type":1}` + "\x1e")}),
+			400, "Error.InvalidBody", `"target" must be a non-empty string`},
+		{"MessagePack batch of actions", "/api/hubs/chat/:actions", xmsgpack, packMsg(t, []any{map[string]any{"action": "broadcast"}}),
+			415, "Error.UnsupportedMediaType", "send the batch as application/json"},
+	}
+	for _, b := range bad {
+		r := az.send(http.MethodPost, b.path+"?"+apiVersion, b.contentType, b.body)
+		if r.status != b.status || r.errorCode(t) != b.code || !strings.Contains(r.errorMessage(t), b.says) {
+			t.Errorf("%s: %d %s, want %d %s saying %q", b.name, r.status, r.body, b.status, b.code, b.says)
+		}
+	}
+	// None of them reached the client: the next message is this one.
+	g.restWant(http.MethodPost, "/api/hubs/chat/:send", map[string]any{"target": "newMessage", "arguments": []string{"last"}}, http.StatusAccepted)
+	if got := str(t, box.next(t)[0]); got != "last" {
+		t.Fatalf("after the refused bodies the client got %q, want \"last\"", got)
+	}
+}
+
+// errorMessage is the message of an ErrorDetail answer.
+func (r restResp) errorMessage(t *testing.T) string {
+	t.Helper()
+	var d struct{ Message string }
+	if err := json.Unmarshal(r.body, &d); err != nil {
+		t.Fatalf("error body %q: %v", r.body, err)
+	}
+	return d.Message
+}
+
+// float64NaN is computed at run time: MessagePack can carry it, JSON cannot.
+func float64NaN() float64 {
+	zero := 0.0
+	return zero / zero
+}
 
 // TestRESTExistenceChecksAnswerGET: every existence check answers GET as
 // well as HEAD, with the status and error code Azure's SDKs look for; a
@@ -59,16 +191,6 @@ func TestRESTExistenceChecksAnswerGET(t *testing.T) {
 			}
 		}
 	}
-}
-
-// errorMessage is the message of an ErrorDetail answer.
-func (r restResp) errorMessage(t *testing.T) string {
-	t.Helper()
-	var d struct{ Message string }
-	if err := json.Unmarshal(r.body, &d); err != nil {
-		t.Fatalf("error body %q: %v", r.body, err)
-	}
-	return d.Message
 }
 
 // TestRESTApplication: the application query parameter addresses hub
