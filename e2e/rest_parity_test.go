@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 // The REST calls below are made as Azure's SDKs make them (azureREST: aud
@@ -18,6 +21,81 @@ import (
 // do is observed on live clients.
 
 const apiVersion = "api-version=2022-06-01"
+
+// TestRESTUserGroupTTLEnds: a user added to a group with a ttl receives the
+// group's messages, on a connection open before the add and on one opened
+// after it, until the ttl runs out; then the membership check flips from
+// 200 to 404 and group sends stop reaching it.
+func TestRESTUserGroupTTLEnds(t *testing.T) {
+	g, connect := restRig(t)
+	az := newAzureREST(t, g.cs.String())
+	a := connect("ua")
+	var a2 *peer
+	var group string
+	var ttl time.Duration
+	// Whether the ttl ran out before the checks is a matter of this
+	// machine's speed: a try whose checks took longer than the ttl proves
+	// nothing, and the next one doubles the ttl.
+	for secs := 2; ; secs *= 2 {
+		if secs > 32 {
+			t.Fatal("no try finished its checks within its ttl")
+		}
+		ttl, group = time.Duration(secs)*time.Second, fmt.Sprintf("brief%d", secs)
+		start := time.Now()
+		if r := az.send(http.MethodPut, fmt.Sprintf("/api/hubs/chat/users/ua/groups/%s?ttl=%d&%s", group, secs, apiVersion), "", nil); r.status != http.StatusOK {
+			t.Fatalf("add ua to %s with ttl: %d %s", group, r.status, r.body)
+		}
+		a2 = connect("ua") // joins through the saved membership
+		g.restWant(http.MethodPost, "/api/hubs/chat/groups/"+group+"/:send", msg("before"), http.StatusAccepted)
+		barrier := "barrier " + group
+		g.restWant(http.MethodPost, "/api/hubs/chat/:send", msg(barrier), http.StatusAccepted)
+		got := map[*peer]bool{}
+		for _, p := range []*peer{a, a2} {
+			switch first := str(t, p.box.next(t)[0]); first {
+			case "before":
+				got[p] = true
+				p.expect(t, barrier)
+			case barrier:
+			default:
+				t.Fatalf("%s got %q, want the group message or the barrier", p.id(), first)
+			}
+		}
+		statuses := map[string]int{}
+		for _, m := range []string{http.MethodHead, http.MethodGet} {
+			statuses[m] = az.send(m, "/api/hubs/chat/users/ua/groups/"+group+"?"+apiVersion, "", nil).status
+		}
+		if time.Since(start) >= ttl {
+			t.Logf("the checks took longer than the ttl of %s; trying a longer one", ttl)
+			continue
+		}
+		if !got[a] || !got[a2] {
+			t.Fatalf("within the ttl: the connection open before the add got the group message: %v, the one opened after: %v", got[a], got[a2])
+		}
+		if statuses[http.MethodHead] != http.StatusOK || statuses[http.MethodGet] != http.StatusOK {
+			t.Fatalf("within the ttl: user in group answered %v, want 200", statuses)
+		}
+		break
+	}
+
+	testutil.Eventually(t, ttl+waitFor, "the membership to end when its ttl ran out", func() bool {
+		return az.send(http.MethodHead, "/api/hubs/chat/users/ua/groups/"+group+"?"+apiVersion, "", nil).status == http.StatusNotFound
+	})
+	for _, m := range []string{http.MethodHead, http.MethodGet} {
+		for path, code := range map[string]string{
+			"/api/hubs/chat/users/ua/groups/" + group: "Info.User.NotInGroup",
+			"/api/hubs/chat/groups/" + group:          "Warning.Group.NotExisted",
+		} {
+			r := az.send(m, path+"?"+apiVersion, "", nil)
+			if r.status != http.StatusNotFound || r.header.Get("x-ms-error-code") != code {
+				t.Errorf("%s %s after the ttl: %d %q, want 404 %q", m, path, r.status, r.header.Get("x-ms-error-code"), code)
+			}
+		}
+	}
+	g.restWant(http.MethodPost, "/api/hubs/chat/groups/"+group+"/:send", msg("after"), http.StatusAccepted)
+	g.restWant(http.MethodPost, "/api/hubs/chat/users/ua/:send", msg("end"), http.StatusAccepted)
+	a.expect(t, "end")
+	a2.expect(t, "end")
+}
 
 func packMsg(t *testing.T, v any) []byte {
 	t.Helper()
