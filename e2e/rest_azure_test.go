@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -41,6 +43,18 @@ func newAzureREST(t *testing.T, connectionString string) *azureREST {
 
 func (a *azureREST) call(method, pathAndQuery string, body string) int {
 	a.t.Helper()
+	contentType := ""
+	if body != "" {
+		contentType = "application/json; charset=utf-8"
+	}
+	r := a.send(method, pathAndQuery, contentType, []byte(body))
+	return r.status
+}
+
+// send makes one call with a body of contentType ("" for none) and returns
+// the whole answer.
+func (a *azureREST) send(method, pathAndQuery, contentType string, body []byte) restResp {
+	a.t.Helper()
 	url := a.endpoint + pathAndQuery
 	now := time.Now()
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
@@ -55,20 +69,21 @@ func (a *azureREST) call(method, pathAndQuery string, body string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		a.t.Fatalf("%s %s: %v", method, url, err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return restResp{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
 // TestAzureRESTCallSequence: an Azure SignalR REST call sequence (send to

@@ -84,6 +84,7 @@ func TestRESTBadInput(t *testing.T) {
 		{"body not JSON", "POST", h + "/:send", "target=msg", 400, "Error.InvalidBody", "JSON"},
 		{"body over 1 MB", "POST", h + "/:send", `{"target":"msg","arguments":["` + strings.Repeat("x", 1<<20) + `"]}`, 413, "Error.BodyTooLarge", "larger than"},
 		{"negative ttl", "PUT", h + "/users/ua/groups/g?ttl=-1", nil, 400, "Error.InvalidParameter", "ttl"},
+		{"ttl beyond Azure's int32", "PUT", h + "/users/ua/groups/g?ttl=2147483648", nil, 400, "Error.InvalidParameter", "ttl"},
 		{"batch not an array", "POST", h + "/:actions", map[string]any{"action": "broadcast"}, 400, "Error.InvalidBody", "array"},
 		{"batch over 100", "POST", h + "/:actions", make([]map[string]any, 101), 400, "Error.InvalidBody", "limit is 100"},
 		{"batch action without connectionId", "POST", h + "/:actions",

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -15,27 +16,37 @@ import (
 // (actions.Validate with no caller): it is checked where it entered the
 // gateway (webhook reply, REST request, bus message), not again here.
 func (g *Gateway) Apply(ctx context.Context, hub string, a *actions.Action) error {
+	op := &Op{Hub: hub, Action: a}
 	switch a.Action {
 	case actions.AddUserToGroup:
-		if err := g.saveUserGroup(ctx, hub, a); err != nil {
+		until, err := g.saveUserGroup(ctx, hub, a)
+		if err != nil {
 			return err
 		}
+		op.Until = until
 	case actions.RemoveUserFromGroup:
 		if err := g.forgetUserGroup(ctx, hub, a); err != nil {
 			return err
 		}
 	}
-	return g.publish(ctx, &Op{Hub: hub, Action: a})
+	return g.publish(ctx, op)
 }
 
 // ApplyLocal carries out a validated action on this node's connections.
 // Sends to nobody are not errors; a group change or close for a connection
 // this node does not hold is ErrNoConnection. User-group memberships are
-// saved by Apply; here they only change the user's connections on this node.
+// saved by Apply; here they only change the user's connections on this node
+// (one with a ttl ends ttl seconds from now, see sweep).
 func (g *Gateway) ApplyLocal(hubName string, a *actions.Action) error {
+	return g.applyLocal(hubName, a, time.Time{})
+}
+
+// applyLocal is ApplyLocal with the end of an addUserToGroup membership as
+// its origin computed it (zero: now plus the action's ttl, if any).
+func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time) error {
 	switch a.Action {
 	case actions.AddUserToGroup, actions.RemoveUserFromGroup:
-		g.userGroupLocal(hubName, a)
+		g.userGroupLocal(hubName, a, until)
 		return nil
 	}
 	h := g.lookupHub(hubName)
@@ -112,16 +123,26 @@ func excluder(excluded []string) func(string) bool {
 }
 
 // saveUserGroup records a user's membership so it reaches the user's future
-// connections, with an expiry when the action has a ttl.
-func (g *Gateway) saveUserGroup(ctx context.Context, hubName string, a *actions.Action) error {
-	var expires time.Time
-	if a.TTL > 0 {
-		expires = g.cfg.Now().Add(time.Duration(a.TTL) * time.Second)
-	}
+// connections, with its end when the action has a ttl, and returns that end.
+func (g *Gateway) saveUserGroup(ctx context.Context, hubName string, a *actions.Action) (time.Time, error) {
+	expires := g.membershipEnd(a.TTL)
 	if err := g.cfg.UserGroups.AddUserToGroup(ctx, hubName, a.User, a.Group, expires); err != nil {
-		return fmt.Errorf("gateway: save user group: %w", err)
+		return time.Time{}, fmt.Errorf("gateway: save user group: %w", err)
 	}
-	return nil
+	return expires, nil
+}
+
+// MaxTTL is the longest user-group membership ttl, in seconds: Azure's
+// int32. A longer one from a webhook reply is cut to it.
+const MaxTTL = math.MaxInt32
+
+// membershipEnd is when a membership added now with ttl seconds ends; zero
+// for no ttl.
+func (g *Gateway) membershipEnd(ttl int64) time.Time {
+	if ttl <= 0 {
+		return time.Time{}
+	}
+	return g.cfg.Now().Add(time.Duration(min(ttl, MaxTTL)) * time.Second).Round(0)
 }
 
 func (g *Gateway) forgetUserGroup(ctx context.Context, hubName string, a *actions.Action) error {
@@ -131,24 +152,30 @@ func (g *Gateway) forgetUserGroup(ctx context.Context, hubName string, a *action
 	return nil
 }
 
-// userGroupLocal joins or leaves the user's connections on this node.
-func (g *Gateway) userGroupLocal(hubName string, a *actions.Action) {
+// userGroupLocal joins or leaves the user's connections on this node. A
+// join with a ttl lasts until until, or ttl seconds from now when the op
+// did not carry its end.
+func (g *Gateway) userGroupLocal(hubName string, a *actions.Action, until time.Time) {
 	h := g.lookupHub(hubName)
 	if h == nil {
 		return
 	}
+	if a.Action == actions.AddUserToGroup && until.IsZero() {
+		until = g.membershipEnd(a.TTL)
+	}
 	for _, c := range members(&h.users, a.User) {
 		if a.Action == actions.AddUserToGroup {
-			h.joinGroup(c, a.Group)
+			h.joinUserGroup(c, a.Group, until)
 		} else {
 			h.leaveGroup(c, a.Group)
 		}
 	}
 }
 
-// userGroups returns the groups a user's new connection joins. The store
-// is asked with at most StoreTimeout: a connect must not hang on an outage.
-func (g *Gateway) userGroups(ctx context.Context, h *hub, user string) []string {
+// userGroups returns the memberships a user's new connection joins. The
+// store is asked with at most StoreTimeout: a connect must not hang on an
+// outage.
+func (g *Gateway) userGroups(ctx context.Context, h *hub, user string) []UserGroup {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.StoreTimeout)
 	defer cancel()
 	groups, err := g.cfg.UserGroups.UserGroups(ctx, h.name, user)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/actions"
 )
@@ -25,6 +26,11 @@ type Op struct {
 	Action   *actions.Action `json:"action,omitempty"`
 	Close    *CloseOp        `json:"close,omitempty"`
 	LeaveAll *LeaveAllOp     `json:"leaveAll,omitempty"`
+	// Until is the end of an addUserToGroup membership with a ttl, as the
+	// node that saved it computed it: every node ends the membership of
+	// its connections then (the sweep), the moment the saved one expires,
+	// rather than ttl seconds after the op reached it. Zero otherwise.
+	Until time.Time `json:"until,omitzero"`
 }
 
 // CloseOp closes the connections of Scope except Excluded.
@@ -153,6 +159,9 @@ func (op *Op) Validate() error {
 	if n != 1 {
 		return fmt.Errorf("gateway: op sets %d of action, close and leaveAll, want 1", n)
 	}
+	if !op.Until.IsZero() && (op.Action == nil || op.Action.Action != actions.AddUserToGroup) {
+		return errors.New("gateway: op sets until without an addUserToGroup action")
+	}
 	return nil
 }
 
@@ -261,7 +270,7 @@ func (g *Gateway) gather(ctx context.Context, q *Query) ([]Answer, error) {
 func (g *Gateway) ApplyOp(op *Op) error {
 	switch {
 	case op.Action != nil:
-		return g.ApplyLocal(op.Hub, op.Action)
+		return g.applyLocal(op.Hub, op.Action, op.Until)
 	case op.Close != nil:
 		_, err := g.closeLocal(op.Hub, op.Close.Scope, op.Close.Excluded, op.Close.Reason)
 		return err

@@ -37,8 +37,15 @@ type Conn struct {
 	closing     bool // no more messages are accepted
 	closeCode   int
 	closeReason string // disconnect reason for the webhook
-	groups      map[string]struct{}
+	groups      map[string]membership
 	done        chan struct{} // closed when the socket is closed
+
+	// leaseDue is the earliest end (unix nanoseconds) of a group
+	// membership this connection holds through its user with a ttl, 0 for
+	// none; the sweep looks at it to skip the others in O(1). It may be
+	// early (a membership since renewed or removed): the sweep then finds
+	// nothing to end and sets it again.
+	leaseDue atomic.Int64
 
 	// lastFlush is when the write loop last started a write (monotonic
 	// nanoseconds since processStart).
@@ -325,27 +332,101 @@ func truncateReason(s string) string {
 	return s[:120]
 }
 
-// addGroup records membership; false if already a member or closing.
-func (c *Conn) addGroup(g string) bool {
+// membership is how a connection is in a group: as itself (direct: an
+// addToGroup action or REST call, the connect reply, a ttl=0 user add) and
+// through its user's saved membership (user), which ends at until when the
+// membership was added with a ttl. The connection stays in the group while
+// either holds.
+type membership struct {
+	direct bool
+	user   bool
+	until  time.Time // end of the user membership; zero: until removed
+}
+
+// userEnded reports whether the user membership ended by now.
+func (m membership) userEnded(now time.Time) bool {
+	return m.user && !m.until.IsZero() && !now.Before(m.until)
+}
+
+// addGroup records that c is in group g: directly, or through its user
+// (user set) until until (zero: until removed; a later add replaces the end,
+// as the saved membership's does). It reports whether c was not in g
+// before; a closing connection joins nothing.
+func (c *Conn) addGroup(g string, user bool, until time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing && c.groups == nil {
 		return false
 	}
 	if c.groups == nil {
-		c.groups = make(map[string]struct{})
+		c.groups = make(map[string]membership)
 	}
-	if _, ok := c.groups[g]; ok {
-		return false
+	m, had := c.groups[g]
+	if user {
+		m.user, m.until = true, until
+		if !until.IsZero() {
+			if due := c.leaseDue.Load(); due == 0 || until.UnixNano() < due {
+				c.leaseDue.Store(until.UnixNano())
+			}
+		}
+	} else {
+		m.direct = true
 	}
-	c.groups[g] = struct{}{}
-	return true
+	c.groups[g] = m
+	return !had
 }
 
 func (c *Conn) removeGroup(g string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.groups[g]; !ok {
+		return false
+	}
+	delete(c.groups, g)
+	return true
+}
+
+// leaseDueBy reports whether a user membership of c may have ended by now
+// (unix nanoseconds).
+func (c *Conn) leaseDueBy(now int64) bool {
+	due := c.leaseDue.Load()
+	return due != 0 && due <= now
+}
+
+// endedGroups returns the groups whose user membership ended by now, and
+// sets leaseDue to the earliest end still ahead.
+func (c *Conn) endedGroups(now time.Time) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ended []string
+	var next int64
+	for g, m := range c.groups {
+		switch {
+		case m.userEnded(now):
+			ended = append(ended, g)
+		case m.user && !m.until.IsZero():
+			if u := m.until.UnixNano(); next == 0 || u < next {
+				next = u
+			}
+		}
+	}
+	c.leaseDue.Store(next)
+	return ended
+}
+
+// endUserGroup ends c's membership of g through its user if it ended by
+// now (a renewal since then keeps it), and reports whether c left g: it
+// stays while it is also a direct member. The caller holds g's shard lock,
+// so no join or leave of g interleaves.
+func (c *Conn) endUserGroup(g string, now time.Time) (left bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.groups[g]
+	if !ok || !m.userEnded(now) {
+		return false
+	}
+	if m.direct {
+		c.groups[g] = membership{direct: true}
 		return false
 	}
 	delete(c.groups, g)

@@ -21,7 +21,14 @@
 // closed as a slow consumer. Writes to a busy socket are coalesced (see
 // Config.WriteCoalesce); replies a client waits for are not.
 //
+// User-group memberships with a ttl end on the node that holds each
+// connection: a connection records, per group, whether it is in it as itself
+// and/or through its user's membership and when that ends (the end the adding
+// node saved, carried by the op), and the sweep takes it out of the group once
+// the end has passed, unless it is also a member as itself. Fan-out therefore
+// checks nothing per recipient; a membership ends at most one SweepInterval
+// late, for sends and existence checks alike.
+//
 // Lock order: a hub shard's lock (connections, groups, users) may be held while
-// taking a Conn's mu; never the other way round. Hub.userGroups' lock is never
-// held while taking a shard lock. No I/O happens under any lock.
+// taking a Conn's mu; never the other way round. No I/O happens under any lock.
 package gateway

@@ -254,11 +254,13 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	if g.cfg.Tracker != nil {
 		g.cfg.Tracker.Opened(c.hub.name, c.id, c.userID)
 	}
-	if c.userID != "" {
-		groups = append(groups, g.userGroups(ctx, c.hub, c.userID)...)
-	}
 	for _, grp := range groups {
 		c.hub.joinGroup(c, grp)
+	}
+	if c.userID != "" {
+		for _, ug := range g.userGroups(ctx, c.hub, c.userID) {
+			c.hub.joinUserGroup(c, ug.Group, ug.Expires)
+		}
 	}
 	c.startWriter()
 	return rest, nil

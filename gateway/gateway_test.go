@@ -64,11 +64,17 @@ type rig struct {
 }
 
 func newRig(t *testing.T) *rig {
-	r := &rig{t: t, clk: &clock{now: time.Unix(1_800_000_000, 0)}}
-	r.g = gateway.New(gateway.Config{
-		NodeID: "n1", SweepInterval: -1, Now: r.clk.Now,
+	return newRigWith(t, gateway.Config{
+		NodeID:       "n1",
 		PingInterval: 15 * time.Second, ClientTimeout: 30 * time.Second,
 	})
+}
+
+// newRigWith is newRig with cfg, whose clock and sweep the rig takes over.
+func newRigWith(t *testing.T, cfg gateway.Config) *rig {
+	r := &rig{t: t, clk: &clock{now: time.Unix(1_800_000_000, 0)}}
+	cfg.SweepInterval, cfg.Now = -1, r.clk.Now
+	r.g = gateway.New(cfg)
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ws, err := websocket.Accept(w, req, nil)
 		if err != nil {

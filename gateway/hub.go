@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const shardCount = 32
@@ -101,16 +102,43 @@ func (h *hub) count() int {
 	return n
 }
 
-// joinGroup adds c to group; it reports false if c was already a member or
-// is closing.
+// joinGroup adds c to group as itself; it reports false if c was already a
+// member or is closing.
 func (h *hub) joinGroup(c *Conn, group string) bool {
-	if !c.addGroup(group) {
+	return h.join(c, group, false, time.Time{})
+}
+
+// joinUserGroup adds c to group through its user's membership, which ends
+// at until (zero: when removed).
+func (h *hub) joinUserGroup(c *Conn, group string, until time.Time) bool {
+	return h.join(c, group, true, until)
+}
+
+func (h *hub) join(c *Conn, group string, user bool, until time.Time) bool {
+	if !c.addGroup(group, user, until) {
 		return false
 	}
 	if h.groups[shardOf(group)].add(group, c) {
 		h.interest(Route{RouteGroup, group})
 	}
 	return true
+}
+
+// endUserGroups takes c out of the groups it was in only through its
+// user's membership, if that ended by now. The check and the removal
+// happen under the group's shard lock, so a join or a renewal racing with
+// it either comes first (and keeps c in the group) or after (and adds it
+// back).
+func (h *hub) endUserGroups(c *Conn, now time.Time) {
+	for _, g := range c.endedGroups(now) {
+		s := &h.groups[shardOf(g)]
+		s.mu.Lock()
+		emptied := c.endUserGroup(g, now) && s.removeLocked(g, c)
+		s.mu.Unlock()
+		if emptied {
+			h.interest(Route{RouteGroup, g})
+		}
+	}
 }
 
 func (h *hub) leaveGroup(c *Conn, group string) bool {
@@ -177,15 +205,20 @@ func (s *setShard) add(name string, c *Conn) (created bool) {
 // deleted) the set.
 func (s *setShard) remove(name string, c *Conn) (emptied bool) {
 	s.mu.Lock()
+	emptied = s.removeLocked(name, c)
+	s.mu.Unlock()
+	return emptied
+}
+
+func (s *setShard) removeLocked(name string, c *Conn) (emptied bool) {
 	if set := s.m[name]; set != nil {
 		delete(set, c)
 		if len(set) == 0 {
 			delete(s.m, name)
-			emptied = true
+			return true
 		}
 	}
-	s.mu.Unlock()
-	return emptied
+	return false
 }
 
 // hasMembers reports whether set name is non-empty.
@@ -196,5 +229,3 @@ func hasMembers(shards *[shardCount]setShard, name string) bool {
 	s.mu.RUnlock()
 	return n > 0
 }
-
-// In-memory user-group membership, used without a UserGroupStore.

@@ -47,8 +47,18 @@ type UserGroupStore interface {
 	RemoveUserFromGroup(ctx context.Context, hub, user, group string) error
 	// RemoveUserFromAllGroups deletes every membership of user in hub.
 	RemoveUserFromAllGroups(ctx context.Context, hub, user string) error
-	// UserGroups returns the unexpired groups of a user.
-	UserGroups(ctx context.Context, hub, user string) ([]string, error)
+	// UserGroups returns the unexpired memberships of a user, each with
+	// its end, so that a connection opened meanwhile leaves the group when
+	// the membership ends.
+	UserGroups(ctx context.Context, hub, user string) ([]UserGroup, error)
+}
+
+// UserGroup is one saved membership of a user in a group.
+type UserGroup struct {
+	Group string
+	// Expires is when the membership ends (added with a ttl); zero means
+	// when it is removed.
+	Expires time.Time
 }
 
 // ConnTracker records which connections are open on this node. Opened and

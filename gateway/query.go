@@ -60,7 +60,7 @@ func (g *Gateway) UserInGroup(ctx context.Context, hub, user, group string) (boo
 	if err != nil {
 		return false, fmt.Errorf("gateway: load user groups: %w", err)
 	}
-	if slices.Contains(saved, group) {
+	if slices.ContainsFunc(saved, func(ug UserGroup) bool { return ug.Group == group }) {
 		return true, nil
 	}
 	return g.ask(ctx, &Query{Hub: hub, Kind: QueryUserInGroup, User: user, Group: group})

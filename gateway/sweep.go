@@ -30,18 +30,34 @@ func (g *Gateway) sweepLoop() {
 }
 
 // sweep pings connections we have not written to for PingInterval, closes
-// those the client has been silent on for ClientTimeout, and drops
-// negotiations whose socket never came.
+// those the client has been silent on for ClientTimeout, ends the group
+// memberships that connections hold through their user with a ttl that ran
+// out, and drops negotiations whose socket never came.
+//
+// Ending expired memberships here, on the node that holds the connection,
+// keeps fan-out free of any per-recipient check: a group send still only
+// walks the group's member set. Every node ends them on its own
+// connections at the same moment (the membership's end travels with the
+// addUserToGroup op, see Op.Until), at most one SweepInterval late; until
+// then the connection still receives group sends and counts in existence
+// checks, consistently.
 func (g *Gateway) sweep(now time.Time) {
 	pingBefore := now.Add(-g.cfg.PingInterval).UnixNano()
 	deadBefore := now.Add(-g.cfg.ClientTimeout).UnixNano()
+	nowNano := now.UnixNano()
 	timeout := fmt.Sprintf("no message from the client for %s", g.cfg.ClientTimeout)
 	// Send buffers go back to the pool after a quiet spell. This is memory
 	// housekeeping, not protocol, so it runs on the real clock.
 	quietSince := int64(time.Since(processStart) - bufferIdleAfter)
+	var leased []*Conn
 	g.hubs.Range(func(_, v any) bool {
-		v.(*hub).eachConn(func(c *Conn) {
+		h := v.(*hub)
+		leased = leased[:0]
+		h.eachConn(func(c *Conn) {
 			c.releaseIdle(quietSince)
+			if c.leaseDueBy(nowNano) {
+				leased = append(leased, c)
+			}
 			switch {
 			case c.lastRead.Load() <= deadBefore:
 				c.closeWith(CloseNormal, "timeout: "+timeout, protocol.AppendClose(nil, timeout, true))
@@ -49,6 +65,10 @@ func (g *Gateway) sweep(now time.Time) {
 				c.enqueue(pingFrame)
 			}
 		})
+		// Outside eachConn: ending a membership takes a group shard lock.
+		for _, c := range leased {
+			h.endUserGroups(c, now)
+		}
 		return true
 	})
 

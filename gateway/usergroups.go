@@ -49,16 +49,17 @@ func (s *memoryUserGroups) RemoveUserFromAllGroups(_ context.Context, hub, user 
 	return nil
 }
 
-// UserGroups returns the unexpired groups and forgets the expired ones.
-func (s *memoryUserGroups) UserGroups(_ context.Context, hub, user string) ([]string, error) {
+// UserGroups returns the unexpired memberships and forgets the expired
+// ones.
+func (s *memoryUserGroups) UserGroups(_ context.Context, hub, user string) ([]UserGroup, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := [2]string{hub, user}
-	var out []string
+	var out []UserGroup
 	for g, exp := range s.m[k] {
 		if exp.IsZero() || now.Before(exp) {
-			out = append(out, g)
+			out = append(out, UserGroup{Group: g, Expires: exp})
 		} else {
 			delete(s.m[k], g)
 		}

@@ -32,7 +32,8 @@ func restFail(status int, code, msg string) error {
 // restRoutes serves the server REST API, compatible with Azure SignalR's
 // data plane: the 2022-06-01 paths under /api/hubs/{hub} (api-version is
 // accepted and ignored), the v1 aliases under /api/v1/hubs/{hub}, and
-// Switchboard's additions (presence listings, the :actions batch).
+// Switchboard's additions (presence listings, the :actions batch). Every
+// hub route takes Azure's application query parameter (restHubName).
 func (s *Server) restRoutes(e *echo.Echo) {
 	e.HEAD("/api/health", s.health)
 	e.GET("/api/health", s.health)
@@ -45,10 +46,16 @@ func (s *Server) restRoutes(e *echo.Echo) {
 	a.POST(`/groups/:group/\:send`, s.restSend(actions.SendToGroup, http.StatusAccepted))
 	a.POST(`/connections/:connectionId/\:send`, s.restSend(actions.SendToConnection, http.StatusAccepted))
 
-	a.HEAD("/connections/:connectionId", s.restConnectionExists)
-	a.HEAD("/users/:user", s.restUserExists)
-	a.HEAD("/groups/:group", s.restGroupExists)
-	a.HEAD("/users/:user/groups/:group", s.restUserInGroup)
+	// Existence checks answer GET as well as HEAD, as Azure's service
+	// does: its 2022-06-01 spec lists HEAD, its v1 spec GET and HEAD, and
+	// the Management SDK's IsUserInGroup sends GET to
+	// /users/{user}/groups/{group}.
+	for _, m := range []string{http.MethodHead, http.MethodGet} {
+		a.Add(m, "/connections/:connectionId", s.restConnectionExists)
+		a.Add(m, "/users/:user", s.restUserExists)
+		a.Add(m, "/groups/:group", s.restGroupExists)
+		a.Add(m, "/users/:user/groups/:group", s.restUserInGroup)
+	}
 
 	a.DELETE("/connections/:connectionId", s.restCloseConnection(http.StatusOK))
 	a.POST(`/\:closeConnections`, s.restCloseMany(scopeAll))
@@ -74,11 +81,12 @@ func (s *Server) restRoutes(e *echo.Echo) {
 	v1.POST("/users/:user", s.restSend(actions.SendToUser, http.StatusAccepted))
 	v1.POST("/groups/:group", s.restSend(actions.SendToGroup, http.StatusAccepted))
 	v1.POST("/connections/:connectionId", s.restSend(actions.SendToConnection, http.StatusAccepted))
-	v1.HEAD("/connections/:connectionId", s.restConnectionExists)
-	v1.GET("/connections/:connectionId", s.restConnectionExists)
-	v1.HEAD("/users/:user", s.restUserExists)
-	v1.HEAD("/groups/:group", s.restGroupExists)
-	v1.HEAD("/groups/:group/users/:user", s.restUserInGroup)
+	for _, m := range []string{http.MethodHead, http.MethodGet} {
+		v1.Add(m, "/connections/:connectionId", s.restConnectionExists)
+		v1.Add(m, "/users/:user", s.restUserExists)
+		v1.Add(m, "/groups/:group", s.restGroupExists)
+		v1.Add(m, "/groups/:group/users/:user", s.restUserInGroup)
+	}
 	v1.DELETE("/connections/:connectionId", s.restCloseConnection(http.StatusAccepted))
 	v1.PUT("/groups/:group/connections/:connectionId", s.restConnectionGroup(true))
 	v1.DELETE("/groups/:group/connections/:connectionId", s.restConnectionGroup(false))
@@ -106,9 +114,15 @@ func (s *Server) restAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// restHub resolves the {hub} path parameter.
+// restHub resolves the hub a REST call addresses: the {hub} path
+// parameter, prefixed with the application query parameter when there is
+// one, as Azure does (see restHubName).
 func (s *Server) restHub(c echo.Context) (store.Hub, error) {
-	hub, ae := s.findHub(c.Request().Context(), c.Param("hub"))
+	name, err := restHubName(c)
+	if err != nil {
+		return store.Hub{}, err
+	}
+	hub, ae := s.findHub(c.Request().Context(), name)
 	if ae != nil {
 		code := map[int]string{
 			http.StatusBadRequest:         "Error.InvalidHub",
@@ -118,6 +132,40 @@ func (s *Server) restHub(c echo.Context) (store.Hub, error) {
 		return store.Hub{}, restFail(ae.status, code, ae.msg)
 	}
 	return hub, nil
+}
+
+// restHubName is the name of the hub a REST call addresses. Azure's REST
+// API takes an optional application query parameter on every hub route, and
+// its SDKs set it from ServiceManagerOptions.ApplicationName, so that
+// several applications can share one service: the hub then is
+// "{application}_{hub}" (the SDKs send both in lower case; Switchboard's hub
+// names are case-sensitive, so the two are joined as given). An empty
+// application is none, as in Azure. A bad one is refused, never ignored:
+// ignoring it would send the caller's messages to another application's hub.
+func restHubName(c echo.Context) (string, error) {
+	hub := c.Param("hub")
+	apps, ok := c.QueryParams()["application"]
+	if !ok || len(apps) == 1 && apps[0] == "" {
+		return hub, nil
+	}
+	if len(apps) > 1 {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidApplication",
+			fmt.Sprintf("application is given %d times; give it at most once", len(apps)))
+	}
+	app := apps[0]
+	if !negotiate.ValidHubName(app) {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidApplication",
+			fmt.Sprintf("invalid application %q: it must be 1 to 128 characters, start with a letter and contain only letters, digits and _`,.[]", app))
+	}
+	if !negotiate.ValidHubName(hub) {
+		return hub, nil // findHub says what is wrong with it
+	}
+	name := app + "_" + hub
+	if !negotiate.ValidHubName(name) {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidApplication",
+			fmt.Sprintf("application %q and hub %q make the hub name %q, %d characters long; the limit is 128", app, hub, name, len(name)))
+	}
+	return name, nil
 }
 
 // generateToken answers POST /api/hubs/{hub}/:generateToken?userId=&minutesToExpire=

@@ -32,9 +32,13 @@ func (s *Server) restActions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readRESTBody(c)
+	body, mt, err := readRESTBody(c)
 	if err != nil {
 		return err
+	}
+	if mt == mimeMsgpack || mt == mimeBinary {
+		return restFail(http.StatusUnsupportedMediaType, "Error.UnsupportedMediaType",
+			fmt.Sprintf("content type %q is not supported here: send the batch as application/json (MessagePack bodies are for the :send operations)", mt))
 	}
 	var list []actions.Action
 	if err := json.Unmarshal(body, &list); err != nil {

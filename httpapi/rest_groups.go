@@ -197,8 +197,10 @@ func (s *Server) restConnectionLeaveAll(c echo.Context) error {
 
 // restAddUserToGroup adds a user to a group. Without ttl the membership is
 // saved with no expiry and applies to the user's current and future
-// connections; ttl=N saves it for N seconds; ttl=0 adds only the user's
-// current connections and saves nothing, as Azure documents.
+// connections; ttl=N makes it last N seconds, on the connections open now
+// as on later ones (the gateway's sweep ends it, see gateway.Gateway.Apply);
+// ttl=0 adds only the user's current connections and saves nothing, as
+// Azure documents.
 func (s *Server) restAddUserToGroup(status int) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		hub, err := s.restHub(c)
@@ -223,9 +225,9 @@ func (s *Server) restAddUserToGroup(status int) echo.HandlerFunc {
 			return c.NoContent(status)
 		}
 		ttl, err := strconv.ParseInt(raw[0], 10, 64)
-		if err != nil || ttl < 0 {
+		if err != nil || ttl < 0 || ttl > gateway.MaxTTL {
 			return restFail(http.StatusBadRequest, "Error.InvalidParameter",
-				fmt.Sprintf("ttl %q must be a whole number of seconds, 0 or more", raw[0]))
+				fmt.Sprintf("ttl %q must be a whole number of seconds from 0 to %d", raw[0], gateway.MaxTTL))
 		}
 		if ttl > 0 {
 			a := &actions.Action{Action: actions.AddUserToGroup, User: user, Group: group, TTL: ttl}

@@ -58,59 +58,87 @@ func (s *Server) restSend(kind string, status int) echo.HandlerFunc {
 	}
 }
 
-// readMessage reads a send body, {"target": "…", "arguments": […]}, into a.
+// readMessage reads a send body into a: {"target": "…", "arguments": […]}
+// in JSON, or in MessagePack as Azure also takes it (rest_msgpack.go).
 func readMessage(c echo.Context, a *actions.Action) error {
-	body, err := readRESTBody(c)
+	body, mt, err := readRESTBody(c)
 	if err != nil {
 		return err
 	}
+	var target string
+	var args json.RawMessage
+	switch mt {
+	case mimeMsgpack:
+		if target, args, err = decodeMsgpackMessage(body); err != nil {
+			return restFail(http.StatusBadRequest, "Error.InvalidBody",
+				`an application/x-msgpack body must be a MessagePack map {"target": "method", "arguments": [...]}: `+err.Error())
+		}
+	case mimeBinary:
+		if target, args, err = decodeBinaryPayload(body); err != nil {
+			return restFail(http.StatusBadRequest, "Error.InvalidBody",
+				`an application/octet-stream body must be a MessagePack map from hub protocol ("json" or "messagepack") `+
+					`to the serialized invocation, as Azure's Management SDK sends it: `+err.Error())
+		}
+	default:
+		if target, args, err = jsonMessage(body); err != nil {
+			return err
+		}
+	}
+	if strings.TrimSpace(target) == "" {
+		return restFail(http.StatusBadRequest, "Error.InvalidBody",
+			`"target" is required: the name of the client method to invoke`)
+	}
+	if len(args) == 0 {
+		args = []byte("[]")
+	}
+	a.Target, a.Arguments = target, args
+	return nil
+}
+
+// jsonMessage reads a JSON send body.
+func jsonMessage(body []byte) (string, json.RawMessage, error) {
 	var msg struct {
 		Target    *string         `json:"target"`
 		Arguments json.RawMessage `json:"arguments"`
 	}
 	if err := json.Unmarshal(body, &msg); err != nil {
-		return restFail(http.StatusBadRequest, "Error.InvalidBody",
+		return "", nil, restFail(http.StatusBadRequest, "Error.InvalidBody",
 			`the body must be a JSON object {"target": "method", "arguments": [...]}: `+err.Error())
 	}
-	if msg.Target == nil || strings.TrimSpace(*msg.Target) == "" {
-		return restFail(http.StatusBadRequest, "Error.InvalidBody",
+	if msg.Target == nil {
+		return "", nil, restFail(http.StatusBadRequest, "Error.InvalidBody",
 			`"target" is required: the name of the client method to invoke`)
 	}
 	args := bytes.TrimSpace(msg.Arguments)
 	switch {
 	case len(args) == 0 || string(args) == "null":
-		args = []byte("[]")
+		args = nil
 	case args[0] != '[':
-		return restFail(http.StatusBadRequest, "Error.InvalidBody",
+		return "", nil, restFail(http.StatusBadRequest, "Error.InvalidBody",
 			`"arguments" must be a JSON array, e.g. ["hello"]`)
 	}
-	a.Target, a.Arguments = *msg.Target, args
-	return nil
+	return *msg.Target, args, nil
 }
 
-// readRESTBody reads a JSON request body of at most MaxRESTBody bytes.
-func readRESTBody(c echo.Context) ([]byte, error) {
+// readRESTBody reads a request body of at most MaxRESTBody bytes and
+// returns it with its media type ("" when the request names none).
+func readRESTBody(c echo.Context) ([]byte, string, error) {
 	r := c.Request()
-	// Azure also takes MessagePack bodies; we do not yet. Any other type is
-	// read as JSON, so a bare `curl -d` works.
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-msgpack" || mt == "application/octet-stream" {
-		return nil, restFail(http.StatusUnsupportedMediaType, "Error.UnsupportedMediaType",
-			fmt.Sprintf("content type %q is not supported; send the body as application/json", mt))
-	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	tooLarge := restFail(http.StatusRequestEntityTooLarge, "Error.BodyTooLarge",
 		fmt.Sprintf("the body is larger than %d bytes; send smaller messages", MaxRESTBody))
 	if r.ContentLength > MaxRESTBody {
-		return nil, tooLarge
+		return nil, "", tooLarge
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, MaxRESTBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge
+			return nil, "", tooLarge
 		}
-		return nil, restFail(http.StatusBadRequest, "Error.InvalidBody", "reading the body: "+err.Error())
+		return nil, "", restFail(http.StatusBadRequest, "Error.InvalidBody", "reading the body: "+err.Error())
 	}
-	return body, nil
+	return body, mt, nil
 }
 
 // restApplyError maps an error of Gateway.Apply to a REST answer.

@@ -348,14 +348,14 @@ func (v *configView) RemoveUserFromAllGroups(ctx context.Context, hub, user stri
 	return v.store.RemoveUserFromAllGroups(ctx, hub, user)
 }
 
-func (v *configView) UserGroups(ctx context.Context, hub, user string) ([]string, error) {
+func (v *configView) UserGroups(ctx context.Context, hub, user string) ([]gateway.UserGroup, error) {
 	ms, err := v.store.UserGroups(ctx, hub, user)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(ms))
+	out := make([]gateway.UserGroup, len(ms))
 	for i, m := range ms {
-		out[i] = m.Group
+		out[i] = gateway.UserGroup{Group: m.Group, Expires: m.ExpiresAt}
 	}
 	return out, nil
 }
