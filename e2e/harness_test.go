@@ -27,6 +27,10 @@ import (
 // waitFor bounds every wait on another goroutine or process.
 const waitFor = 10 * time.Second
 
+// requestWait bounds one HTTP request of a test: longer than the node's own
+// 10 s bound on admin and REST requests, so the node's answer arrives.
+const requestWait = 15 * time.Second
+
 // gw is a running node under test.
 type gw struct {
 	t    *testing.T
@@ -89,6 +93,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 // do sends an HTTP request and returns the status and body.
 func do(t *testing.T, method, url, bearer string, body any) (int, []byte) {
 	t.Helper()
+	status, data, err := tryDo(method, url, bearer, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return status, data
+}
+
+// tryDo is do for a caller that retries: a request that gets no answer
+// within requestWait is an error, not a failed test.
+func tryDo(method, url, bearer string, body any) (int, []byte, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -99,13 +113,13 @@ func do(t *testing.T, method, url, bearer string, body any) (int, []byte) {
 	default:
 		data, err := json.Marshal(b)
 		if err != nil {
-			t.Fatal(err)
+			return 0, nil, err
 		}
 		r = bytes.NewReader(data)
 	}
 	req, err := http.NewRequest(method, url, r)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
@@ -113,15 +127,15 @@ func do(t *testing.T, method, url, bearer string, body any) (int, []byte) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), requestWait)
 	defer cancel()
 	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
 }
 
 // admin calls the admin API and fails the test on an unexpected status.

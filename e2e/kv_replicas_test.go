@@ -159,8 +159,8 @@ func TestKVReplicasSurviveServerLoss(t *testing.T) {
 		// The streams elect new leaders first; a write during that may time
 		// out after all, so a retried create may find its hub there.
 		testutil.Eventually(t, settle, "a write through "+writer.url+" with "+trio.name(i)+" down", func() bool {
-			status, _ := do(t, http.MethodPost, writer.url+"/admin/hubs", writer.node.AdminKey(), map[string]any{"name": hub, "allowAnonymous": true})
-			return status == http.StatusCreated || status == http.StatusConflict
+			status, _, err := tryDo(http.MethodPost, writer.url+"/admin/hubs", writer.node.AdminKey(), map[string]any{"name": hub, "allowAnonymous": true})
+			return err == nil && (status == http.StatusCreated || status == http.StatusConflict)
 		})
 		for _, g := range nodes {
 			testutil.Eventually(t, settle, g.url+" lists "+hub, func() bool {
@@ -254,7 +254,7 @@ func TestOneReplicaServesFromMemory(t *testing.T) {
 
 	trio.start(holder)
 	testutil.Eventually(t, settle, "writes work again once the server is back", func() bool {
-		status, _ := do(t, http.MethodPost, nodes[1].url+"/admin/hubs", nodes[1].node.AdminKey(), map[string]any{"name": "back"})
-		return status == http.StatusCreated || status == http.StatusConflict
+		status, _, err := tryDo(http.MethodPost, nodes[1].url+"/admin/hubs", nodes[1].node.AdminKey(), map[string]any{"name": "back"})
+		return err == nil && (status == http.StatusCreated || status == http.StatusConflict)
 	})
 }

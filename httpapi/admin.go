@@ -330,6 +330,11 @@ func (s *Server) status(c echo.Context) error {
 		}
 		out["outbox"], out["upstreams"] = st.Outbox, st.Upstreams
 	}
+	if s.cfg.NodeStatus != nil {
+		for k, v := range s.cfg.NodeStatus() {
+			out[k] = v
+		}
+	}
 	return c.JSON(http.StatusOK, out)
 }
 

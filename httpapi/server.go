@@ -39,6 +39,9 @@ type Config struct {
 	// checks new upstreams before they are saved. Nil shows no upstream
 	// state and registers upstreams without checking them (tests only).
 	Deliveries Deliveries
+	// NodeStatus adds the node's own counters to /admin/status. Nil adds
+	// nothing.
+	NodeStatus func() map[string]any
 	// Readiness answers /readyz. Nil means always ready.
 	Readiness func(ctx context.Context) Readiness
 	// RequestTimeout bounds each admin and REST request, and with it every

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/delivery"
@@ -59,6 +61,9 @@ type Config struct {
 	// backoff, circuit breakers); zero fields mean its defaults. Store,
 	// OnReply, OnDisable, Origin and Logger are set by the node.
 	Delivery delivery.DispatcherConfig
+	// PurgeInterval is how often expired user-group memberships are
+	// deleted from the store (by one node of a cluster). Zero means 5 min.
+	PurgeInterval time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -78,7 +83,8 @@ type Node struct {
 	verifier   *negotiate.Verifier
 	cl         *clustering // nil on a single node
 	stopWatch  context.CancelFunc
-	watchDone  chan struct{} // closed when watchConfig returned
+	watchDone  chan struct{} // closed when watchConfig and purgeUserGroups returned
+	purged     atomic.Int64  // expired user-group memberships purged
 	gw         *gateway.Gateway
 	dispatcher *delivery.Dispatcher
 	api        *httpapi.Server
@@ -103,6 +109,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.PurgeInterval <= 0 {
+		cfg.PurgeInterval = 5 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -177,7 +186,10 @@ func Start(cfg Config) (*Node, error) {
 	n.stopWatch, n.watchDone = stopWatch, make(chan struct{})
 	go func() {
 		defer close(n.watchDone)
+		var wg sync.WaitGroup
+		wg.Go(func() { n.purgeUserGroups(watchCtx) })
 		n.watchConfig(watchCtx)
+		wg.Wait()
 	}()
 	api := httpapi.Config{
 		Gateway:          n.gw,
@@ -190,6 +202,7 @@ func Start(cfg Config) (*Node, error) {
 		Logger:           cfg.Logger,
 	}
 	api.Readiness = n.readiness
+	api.NodeStatus = func() map[string]any { return map[string]any{"userGroupsPurged": n.purged.Load()} }
 	if n.cl != nil {
 		api.LiveNodes = n.cl.liveNodes
 	}

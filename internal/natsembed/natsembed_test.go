@@ -225,7 +225,7 @@ func TestClusterRestart(t *testing.T) {
 		return servers
 	}
 	servers := startAll()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	kv, err := createBucket(ctx, connect(t, servers[0]), "kept")
 	if err != nil {
