@@ -173,6 +173,16 @@ func TestShadowedUpstreamWarning(t *testing.T) {
 	if w := add(http.MethodPut, "second", "message:SEND"); len(w) != 1 || !strings.Contains(w[0], "takes message:send") {
 		t.Errorf("warnings after narrowing %q, want message:send only", w)
 	}
+	// The list shows the order and, per upstream, what it loses.
+	var list []upstreamAnswer
+	decode(t, g.admin(http.MethodGet, "/admin/hubs/chat/upstreams", nil, http.StatusOK), &list)
+	var names []string
+	for _, u := range list {
+		names = append(names, u.Name)
+	}
+	if strings.Join(names, ",") != "first,notes,other,second" || len(list[3].Warnings) != 1 || len(list[0].Warnings) != 0 {
+		t.Errorf("list = %+v, want first,notes,other,second and a warning on second only", list)
+	}
 	if w := add(http.MethodPut, "first", "connect"); len(w) != 0 {
 		t.Errorf("the first upstream, replaced, got warnings %q", w)
 	}

@@ -263,8 +263,8 @@ func (s *Server) upstreamFrom(c echo.Context, in *upstreamInput) store.Upstream 
 // upstreamView is an upstream as the admin API shows it. Secrets are masked
 // except in the answer that created them (a new upstream, a rotation) and
 // in the reveal call, GET …/upstreams/NAME/secrets. Warnings says what the
-// admin may not expect, e.g. an earlier upstream that takes this one's
-// blocking events.
+// admin may not expect: an earlier upstream that takes this one's blocking
+// events (in create, replace and list answers).
 type upstreamView struct {
 	store.Upstream
 	Secrets  []string `json:"secrets"`
@@ -305,7 +305,9 @@ func (s *Server) listUpstreams(c echo.Context) error {
 	}
 	out := make([]upstreamView, 0, len(ups))
 	for _, u := range ups {
-		out = append(out, viewUpstream(u, false))
+		v := viewUpstream(u, false)
+		v.Warnings = shadowed(ups, u)
+		out = append(out, v)
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -465,6 +467,11 @@ func (s *Server) shadowWarnings(ctx context.Context, u store.Upstream) []string 
 		s.log.Warn("listing upstreams for the shadowing check", "hub", u.Hub, "err", err)
 		return nil
 	}
+	return shadowed(ups, u)
+}
+
+// shadowed is shadowWarnings for u among ups, the hub's upstreams in order.
+func shadowed(ups []store.Upstream, u store.Upstream) []string {
 	mine := blockingEvents(u.Events)
 	var out []string
 	for _, earlier := range ups {
