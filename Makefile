@@ -9,15 +9,19 @@ CHAT_WEB = examples/functions/chat/web
 INTEROP = test/interop
 NODE_CHAT = examples/functions/node-chat
 
-.PHONY: demo test npm vet fuzz build
+.PHONY: demo test tour npm vet fuzz build
 
 ## demo: gateway + example chat function + chat page on http://127.0.0.1:3000
 demo: $(CHAT_WEB)/node_modules
 	$(GO) run ./cmd/switchboard demo
 
-## test: vet, then every test with the race detector
+## test: vet, then every test with the race detector (the docs' tour included: e2e/tour_test.go)
 test: npm vet
 	$(GO) test -race -count=1 ./...
+
+## tour: README's tour, docs/getting-started.md and docs/webhooks.md, top to bottom, on free ports
+tour: npm
+	scripts/tour.sh
 
 npm: $(CHAT_WEB)/node_modules $(INTEROP)/node_modules $(NODE_CHAT)/node_modules
 

@@ -130,7 +130,7 @@ func (b *breaker) allow() (func(outcome), error) {
 		return nil, b.openErrorLocked(now)
 	case BreakerHalfOpen:
 		if b.probing {
-			return nil, &deliveryError{msg: fmt.Sprintf("upstream %q circuit is half-open (%s); a probe request is in flight", b.name, b.cause), is: ErrCircuitOpen}
+			return nil, breakerError(fmt.Sprintf("upstream %q circuit is half-open (%s); a probe request is in flight", b.name, b.cause))
 		}
 		b.probing = true
 		return b.probeDone, nil
@@ -138,9 +138,15 @@ func (b *breaker) allow() (func(outcome), error) {
 	cb := b.cb
 	done, err := cb.Allow()
 	if err != nil { // cannot happen: the counter's open state is mirrored here
-		return nil, &deliveryError{msg: fmt.Sprintf("upstream %q circuit is open", b.name), is: ErrCircuitOpen}
+		return nil, breakerError(fmt.Sprintf("upstream %q circuit is open", b.name))
 	}
 	return func(o outcome) { b.closedDone(cb, done, o) }, nil
+}
+
+// breakerError is a refusal by an open breaker. Its text holds only the
+// upstream's name and failure counts, so the client is told the same.
+func breakerError(msg string) error {
+	return &deliveryError{msg: msg, client: msg, is: ErrCircuitOpen}
 }
 
 func (b *breaker) openErrorLocked(now time.Time) error {
@@ -148,7 +154,7 @@ func (b *breaker) openErrorLocked(now time.Time) error {
 	if wait < time.Second {
 		wait = time.Second
 	}
-	return &deliveryError{msg: fmt.Sprintf("upstream %q circuit is open after %s; retrying in %s", b.name, b.cause, wait), is: ErrCircuitOpen}
+	return breakerError(fmt.Sprintf("upstream %q circuit is open after %s; retrying in %s", b.name, b.cause, wait))
 }
 
 var errCounted = errors.New("failed")

@@ -66,21 +66,36 @@ type DispatcherConfig struct {
 // ErrUpstream matches every delivery failure under errors.Is.
 var ErrUpstream = errors.New("delivery: delivery failed")
 
-// deliveryError is a delivery failure whose text is meant for the caller's
-// completion error: it names the upstream and the cause, without a package
-// prefix. is, when set, is a second sentinel it matches (ErrCircuitOpen).
+// deliveryError is a delivery failure. Its text names the upstream and the
+// cause in full, for the gateway log and the delivery log; ClientMessage is
+// the short form the client is told (a rejected connect, a completion
+// error), without addresses, transport errors or the upstream's answer
+// body. is, when set, is a second sentinel it matches (ErrCircuitOpen).
 type deliveryError struct {
-	msg string
-	is  error
+	msg    string
+	client string
+	is     error
 }
 
 func (e *deliveryError) Error() string { return e.msg }
+
+// ClientMessage is what the client may be told about the failure.
+func (e *deliveryError) ClientMessage() string { return e.client }
+
 func (e *deliveryError) Is(target error) bool {
 	return target == ErrUpstream || (e.is != nil && target == e.is)
 }
 
+// failure is a delivery error whose text is safe to show the client as is.
 func failure(format string, args ...any) error {
-	return &deliveryError{msg: fmt.Sprintf(format, args...)}
+	msg := fmt.Sprintf(format, args...)
+	return &deliveryError{msg: msg, client: msg}
+}
+
+// failureDetail is a delivery error whose detail stays in the logs; the
+// client is told only client.
+func failureDetail(client, format string, args ...any) error {
+	return &deliveryError{msg: fmt.Sprintf(format, args...), client: client}
 }
 
 // Dispatcher sends events to the upstreams registered for their hub:
@@ -202,7 +217,7 @@ func (d *Dispatcher) Call(ctx context.Context, ev *upstream.Event) (*upstream.Re
 func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*upstream.Reply, error) {
 	id := newEventID()
 	if reason := r.l.disabledReason(); reason != "" {
-		err := failure("upstream %q is disabled: %s", r.t.Name, reason)
+		err := failureDetail(fmt.Sprintf("upstream %q is disabled", r.t.Name), "upstream %q is disabled: %s", r.t.Name, reason)
 		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: err.Error()})
 		return nil, err
 	}

@@ -14,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
+
+// The gateway tells clients a delivery error's ClientMessage.
+var _ gateway.ClientError = (*deliveryError)(nil)
 
 // waitFor bounds every wait on another goroutine.
 const waitFor = 10 * time.Second
@@ -211,6 +215,37 @@ func TestCallNotRepeatedOnceSent(t *testing.T) {
 	}
 }
 
+// TestUnreachableKeepsAddressFromClient: the client is told the upstream is
+// unreachable; the address and the transport error stay in the log.
+func TestUnreachableKeepsAddressFromClient(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	d := startDispatcher(t, DispatcherConfig{})
+	d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: "http://" + addr + "/hook", Secrets: []string{testSecret}}})
+	for _, ev := range []*upstream.Event{message("c1", "send"), {Hub: "chat", ConnectionID: "c1", Event: upstream.EventConnect}} {
+		_, err := d.Call(context.Background(), ev)
+		var ce interface{ ClientMessage() string }
+		if err == nil || !errors.As(err, &ce) {
+			t.Fatalf("%s: err = %v, want a delivery error with a client message", ev.Event, err)
+		}
+		if !strings.Contains(err.Error(), addr) {
+			t.Errorf("%s: error %q does not name the address for the log", ev.Event, err)
+		}
+		if got := ce.ClientMessage(); got != `upstream "fn" is unreachable` {
+			t.Errorf("%s: client message %q, want %q", ev.Event, got, `upstream "fn" is unreachable`)
+		}
+	}
+	log, _ := d.DeliveryLog("chat", "fn")
+	if len(log) == 0 || !strings.Contains(log[0].Error, addr) {
+		t.Errorf("delivery log %+v does not keep the detail", log)
+	}
+}
+
 func TestCallRetriesRefusedDial(t *testing.T) {
 	t.Parallel()
 	h := newHook(t)
@@ -298,12 +333,18 @@ func TestBadRepliesAreLogged(t *testing.T) {
 		header http.Header
 		body   string
 		want   string
+		client string // the whole ClientMessage; "" means the same text as the error
 	}{
-		{"not JSON", 200, http.Header{"Content-Type": {"application/json"}}, "{nope", "sent an invalid reply"},
-		{"too large", 200, http.Header{"Content-Type": {"application/json"}}, `{"result":"` + strings.Repeat("x", 2000) + `"}`, "replied with more than 1024 bytes"},
-		{"wrong content type", 200, http.Header{"Content-Type": {"text/html"}}, "<p>hi</p>", `replied with Content-Type "text/html"`},
-		{"redirect", 302, http.Header{"Location": {"http://elsewhere/"}}, "", `answered with a redirect (302 to "http://elsewhere/")`},
-		{"server error", 502, nil, "bad gateway", "answered 502 Bad Gateway: bad gateway"},
+		{"not JSON", 200, http.Header{"Content-Type": {"application/json"}}, "{nope", "sent an invalid reply", ""},
+		{"too large", 200, http.Header{"Content-Type": {"application/json"}}, `{"result":"` + strings.Repeat("x", 2000) + `"}`, "replied with more than 1024 bytes", ""},
+		{"wrong content type", 200, http.Header{"Content-Type": {"text/html"}}, "<p>hi</p>", `replied with Content-Type "text/html"`, ""},
+		{"redirect", 302, http.Header{"Location": {"http://10.1.2.3/internal"}}, "", `answered with a redirect (302 to "http://10.1.2.3/internal")`,
+			`upstream "fn" answered with a redirect (302); redirects are not followed`},
+		{"server error", 502, nil, "bad gateway", "answered 502 Bad Gateway: bad gateway", `upstream "fn" answered 502 Bad Gateway`},
+		{"server error with internals", 500, nil, "pq: dial tcp 10.1.2.3:5432: connect: connection refused", "10.1.2.3:5432",
+			`upstream "fn" answered 500 Internal Server Error`},
+		{"unavailable with Retry-After", 503, http.Header{"Retry-After": {"1"}}, "db at 10.1.2.3 down", "10.1.2.3",
+			`upstream "fn" answered 503 Service Unavailable`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,6 +356,14 @@ func TestBadRepliesAreLogged(t *testing.T) {
 			_, err := d.Call(context.Background(), message("c1", "send"))
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `upstream "fn"`) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+			wantClient := tt.client
+			if wantClient == "" {
+				wantClient = err.Error()
+			}
+			var ce interface{ ClientMessage() string }
+			if !errors.As(err, &ce) || ce.ClientMessage() != wantClient {
+				t.Errorf("client message of %v = %v, want %q", err, ce, wantClient)
 			}
 			log, ok := d.DeliveryLog("chat", "fn")
 			if !ok || len(log) != 1 || log[0].Status != tt.status || log[0].Error != err.Error() ||

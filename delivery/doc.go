@@ -27,6 +27,12 @@
 // pauses its outbox lane. An upstream that answers 410 Gone is disabled and
 // OnDisable persists that.
 //
+// Call's errors (ErrUpstream, ErrCircuitOpen under errors.Is) carry the
+// whole cause for the gateway log and the delivery log, and a short
+// ClientMessage for the client (gateway.ClientError): the upstream's name
+// and the kind of failure, never an address, a transport error or the
+// upstream's answer body.
+//
 // # Concurrency
 //
 // A Dispatcher is safe for concurrent use. It runs Workers delivery

@@ -37,7 +37,7 @@ type result struct {
 func encodeEvent(ev *upstream.Event) ([]byte, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return nil, failure("encode %s event: %v", ev.Event, err)
+		return nil, failureDetail("the gateway could not encode the event", "encode %s event: %v", ev.Event, err)
 	}
 	return body, nil
 }
@@ -78,11 +78,11 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, bod
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		Expand(t.URLTemplate, ev.Hub, ev.Category(), eventName), bytes.NewReader(body))
 	if err != nil {
-		return result{err: failure("upstream %q: bad URL: %v", t.Name, err), outcome: outcomeFailure, retry: true}, 0
+		return result{err: failureDetail(misconfigured(t), "upstream %q: bad URL: %v", t.Name, err), outcome: outcomeFailure, retry: true}, 0
 	}
 	now := d.cfg.Now()
 	if t.keysErr != nil {
-		return result{err: failure("upstream %q: %v", t.Name, t.keysErr), outcome: outcomeIgnored, retry: true}, 0
+		return result{err: failureDetail(misconfigured(t), "upstream %q: %v", t.Name, t.keysErr), outcome: outcomeIgnored, retry: true}, 0
 	}
 	sig := t.keys.Sign(id, now, body)
 	// Keys are written in canonical form straight into the map: Header.Set
@@ -135,11 +135,12 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, bod
 		case parent.Err() != nil:
 			// The caller left (client gone, gateway closing): says nothing
 			// about the upstream.
-			return result{err: failure("upstream %q: call abandoned: %v", t.Name, parent.Err()), sent: true, outcome: outcomeIgnored, retry: true}, 0
+			return result{err: failureDetail(fmt.Sprintf("upstream %q call abandoned", t.Name), "upstream %q: call abandoned: %v", t.Name, parent.Err()),
+				sent: true, outcome: outcomeIgnored, retry: true}, 0
 		case ctx.Err() != nil:
 			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, 0
 		}
-		return result{err: failure("upstream %q is unreachable: %v", t.Name, unwrapURLError(err)),
+		return result{err: failureDetail(fmt.Sprintf("upstream %q is unreachable", t.Name), "upstream %q is unreachable: %v", t.Name, unwrapURLError(err)),
 			sent: !dialFailed(err), outcome: outcomeFailure, retry: true}, 0
 	}
 	defer resp.Body.Close()
@@ -148,7 +149,8 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, bod
 		if ctx.Err() != nil && parent.Err() == nil {
 			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, resp.StatusCode
 		}
-		return result{err: failure("upstream %q: reading reply: %v", t.Name, err), sent: true, outcome: outcomeFailure, retry: true}, resp.StatusCode
+		return result{err: failureDetail(fmt.Sprintf("upstream %q broke off its reply", t.Name), "upstream %q: reading reply: %v", t.Name, err),
+			sent: true, outcome: outcomeFailure, retry: true}, resp.StatusCode
 	}
 	if int64(len(data)) > d.cfg.MaxReplySize {
 		// The handler ran; a retry would run it again for the same event.
@@ -165,7 +167,8 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response
 	case status == http.StatusNoContent:
 		return result{}
 	case status >= 300 && status < 400:
-		return result{err: failure("upstream %q answered with a redirect (%d to %q); redirects are not followed, register the final URL",
+		return result{err: failureDetail(fmt.Sprintf("upstream %q answered with a redirect (%d); redirects are not followed", t.Name, status),
+			"upstream %q answered with a redirect (%d to %q); redirects are not followed, register the final URL",
 			t.Name, status, resp.Header.Get("Location")), retry: true}
 	case ev.Event == upstream.EventConnect && (status == http.StatusUnauthorized || status == http.StatusForbidden):
 		reason := fmt.Sprintf("connection rejected by upstream %q (%d)", t.Name, status)
@@ -179,7 +182,7 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response
 	case status == http.StatusGone:
 		return result{err: failure("upstream %q answered 410 Gone: it asked not to be called again", t.Name), outcome: outcomeIgnored, gone: true}
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		res := result{err: failure("upstream %q answered %d %s%s", t.Name, status, http.StatusText(status), snippet(data)), retry: true}
+		res := result{err: answered(t, status, data), retry: true}
 		if status == http.StatusServiceUnavailable {
 			res.outcome = outcomeFailure
 		} else {
@@ -187,11 +190,11 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response
 		}
 		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
 			res.retryAfter = max(wait, time.Millisecond)
-			res.err = failure("upstream %q answered %d %s; retry after %s", t.Name, status, http.StatusText(status), wait)
+			res.err = failureDetail(answeredClient(t, status), "upstream %q answered %d %s; retry after %s%s", t.Name, status, http.StatusText(status), wait, snippet(data))
 		}
 		return res
 	case status < 200 || status >= 300:
-		res := result{err: failure("upstream %q answered %d %s%s", t.Name, status, http.StatusText(status), snippet(data)), retry: true}
+		res := result{err: answered(t, status, data), retry: true}
 		if status >= 500 || status == http.StatusRequestTimeout {
 			res.outcome = outcomeFailure
 		}
@@ -211,6 +214,23 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response
 		return result{err: failure("upstream %q sent an invalid reply: %s", t.Name, strings.TrimPrefix(err.Error(), "upstream: bad reply: "))}
 	}
 	return result{reply: reply}
+}
+
+// answered is the error for an upstream's non-2xx answer: the log gets the
+// start of its body, the client only the status, since an error body may
+// hold the function's internals (a stack trace, a database address).
+func answered(t Target, status int, body []byte) error {
+	return failureDetail(answeredClient(t, status), "upstream %q answered %d %s%s", t.Name, status, http.StatusText(status), snippet(body))
+}
+
+func answeredClient(t Target, status int) string {
+	return fmt.Sprintf("upstream %q answered %d %s", t.Name, status, http.StatusText(status))
+}
+
+// misconfigured is what a client is told when the gateway cannot even build
+// the request (a bad URL, a bad signing secret); the log says which.
+func misconfigured(t Target) string {
+	return fmt.Sprintf("upstream %q is misconfigured", t.Name)
 }
 
 // dialFailed reports whether err says the TCP connection could not be made

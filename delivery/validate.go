@@ -43,7 +43,10 @@ func CheckRegistration(ctx context.Context, client *http.Client, url, origin str
 	req.Header.Set("User-Agent", "Switchboard")
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: OPTIONS %s: %v", ErrRegistrationRefused, url, unwrapURLError(err))
+		return fmt.Errorf("%w: OPTIONS %s got no answer (%v): start the function first so it can answer this check, "+
+			"then register it; or, for local development, register with skipValidation "+
+			"(switchboard upstream add --skip-validation) and start it later",
+			ErrRegistrationRefused, url, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
@@ -57,7 +60,7 @@ func CheckRegistration(ctx context.Context, client *http.Client, url, origin str
 	}
 	return fmt.Errorf("%w: OPTIONS %s with WebHook-Request-Origin %q was answered %s with %s (headers: %s)%s; "+
 		"the receiver must answer 200 with WebHook-Allowed-Origin %q or \"*\" (the SDK's upstream.Handler does), "+
-		"or register with skipValidation for local development",
+		"or register with skipValidation for local development (switchboard upstream add --skip-validation)",
 		ErrRegistrationRefused, url, origin, resp.Status, got, headerList(resp.Header), snippet(body), origin)
 }
 

@@ -89,6 +89,25 @@ func TestCheckRegistrationUnreachable(t *testing.T) {
 	if !errors.Is(err, ErrRegistrationRefused) || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("err = %v, want a refused connection", err)
 	}
+	// Nothing listens: the admin is told what to do about it.
+	for _, advice := range []string{"start the function first", "--skip-validation"} {
+		if err == nil || !strings.Contains(err.Error(), advice) {
+			t.Errorf("err = %v, want it to advise %q", err, advice)
+		}
+	}
+}
+
+// TestHandlerWithoutSecretPassesCheck: a function started before its
+// upstream is registered, so without the secret registration prints, passes
+// the check (the tour's order).
+func TestHandlerWithoutSecretPassesCheck(t *testing.T) {
+	t.Parallel()
+	h := upstream.Handler(nil, func(context.Context, *upstream.Event) (*upstream.Reply, error) { return nil, nil })
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	if err := CheckRegistration(context.Background(), nil, srv.URL+"/api", "gw.example.com"); err != nil {
+		t.Errorf("SDK handler without a secret refused: %v", err)
+	}
 }
 
 // TestHandlerPassesCheck: the SDK's handler answers the check by itself.

@@ -13,6 +13,9 @@
 // set, hears of every connection that opens and closes (the cluster's
 // registry of connections, for nodes that die).
 //
+// What a client is told about a failed connect or invocation is an error's
+// ClientMessage (ClientError), never its full text, which goes to the log.
+//
 // Concurrency: every exported method is safe for concurrent use. Each
 // connection has one reader (the goroutine in Serve) and at most one writer
 // (a write loop started only while its queue is non-empty); nothing else

@@ -231,7 +231,7 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 		switch {
 		case err != nil:
 			g.log.Warn("connect event failed", "hub", c.hub.name, "conn", c.id, "err", err)
-			g.rejectHandshake(c, ClosePolicyViolation, err.Error())
+			g.rejectHandshake(c, ClosePolicyViolation, clientMessage(err, clientUpstreamFailed))
 			return nil, err
 		case reply != nil && reply.Error != "":
 			g.rejectHandshake(c, ClosePolicyViolation, reply.Error)

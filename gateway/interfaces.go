@@ -29,7 +29,9 @@ type Webhooks interface {
 	Wants(hub, event, target string) bool
 	// Call delivers a blocking event (connect, message) and returns the
 	// reply, nil for an empty one. For connect, a reply with Error set is a
-	// rejection with that reason.
+	// rejection with that reason. Its errors go to the log in full; the
+	// client is told their ClientMessage (see ClientError), or a generic
+	// text for errors without one.
 	Call(ctx context.Context, ev *upstream.Event) (*upstream.Reply, error)
 	// Notify hands over a notification (connected, disconnected) for
 	// delivery. The actions of replies are the implementation's business

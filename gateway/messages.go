@@ -86,7 +86,7 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	if err != nil {
 		g.log.Warn("message event failed", "hub", c.hub.name, "conn", c.id, "target", m.Target, "err", err)
 		if wantsReply {
-			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, err.Error()))
+			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, clientMessage(err, clientUpstreamFailed)))
 		}
 		return
 	}
@@ -98,7 +98,7 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	case reply != nil && reply.Error != "":
 		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, reply.Error))
 	case actErr != nil:
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, actErr.Error()))
+		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, clientMessage(actErr, clientActionFailed)))
 	case reply != nil:
 		c.reply(protocol.AppendCompletion(nil, m.InvocationID, reply.Result, ""))
 	default:
@@ -115,7 +115,8 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 // connection id, not a live connection. The actions were validated where the
 // reply entered (upstream.ParseReply). Every action runs even if an earlier
 // one failed; the failures are logged and returned together, each naming its
-// index. A nil reply has nothing to run.
+// index (each a ClientError, so an invocation's caller is told which action
+// failed but not the internals of why). A nil reply has nothing to run.
 func (g *Gateway) RunReply(ctx context.Context, ev *upstream.Event, reply *upstream.Reply) error {
 	if reply == nil {
 		return nil
@@ -132,7 +133,7 @@ func (g *Gateway) RunReply(ctx context.Context, ev *upstream.Event, reply *upstr
 		if err := g.Apply(ctx, ev.Hub, &a); err != nil {
 			g.log.Warn("reply action failed", "hub", ev.Hub, "conn", ev.ConnectionID, "event", ev.Event,
 				"index", i, "action", a.Action, "err", err)
-			errs = append(errs, fmt.Errorf("actions[%d] %s: %w", i, a.Action, err))
+			errs = append(errs, &actionError{index: i, action: a, err: err})
 		}
 	}
 	return errors.Join(errs...)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 	"github.com/switchboard-gw/switchboard/upstream"
@@ -54,6 +58,8 @@ func (s *Server) adminRoutes(g *echo.Group) {
 	g.PUT("/hubs/:hub/upstreams/:name", s.putUpstream)
 	g.DELETE("/hubs/:hub/upstreams/:name", s.deleteUpstream)
 	g.GET("/hubs/:hub/upstreams/:name/log", s.upstreamLog)
+	g.GET("/hubs/:hub/upstreams/:name/secrets", s.revealSecrets)
+	g.POST("/hubs/:hub/upstreams/:name/secrets/\\:rotate", s.rotateSecret)
 	g.GET("/status", s.status)
 	s.keyRoutes(g)
 }
@@ -109,15 +115,31 @@ func (in *hubInput) hub() store.Hub {
 	return store.Hub{Name: in.Name, AllowAnonymous: in.AllowAnonymous, MaxMessageSize: in.MaxMessageSize, AllowedOrigins: in.AllowedOrigins}
 }
 
+// hubView is a hub as the admin API shows it: with the limits in force,
+// so a hub that set none shows the defaults rather than 0.
+type hubView struct {
+	store.Hub
+	MaxMessageSize int `json:"maxMessageSize"`
+}
+
+func viewHub(h store.Hub) hubView {
+	v := hubView{Hub: h, MaxMessageSize: h.MaxMessageSize}
+	if v.MaxMessageSize == 0 {
+		v.MaxMessageSize = DefaultMaxMessageSize
+	}
+	return v
+}
+
 func (s *Server) listHubs(c echo.Context) error {
 	hubs, err := s.cfg.Store.Hubs(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	if hubs == nil {
-		hubs = []store.Hub{}
+	out := make([]hubView, 0, len(hubs))
+	for _, h := range hubs {
+		out = append(out, viewHub(h))
 	}
-	return c.JSON(http.StatusOK, hubs)
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) createHub(c echo.Context) error {
@@ -135,7 +157,7 @@ func (s *Server) createHub(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, h)
+	return c.JSON(http.StatusCreated, viewHub(h))
 }
 
 func (s *Server) getHub(c echo.Context) error {
@@ -143,7 +165,7 @@ func (s *Server) getHub(c echo.Context) error {
 	if err != nil {
 		return s.notFound(err, "hub %q not found", c.Param("hub"))
 	}
-	return c.JSON(http.StatusOK, h)
+	return c.JSON(http.StatusOK, viewHub(h))
 }
 
 func (s *Server) putHub(c echo.Context) error {
@@ -164,7 +186,7 @@ func (s *Server) putHub(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, h)
+	return c.JSON(http.StatusOK, viewHub(h))
 }
 
 func (s *Server) deleteHub(c echo.Context) error {
@@ -207,10 +229,24 @@ func (in *upstreamInput) validate() error {
 	if len(in.Secrets) > 2 {
 		return fail(http.StatusBadRequest, "at most two secrets may be active (the new and the old during rotation)")
 	}
-	for _, sec := range in.Secrets {
-		if _, err := upstream.Sign([]string{sec}, "check", time.Unix(0, 0), nil); err != nil || !strings.HasPrefix(sec, upstream.SecretPrefix) {
-			return fail(http.StatusBadRequest, "secrets: each must be \"whsec_\" followed by base64; omit secrets to have one generated")
+	for i, sec := range in.Secrets {
+		if err := checkSecret(sec); err != nil {
+			return fail(http.StatusBadRequest, fmt.Sprintf("secrets[%d]: %s", i, err.Error()))
 		}
+	}
+	return nil
+}
+
+// checkSecret checks a signing secret an admin supplies. The error is meant
+// for the admin and never quotes the secret.
+func checkSecret(sec string) error {
+	if strings.Contains(sec, maskMark) {
+		return errors.New("this is a masked secret as the admin API shows it; give the whole secret " +
+			"(GET …/upstreams/NAME/secrets, switchboard upstream secret show), or leave secrets out to keep the current ones")
+	}
+	if err := upstream.CheckSecret(sec); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "upstream: ") +
+			`; make one with "switchboard upstream secret generate", or leave secrets out to have one generated`)
 	}
 	return nil
 }
@@ -224,6 +260,41 @@ func (s *Server) upstreamFrom(c echo.Context, in *upstreamInput) store.Upstream 
 		Events: in.Events, Timeout: in.Timeout, Secrets: secrets}
 }
 
+// upstreamView is an upstream as the admin API shows it. Secrets are masked
+// except in the answer that created them (a new upstream, a rotation) and
+// in the reveal call, GET …/upstreams/NAME/secrets. Warnings says what the
+// admin may not expect: an earlier upstream that takes this one's blocking
+// events (in create, replace and list answers).
+type upstreamView struct {
+	store.Upstream
+	Secrets  []string `json:"secrets"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// maskMark ends a masked secret; a secret never contains it.
+const maskMark = "…"
+
+// maskSecret keeps "whsec_" and four characters, enough to tell two secrets
+// apart and too few to sign with.
+func maskSecret(sec string) string {
+	if n := len(upstream.SecretPrefix) + 4; len(sec) > n {
+		return sec[:n] + maskMark
+	}
+	return maskMark
+}
+
+func viewUpstream(u store.Upstream, showSecrets bool) upstreamView {
+	v := upstreamView{Upstream: u, Secrets: make([]string, len(u.Secrets))}
+	for i, sec := range u.Secrets {
+		if showSecrets {
+			v.Secrets[i] = sec
+		} else {
+			v.Secrets[i] = maskSecret(sec)
+		}
+	}
+	return v
+}
+
 func (s *Server) listUpstreams(c echo.Context) error {
 	if _, err := s.cfg.Store.Hub(c.Request().Context(), c.Param("hub")); err != nil {
 		return s.notFound(err, "hub %q not found", c.Param("hub"))
@@ -232,10 +303,13 @@ func (s *Server) listUpstreams(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if ups == nil {
-		ups = []store.Upstream{}
+	out := make([]upstreamView, 0, len(ups))
+	for _, u := range ups {
+		v := viewUpstream(u, false)
+		v.Warnings = shadowed(ups, u)
+		out = append(out, v)
 	}
-	return c.JSON(http.StatusOK, ups)
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) createUpstream(c echo.Context) error {
@@ -262,7 +336,9 @@ func (s *Server) createUpstream(c echo.Context) error {
 		return err
 	}
 	s.upstreamsChanged()
-	return c.JSON(http.StatusCreated, u)
+	v := viewUpstream(u, true) // shown once: the secret's creation
+	v.Warnings = s.shadowWarnings(c.Request().Context(), u)
+	return c.JSON(http.StatusCreated, v)
 }
 
 func (s *Server) getUpstream(c echo.Context) error {
@@ -270,7 +346,7 @@ func (s *Server) getUpstream(c echo.Context) error {
 	if err != nil {
 		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
 	}
-	return c.JSON(http.StatusOK, u)
+	return c.JSON(http.StatusOK, viewUpstream(u, false))
 }
 
 func (s *Server) putUpstream(c echo.Context) error {
@@ -296,9 +372,11 @@ func (s *Server) putUpstream(c echo.Context) error {
 	// A PUT saves the upstream afresh, which also enables it again after a
 	// 410 Gone disabled it.
 	next := s.upstreamFrom(c, &in)
-	if len(in.Secrets) == 0 {
+	generated := len(in.Secrets) == 0
+	if generated {
 		if old, err := s.cfg.Store.Upstream(c.Request().Context(), c.Param("hub"), in.Name); err == nil {
 			next.Secrets = old.Secrets // keep the secrets the handler already knows
+			generated = false
 		}
 	}
 	u, err := s.cfg.Store.PutUpstream(c.Request().Context(), next)
@@ -306,7 +384,175 @@ func (s *Server) putUpstream(c echo.Context) error {
 		return s.notFound(err, "hub %q not found; create it first", c.Param("hub"))
 	}
 	s.upstreamsChanged()
-	return c.JSON(http.StatusOK, u)
+	v := viewUpstream(u, generated) // a secret made by this call is shown, once
+	v.Warnings = s.shadowWarnings(c.Request().Context(), u)
+	return c.JSON(http.StatusOK, v)
+}
+
+// secretsView is what the reveal and rotate calls answer: the upstream's
+// signing secrets in full, newest (the one to sign with) first.
+type secretsView struct {
+	Secrets []string `json:"secrets"`
+	// Dropped counts the secrets a rotation retired.
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// revealSecrets answers GET …/upstreams/{name}/secrets: the secrets in full,
+// for an admin who lost them.
+func (s *Server) revealSecrets(c echo.Context) error {
+	u, err := s.cfg.Store.Upstream(c.Request().Context(), c.Param("hub"), c.Param("name"))
+	if err != nil {
+		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, secretsView{Secrets: u.Secrets})
+}
+
+// rotateInput is the optional body of a rotation.
+type rotateInput struct {
+	// Secret is the new secret; empty means generate one.
+	Secret string `json:"secret"`
+}
+
+// rotateSecret answers POST …/upstreams/{name}/secrets/:rotate: a new secret
+// (given, or generated) signs from now on; the previous newest stays active
+// beside it, so webhooks carry both signatures until the function has the
+// new one; older secrets are dropped. At most two are ever active.
+func (s *Server) rotateSecret(c echo.Context) error {
+	var in rotateInput
+	if c.Request().ContentLength != 0 {
+		if err := decodeStrict(c, &in); err != nil {
+			return err
+		}
+	}
+	if in.Secret == "" {
+		in.Secret = upstream.NewSecret()
+	} else if err := checkSecret(in.Secret); err != nil {
+		return fail(http.StatusBadRequest, "secret: "+err.Error())
+	}
+	ctx := c.Request().Context()
+	s.secretsMu.Lock()
+	defer s.secretsMu.Unlock()
+	u, err := s.cfg.Store.Upstream(ctx, c.Param("hub"), c.Param("name"))
+	if err != nil {
+		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
+	}
+	next := []string{in.Secret}
+	if len(u.Secrets) > 0 && u.Secrets[0] != in.Secret {
+		next = append(next, u.Secrets[0])
+	}
+	dropped := 0
+	for _, old := range u.Secrets {
+		if !slices.Contains(next, old) {
+			dropped++
+		}
+	}
+	u.Secrets = next
+	if _, err := s.cfg.Store.PutUpstream(ctx, u); err != nil {
+		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
+	}
+	s.upstreamsChanged()
+	s.log.Info("upstream signing secret rotated", "hub", u.Hub, "upstream", u.Name, "dropped", dropped)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, secretsView{Secrets: next, Dropped: dropped})
+}
+
+// shadowWarnings says which blocking events (connect, message) of u an
+// earlier upstream of the hub takes first: they go to the first match only,
+// as in Azure SignalR, so u never sees them. Notifications go to every
+// match and are not listed.
+func (s *Server) shadowWarnings(ctx context.Context, u store.Upstream) []string {
+	ups, err := s.cfg.Store.Upstreams(ctx, u.Hub)
+	if err != nil {
+		s.log.Warn("listing upstreams for the shadowing check", "hub", u.Hub, "err", err)
+		return nil
+	}
+	return shadowed(ups, u)
+}
+
+// shadowed is shadowWarnings for u among ups, the hub's upstreams in order.
+func shadowed(ups []store.Upstream, u store.Upstream) []string {
+	mine := blockingEvents(u.Events)
+	var out []string
+	for _, earlier := range ups {
+		if earlier.Name == u.Name {
+			break
+		}
+		if lost := mine.takenBy(blockingEvents(earlier.Events)); len(lost) > 0 {
+			out = append(out, fmt.Sprintf("upstream %q comes first and also takes %s: blocking events go to the first "+
+				"upstream that takes them, so %q will not get those (connected and disconnected still reach both); "+
+				"narrow the events of one of them, or remove and re-add them in the order you want (switchboard upstream list shows it)",
+				earlier.Name, strings.Join(lost, ", "), u.Name))
+		}
+	}
+	return out
+}
+
+// blocking is the part of an event filter that concerns blocking events.
+type blocking struct {
+	connect     bool
+	allMessages bool
+	targets     map[string]bool // lower-cased message targets, when not allMessages
+}
+
+// blockingEvents reads a validated event filter (see delivery.ParseFilter).
+func blockingEvents(events []string) blocking {
+	b := blocking{targets: map[string]bool{}}
+	if len(events) == 0 {
+		return blocking{connect: true, allMessages: true}
+	}
+	for _, raw := range events {
+		e := strings.TrimSpace(raw)
+		name, target, hasTarget := strings.Cut(e, ":")
+		switch {
+		case e == "*":
+			b.connect, b.allMessages = true, true
+		case name == upstream.EventConnect && !hasTarget:
+			b.connect = true
+		case name == upstream.EventMessage && (!hasTarget || target == "*"):
+			b.allMessages = true
+		case name == upstream.EventMessage:
+			b.targets[strings.ToLower(target)] = true
+		}
+	}
+	return b
+}
+
+// takenBy lists, in filter syntax, the blocking events of b that first also
+// takes.
+func (b blocking) takenBy(first blocking) []string {
+	var lost []string
+	if b.connect && first.connect {
+		lost = append(lost, upstream.EventConnect)
+	}
+	switch {
+	case b.allMessages && first.allMessages:
+		lost = append(lost, "message:*")
+	case first.allMessages:
+		for _, t := range sortedKeys(b.targets) {
+			lost = append(lost, "message:"+t)
+		}
+	case b.allMessages:
+		for _, t := range sortedKeys(first.targets) {
+			lost = append(lost, "message:"+t)
+		}
+	default:
+		for _, t := range sortedKeys(b.targets) {
+			if first.targets[t] {
+				lost = append(lost, "message:"+t)
+			}
+		}
+	}
+	return lost
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (s *Server) deleteUpstream(c echo.Context) error {
@@ -318,9 +564,13 @@ func (s *Server) deleteUpstream(c echo.Context) error {
 }
 
 func (s *Server) status(c echo.Context) error {
+	hubs := s.cfg.Gateway.Status()
+	if hubs == nil {
+		hubs = []gateway.HubStatus{} // an idle node answers [], not null
+	}
 	out := map[string]any{
 		"node":          s.cfg.Gateway.NodeID(),
-		"hubs":          s.cfg.Gateway.Status(),
+		"hubs":          hubs,
 		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
 	}
 	if s.cfg.Deliveries != nil {

@@ -105,6 +105,9 @@ type Server struct {
 	// lose one. It also keeps the Verifier's key set in the order the store
 	// saw the writes.
 	keysMu sync.Mutex
+	// secretsMu serialises upstream secret rotations, which read an
+	// upstream's secrets, change them and write them back.
+	secretsMu sync.Mutex
 }
 
 // New builds the routes.

@@ -9,7 +9,10 @@
 //
 //   - Handler(secrets, fn) is an http.Handler that answers the registration
 //     OPTIONS check, verifies and decodes each webhook, calls fn and writes
-//     its Reply with the status the gateway expects.
+//     its Reply with the status the gateway expects. Without a secret (not
+//     registered yet) it still answers the OPTIONS check and refuses
+//     webhooks with 503 ErrNoSecret.
+//   - CheckSecret checks the "whsec_…" form of a secret an admin supplies.
 //   - EventFromRequest is the verify-and-decode step alone, for authors who
 //     route requests themselves; Verify (or Secrets.Verify) is the signature
 //     check alone.

@@ -85,18 +85,30 @@ func Reject(reason string) error { return &rejection{reason: reason} }
 // panic in fn (for example a builder given a value JSON cannot encode) is
 // answered 500. Every error response is {"error": "…"}.
 //
-// Handler panics if secrets is empty or holds a malformed secret, or fn is
-// nil: such a handler could never accept a webhook.
+// Empty strings in secrets are ignored, so a secret read from an unset
+// environment variable counts as none. A handler without secrets is valid:
+// it answers the registration check, so the function can run before the
+// upstream is registered (registration prints the secret), and it answers
+// every POST 503 with an error saying it has no signing secret yet, which
+// the gateway reports as a failure (notifications are retried). Restart it
+// with the secret to start accepting webhooks.
+//
+// Handler panics if a secret is malformed (not base64) or fn is nil: such a
+// handler could never accept a webhook, and a panic at start-up says so
+// before the first event does.
 func Handler(secrets []string, fn Func, opts ...HandlerOption) http.Handler {
 	if fn == nil {
 		panic("upstream: Handler needs a non-nil Func")
 	}
-	if len(secrets) == 0 {
-		panic("upstream: Handler needs at least one signing secret (whsec_…)")
+	var given []string
+	for _, s := range secrets {
+		if strings.TrimSpace(s) != "" {
+			given = append(given, s)
+		}
 	}
-	keys, err := ParseSecrets(secrets...)
+	keys, err := ParseSecrets(given...)
 	if err != nil {
-		panic(fmt.Sprintf("upstream: Handler: %v", err))
+		panic(fmt.Sprintf("upstream: Handler: %v (want \"whsec_\" and base64, as registration printed it)", err))
 	}
 	cfg := handlerConfig{maxBody: DefaultMaxBodySize, now: time.Now}
 	for _, o := range opts {
@@ -107,6 +119,11 @@ func Handler(secrets []string, fn Func, opts ...HandlerOption) http.Handler {
 	}
 	return &handler{secrets: keys, fn: fn, cfg: cfg}
 }
+
+// ErrNoSecret is the error a Handler without signing secrets answers to
+// every POST (status 503).
+var ErrNoSecret = errors.New("upstream: this handler has no signing secret yet, so it cannot verify webhooks: " +
+	"start it with the upstream's secret (printed by `switchboard upstream add`, shown again by `switchboard upstream secret show`)")
 
 type handler struct {
 	secrets *Secrets
@@ -123,6 +140,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Allow", "POST, OPTIONS")
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed; webhooks are POST", r.Method))
+		return
+	}
+	if h.secrets.Len() == 0 {
+		writeError(w, http.StatusServiceUnavailable, ErrNoSecret.Error())
 		return
 	}
 	ev, err := eventFromRequest(r, h.secrets, h.cfg.now(), h.cfg.maxBody)

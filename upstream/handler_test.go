@@ -351,7 +351,6 @@ func TestHandlerPanicsOnUnusableConfig(t *testing.T) {
 		secrets []string
 		fn      Func
 	}{
-		{name: "no secrets", fn: noop},
 		{name: "malformed secret", secrets: []string{"whsec_!!!"}, fn: noop},
 		{name: "nil func", secrets: []string{testSecret}},
 	}
@@ -363,6 +362,55 @@ func TestHandlerPanicsOnUnusableConfig(t *testing.T) {
 				}
 			}()
 			Handler(tt.secrets, tt.fn)
+		})
+	}
+}
+
+// TestHandlerWithoutSecret: a function started before its upstream was
+// registered (no secret yet, or an unset environment variable) answers the
+// registration check and refuses webhooks with 503 saying why, never a panic.
+func TestHandlerWithoutSecret(t *testing.T) {
+	t.Parallel()
+	called := atomic.Bool{}
+	fn := func(context.Context, *Event) (*Reply, error) { called.Store(true); return nil, nil }
+	for _, tt := range []struct {
+		name    string
+		secrets []string
+	}{
+		{"nil", nil},
+		{"unset environment variable", []string{""}},
+		{"blank", []string{" ", ""}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(Handler(tt.secrets, fn, WithClock(func() time.Time { return testNow })))
+			t.Cleanup(srv.Close)
+
+			req, err := http.NewRequest(http.MethodOptions, srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("WebHook-Request-Origin", "gw.example.com")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("WebHook-Allowed-Origin") != "gw.example.com" {
+				t.Fatalf("OPTIONS = %d with WebHook-Allowed-Origin %q; want 200 granting the origin",
+					resp.StatusCode, resp.Header.Get("WebHook-Allowed-Origin"))
+			}
+
+			status, _, body := webhook{body: `{"hub":"chat","connectionId":"c1","event":"connect"}`}.send(t, srv.URL)
+			if status != http.StatusServiceUnavailable {
+				t.Fatalf("POST = %d %s; want 503", status, body)
+			}
+			if msg := errorBody(t, body); !strings.Contains(msg, "no signing secret yet") || !strings.Contains(msg, "switchboard upstream") {
+				t.Errorf("error %q does not say the secret is missing and where to get it", msg)
+			}
+			if called.Load() {
+				t.Error("the Func ran for an unverified webhook")
+			}
 		})
 	}
 }

@@ -44,6 +44,32 @@ func NewSecret() string {
 	return SecretPrefix + base64.StdEncoding.EncodeToString(b[:])
 }
 
+// Secret sizes Standard Webhooks allows: 24 to 64 random bytes.
+const (
+	MinSecretBytes = 24
+	MaxSecretBytes = 64
+)
+
+// CheckSecret reports whether s is a signing secret in the form the
+// gateway accepts from an admin: "whsec_" followed by the standard base64
+// (with padding) of MinSecretBytes to MaxSecretBytes bytes, as NewSecret
+// makes and Standard Webhooks libraries read. The error wraps
+// ErrMalformedSecret and says what is wrong without quoting the secret.
+func CheckSecret(s string) error {
+	rest, ok := strings.CutPrefix(s, SecretPrefix)
+	if !ok {
+		return fmt.Errorf("%w: it must start with %q", ErrMalformedSecret, SecretPrefix)
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(rest)
+	if err != nil {
+		return fmt.Errorf("%w: after %q comes standard base64 (A-Z a-z 0-9 + / and = padding)", ErrMalformedSecret, SecretPrefix)
+	}
+	if len(raw) < MinSecretBytes || len(raw) > MaxSecretBytes {
+		return fmt.Errorf("%w: it encodes %d bytes; use %d to %d random bytes (NewSecret makes 32)", ErrMalformedSecret, len(raw), MinSecretBytes, MaxSecretBytes)
+	}
+	return nil
+}
+
 // Secrets is a set of decoded signing secrets, the form in which a sender
 // signs and a receiver verifies many webhooks: each secret keeps a pool of
 // keyed HMACs, since decoding the base64 and keying a new HMAC for every

@@ -53,6 +53,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.StringSliceVar(&f.origins, "allowed-origin", origins, "origin allowed for browsers on hubs that set none (repeatable; default any)")
 	fl.StringVar(&f.pprof, "pprof", env("PPROF", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (default off; never expose it publicly)")
 	fl.StringVar(&f.natsURL, "nats", env("NATS", ""), "join a cluster through NATS at this URL, or a comma-separated list of the NATS cluster's servers (nats://a:4222,nats://b:4222); config is then shared in JetStream KV")
+	redactDefault(fl, "nats") // --help never shows a password from SWITCHBOARD_NATS
 	fl.BoolVar(&f.natsEmbedded, "nats-embedded", env("NATS_EMBEDDED", "") == "true", "start a NATS server (JetStream on) inside this process and join through it, for development")
 	fl.IntVar(&f.natsPort, "nats-port", 0, "client port of the embedded NATS server (default random)")
 	fl.IntVar(&f.natsClusterPort, "nats-cluster-port", 0, "route port of the embedded NATS server, to cluster it with other nodes' (needs --nats-route)")

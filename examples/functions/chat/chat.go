@@ -28,7 +28,9 @@ type Config struct {
 	// client is handed the least loaded live node (see docs/cluster.md);
 	// without it every client goes to Gateway's endpoint.
 	Cluster *rest.Client
-	// WebhookSecrets verify the gateway's webhooks.
+	// WebhookSecrets verify the gateway's webhooks. Empty means not
+	// registered yet: the app answers the registration check and refuses
+	// webhooks (503) until it is given the secret.
 	WebhookSecrets []string
 	// WebDir holds the npm install of @microsoft/signalr (node_modules).
 	// Empty means "examples/functions/chat/web".

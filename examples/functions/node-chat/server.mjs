@@ -158,7 +158,8 @@ function verifyAny(hooks, body, headers) {
 
 function createApp({ connectionString, webhookSecrets }) {
   const cs = parseConnectionString(connectionString);
-  if (webhookSecrets.length === 0) throw new Error("no webhook secret");
+  // Without a secret (the upstream is not registered yet) the app still
+  // answers the registration check; webhooks get 503 until it has one.
   const hooks = webhookSecrets.map((s) => new Webhook(s));
 
   return createServer(async (req, res) => {
@@ -177,6 +178,9 @@ function createApp({ connectionString, webhookSecrets }) {
         return;
       }
       if (url.pathname === "/api/webhook" && req.method === "POST") {
+        if (hooks.length === 0) {
+          return send(res, 503, { error: "this function has no signing secret yet: restart it with WEBHOOK_SECRET set to the upstream's secret" });
+        }
         const body = (await readBody(req)).toString("utf8");
         let ev;
         try {
@@ -197,9 +201,12 @@ function createApp({ connectionString, webhookSecrets }) {
 function main() {
   const connectionString = process.env.SWITCHBOARD_CONNECTION_STRING;
   const secrets = (process.env.WEBHOOK_SECRET || "").split(/\s+/).filter(Boolean);
-  if (!connectionString || secrets.length === 0) {
+  if (!connectionString) {
     console.error("set SWITCHBOARD_CONNECTION_STRING and WEBHOOK_SECRET (and optionally PORT)");
     process.exit(2);
+  }
+  if (secrets.length === 0) {
+    console.error("WEBHOOK_SECRET is not set: the registration check will pass, webhooks get 503 until you restart with the secret");
   }
   const port = Number(process.env.PORT || 3000);
   const server = createApp({ connectionString, webhookSecrets: secrets });
