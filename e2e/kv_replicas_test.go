@@ -251,6 +251,13 @@ func TestOneReplicaServesFromMemory(t *testing.T) {
 		c := g.dial("kept", "", nil)
 		c.Close()
 	}
+	// A node that starts meanwhile cannot load the configuration and says
+	// which part of the cluster is missing.
+	_, err = node.Start(node.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(dir, "late.db"), NodeID: "late",
+		Logger: quietLogger(t), NATS: trio.urls((holder + 1) % 3), KVReplicas: 1, JoinTimeout: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "KV buckets did not") || !strings.Contains(err.Error(), "start that server again") {
+		t.Errorf("a node starting with the bucket's server down: %v; want an error naming the buckets' servers", err)
+	}
 
 	trio.start(holder)
 	testutil.Eventually(t, settle, "writes work again once the server is back", func() bool {

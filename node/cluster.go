@@ -36,15 +36,9 @@ type clustering struct {
 	registry *cluster.Registry
 }
 
-// joinTimeout bounds how long a node waits, at start, for NATS and for the
-// JetStream cluster to serve the shared configuration: when a whole cluster
-// restarts, JetStream has no meta leader until a majority of its servers
-// run, and its buckets answer only some seconds after that.
-const joinTimeout = 60 * time.Second
-
 // attemptTimeout bounds one JetStream request while joining. A request sent
 // while JetStream has no leader is never answered, so a node asks again
-// rather than wait for the whole joinTimeout on the first request.
+// rather than wait for the whole Config.JoinTimeout on the first request.
 const attemptTimeout = 3 * time.Second
 
 // joinCluster connects to NATS (starting an embedded server first if asked)
@@ -77,12 +71,12 @@ func joinCluster(cfg Config) (*clustering, error) {
 		c.close(context.Background())
 		return nil, fmt.Errorf("node: JetStream: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.JoinTimeout)
 	defer cancel()
 	if c.embedded != nil && len(cfg.NATSEmbedded.Routes) > 0 {
 		if err := c.embedded.WaitJetStream(ctx); err != nil {
 			c.close(context.Background())
-			return nil, fmt.Errorf("node: embedded NATS cluster not ready after %s: %w", joinTimeout, err)
+			return nil, fmt.Errorf("node: embedded NATS cluster not ready after %s: %w", cfg.JoinTimeout, err)
 		}
 	}
 	err = retryJetStream(ctx, func(ctx context.Context) (err error) {
@@ -90,7 +84,7 @@ func joinCluster(cfg Config) (*clustering, error) {
 		return err
 	})
 	if err != nil {
-		err = c.joinError(url, "the shared configuration", cfg.KVReplicas, err)
+		err = c.joinError(cfg, url, "the shared configuration", err)
 		c.close(context.Background())
 		return nil, err
 	}
@@ -117,7 +111,7 @@ func retryJetStream(ctx context.Context, fn func(ctx context.Context) error) err
 
 // Error codes of JetStream answers about replicas. Too few servers for the
 // replicas asked may mean they are still starting, so a node retries until
-// joinTimeout; a standalone server never takes more than one replica.
+// JoinTimeout; a standalone server never takes more than one replica.
 const (
 	jsClusterNoPeers        = 10005 // no suitable peers for placement
 	jsInsufficientResources = 10023
@@ -140,7 +134,8 @@ func retriable(err error) bool {
 
 // joinError says why what (the shared configuration, the connection
 // registry) could not be opened, naming the cause an operator can act on.
-func (c *clustering) joinError(url, what string, replicas int, err error) error {
+func (c *clustering) joinError(cfg Config, url, what string, err error) error {
+	replicas := cfg.KVReplicas
 	var api *jetstream.APIError
 	switch {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
@@ -158,10 +153,10 @@ func (c *clustering) joinError(url, what string, replicas int, err error) error 
 		if c.embedded != nil {
 			why = c.embedded.QuorumReport()
 		}
-		return fmt.Errorf("node: %s: JetStream at %s did not answer within %s: %s: %w", what, url, joinTimeout, why, err)
+		return fmt.Errorf("node: %s: JetStream at %s did not answer within %s: %s: %w", what, url, cfg.JoinTimeout, why, err)
 	}
 	return fmt.Errorf("node: %s: JetStream at %s answers, but its KV buckets did not within %s: the NATS servers holding their replicas are down or have no quorum "+
-		"(with --kv-replicas 1 each bucket lives on a single server: start that server again; with 3, two of three must run): %w", what, url, joinTimeout, err)
+		"(with --kv-replicas 1 each bucket lives on a single server: start that server again; with 3, two of three must run): %w", what, url, cfg.JoinTimeout, err)
 }
 
 // start builds the gateway on the NATS bus, with the registry tracking its
@@ -179,7 +174,7 @@ func (c *clustering) start(n *Node, gc *gateway.Config) error {
 		return fmt.Errorf("node: bus: %w", err)
 	}
 	c.bus = bus
-	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.JoinTimeout)
 	defer cancel()
 	err = retryJetStream(ctx, func(ctx context.Context) (err error) {
 		c.registry, err = cluster.NewRegistry(ctx, c.js, cluster.RegistryOptions{
@@ -193,7 +188,7 @@ func (c *clustering) start(n *Node, gc *gateway.Config) error {
 		return err
 	})
 	if err != nil {
-		return c.joinError(n.cfg.NATS, "the connection registry", n.cfg.KVReplicas, err)
+		return c.joinError(n.cfg, n.cfg.NATS, "the connection registry", err)
 	}
 	gc.Bus = bus
 	gc.Tracker = tracker{c.registry}

@@ -57,6 +57,12 @@ type Config struct {
 	// the cluster cannot change its configuration while that server is
 	// down; 3 keeps them through the loss of any one. Zero means 1.
 	KVReplicas int
+	// JoinTimeout bounds how long a clustered node waits at start for NATS
+	// and for JetStream to serve the shared configuration: after a whole
+	// cluster restarts, JetStream has no leader until a majority of its
+	// servers run, and its buckets answer some seconds after that. Zero
+	// means 1 min.
+	JoinTimeout time.Duration
 	// Delivery tunes the upstream dispatcher (outbox size and TTL, retry
 	// backoff, circuit breakers); zero fields mean its defaults. Store,
 	// OnReply, OnDisable, Origin and Logger are set by the node.
@@ -109,6 +115,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = time.Minute
 	}
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = 5 * time.Minute

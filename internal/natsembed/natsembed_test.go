@@ -124,7 +124,7 @@ func TestCluster(t *testing.T) {
 	if got, want := servers[1].ClusterURL(), routes[1]; got != want {
 		t.Errorf("ClusterURL = %q, want %q", got, want)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(servers))
@@ -155,10 +155,13 @@ func TestCluster(t *testing.T) {
 }
 
 // createBucket retries while a fresh cluster settles: the meta leader may
-// still be placing its first stream.
+// still be placing its first stream, and a request sent meanwhile may go
+// unanswered, so each attempt has a short deadline of its own.
 func createBucket(ctx context.Context, js jetstream.JetStream, name string) (jetstream.KeyValue, error) {
 	for {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, Replicas: 3})
+		attempt, cancel := context.WithTimeout(ctx, 3*time.Second)
+		kv, err := js.CreateOrUpdateKeyValue(attempt, jetstream.KeyValueConfig{Bucket: name, Replicas: 3})
+		cancel()
 		if err == nil || ctx.Err() != nil {
 			return kv, err
 		}
