@@ -212,7 +212,7 @@ func msgData(m *nats.Msg) string {
 
 func TestNATSMembers(t *testing.T) {
 	s := startServer(t, natsembed.Options{})
-	clk := cluster.NewFakeClock()
+	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
 	var buses []*cluster.NATS
 	for i := range 3 {
 		nc, err := nats.Connect(s.URL())

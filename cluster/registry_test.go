@@ -512,14 +512,14 @@ const (
 	edgeDeadAfter = 5 * time.Second
 )
 
-func edgeConfig(clk *fakeClock) nodeConfig {
+func edgeConfig(clk *testutil.Clock) nodeConfig {
 	return nodeConfig{now: clk.Now, heartbeat: time.Hour, memberTTL: edgeMemberTTL, deadAfter: edgeDeadAfter}
 }
 
 // tick advances clk by d, has each of beating heartbeat, and waits until
 // every listener heard each of them at the new time, then until every
 // listener's registry completed a detection round begun after that.
-func tick(t *testing.T, clk *fakeClock, d time.Duration, beating, listening []*testNode) {
+func tick(t *testing.T, clk *testutil.Clock, d time.Duration, beating, listening []*testNode) {
 	t.Helper()
 	clk.Advance(d)
 	now := clk.Now()
@@ -599,7 +599,7 @@ func (l *logBuffer) String() string {
 // node silent as long but heard again at 8 s is not dead.
 func TestRegistrySilentNodeDeadOnce(t *testing.T) {
 	e := newRegEnv(t)
-	clk := newFakeClock()
+	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
 	a, b, c := e.startWith("a1", edgeConfig(clk)), e.startWith("b2", edgeConfig(clk)), e.startWith("c3", edgeConfig(clk))
 	x, y := e.startWith("x8", edgeConfig(clk)), e.startWith("y9", edgeConfig(clk))
 	for _, n := range []*testNode{a, b, c, x, y} {
@@ -695,7 +695,7 @@ func TestRegistrySilentNodeDeadOnce(t *testing.T) {
 func TestRegistryOutageKillsNobody(t *testing.T) {
 	e := newRegEnv(t)
 	// Each node its own clock; only the observer's moves.
-	clkS, clkA := newFakeClock(), newFakeClock()
+	clkS, clkA := testutil.NewClock(time.Unix(1_800_000_000, 0)), testutil.NewClock(time.Unix(1_800_000_000, 0))
 	logA := &logBuffer{}
 	// s1 looks seldom, a2 often: a2 records itself again, once s1 took it
 	// for dead, before s1's next look.

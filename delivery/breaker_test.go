@@ -6,33 +6,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type change struct{ from, to string }
 
-func newTestBreaker(cfg BreakerConfig) (*breaker, *fakeClock, func() []change) {
+func newTestBreaker(cfg BreakerConfig) (*breaker, *testutil.Clock, func() []change) {
 	cfg.fill()
-	clk := newFakeClock()
+	clk := testutil.NewClock(time.Now())
 	var mu sync.Mutex
 	var changes []change
 	b := newBreaker("fn", cfg, clk.Now, func(from, to, _ string) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -136,7 +137,7 @@ func TestCallBreakerFailsFastAndRecovers(t *testing.T) {
 	t.Parallel()
 	h := newHook(t)
 	h.setRespond(func(int, hit) (int, http.Header, string) { return 500, nil, "down" })
-	clk := newFakeClock()
+	clk := testutil.NewClock(time.Now())
 	d := startDispatcher(t, DispatcherConfig{Now: clk.Now, Breaker: BreakerConfig{ConsecutiveFailures: 3, CoolDown: 30 * time.Second}})
 	d.SetTargets([]Target{h.target("chat", "fn")})
 	ctx := context.Background()

@@ -271,7 +271,7 @@ func TestOutboxExpires(t *testing.T) {
 	t.Parallel()
 	h := newHook(t)
 	h.setRespond(func(int, hit) (int, http.Header, string) { return 500, nil, "" })
-	clk := newFakeClock()
+	clk := testutil.NewClock(time.Now())
 	cfg := fastRetry
 	cfg.Now, cfg.OutboxTTL = clk.Now, time.Hour
 	d := startDispatcher(t, cfg)
@@ -296,7 +296,7 @@ func TestOutboxPausesWhileBreakerOpen(t *testing.T) {
 		}
 		return 500, nil, ""
 	})
-	clk := newFakeClock()
+	clk := testutil.NewClock(time.Now())
 	cfg := fastRetry
 	cfg.Now = clk.Now
 	cfg.Breaker = BreakerConfig{ConsecutiveFailures: 3, CoolDown: time.Hour}

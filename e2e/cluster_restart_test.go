@@ -110,16 +110,7 @@ func (c *embeddedCluster) stop(ps ...*proc) {
 // hubs lists the hubs p's admin API answers with.
 func (c *embeddedCluster) hubs(p *proc) (int, []string) {
 	c.t.Helper()
-	status, data := do(c.t, http.MethodGet, p.url+"/admin/hubs", c.adminKey, nil)
-	var hubs []struct {
-		Name string `json:"name"`
-	}
-	_ = json.Unmarshal(data, &hubs)
-	var names []string
-	for _, h := range hubs {
-		names = append(names, h.Name)
-	}
-	return status, names
+	return listHubs(c.t, p.url, c.adminKey)
 }
 
 // wantHubs waits until p lists exactly want. After a NATS server went

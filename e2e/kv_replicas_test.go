@@ -119,7 +119,13 @@ func kvNode(t *testing.T, n *natsTrio, id string, first, replicas int, db string
 
 // hubNames lists the hubs g's admin API answers with, and its status.
 func hubNames(t *testing.T, g *gw) (int, []string) {
-	status, data := do(t, http.MethodGet, g.url+"/admin/hubs", g.node.AdminKey(), nil)
+	return listHubs(t, g.url, g.node.AdminKey())
+}
+
+// listHubs lists the hubs the admin API at base answers with, and its
+// status.
+func listHubs(t *testing.T, base, adminKey string) (int, []string) {
+	status, data := do(t, http.MethodGet, base+"/admin/hubs", adminKey, nil)
 	var hubs []struct {
 		Name string `json:"name"`
 	}

@@ -16,22 +16,10 @@ import (
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// clock is a controllable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // transport adapts a real coder/websocket connection, as the HTTP layer does.
 type transport struct{ ws *websocket.Conn }
@@ -58,7 +46,7 @@ func (t transport) Close(code int, reason string) error {
 type rig struct {
 	t   *testing.T
 	g   *gateway.Gateway
-	clk *clock
+	clk *testutil.Clock
 	srv *httptest.Server
 	wg  sync.WaitGroup
 }
@@ -72,7 +60,7 @@ func newRig(t *testing.T) *rig {
 
 // newRigWith is newRig with cfg, whose clock and sweep the rig takes over.
 func newRigWith(t *testing.T, cfg gateway.Config) *rig {
-	r := &rig{t: t, clk: &clock{now: time.Unix(1_800_000_000, 0)}}
+	r := &rig{t: t, clk: testutil.NewClock(time.Unix(1_800_000_000, 0))}
 	cfg.SweepInterval, cfg.Now = -1, r.clk.Now
 	r.g = gateway.New(cfg)
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -52,11 +52,7 @@ func (v *configView) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, err := v.store.AccessKeys(ctx)
-	if err != nil {
-		return err
-	}
-	admin, err := v.store.AdminKey(ctx)
+	keys, admin, err := v.readKeys(ctx)
 	if err != nil {
 		return err
 	}
@@ -132,11 +128,7 @@ func (v *configView) reloadUpstreams(ctx context.Context, hub string) error {
 }
 
 func (v *configView) reloadKeys(ctx context.Context) error {
-	keys, err := v.store.AccessKeys(ctx)
-	if err != nil {
-		return err
-	}
-	admin, err := v.store.AdminKey(ctx)
+	keys, admin, err := v.readKeys(ctx)
 	if err != nil {
 		return err
 	}
@@ -144,6 +136,15 @@ func (v *configView) reloadKeys(ctx context.Context) error {
 	v.keys, v.adminKey = keys, admin
 	v.mu.Unlock()
 	return nil
+}
+
+func (v *configView) readKeys(ctx context.Context) ([]store.Key, string, error) {
+	keys, err := v.store.AccessKeys(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	admin, err := v.store.AdminKey(ctx)
+	return keys, admin, err
 }
 
 // staleReason says why the copy may be behind the store; "" when it is not.

@@ -5,30 +5,12 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/store"
 )
-
-// fakeClock is an injectable time source for WithClock and WithKVClock.
-type fakeClock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // instance is one store under test. reopen closes it (DB) or drops it (KV)
 // and returns a new instance on the same data, as after a restart; peer
@@ -79,7 +61,7 @@ var backends = []backend{
 func TestContract(t *testing.T) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, in instance, clk *fakeClock)
+		run  func(t *testing.T, in instance, clk *testutil.Clock)
 	}{
 		{"hubs", contractHubs},
 		{"upstreams", contractUpstreams},
@@ -94,7 +76,7 @@ func TestContract(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					clk := &fakeClock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+					clk := testutil.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 					tt.run(t, b.open(t, clk.Now), clk)
 				})
 			}
@@ -131,7 +113,7 @@ const (
 	oddUser = "user.name/ü>*"
 )
 
-func contractHubs(t *testing.T, in instance, clk *fakeClock) {
+func contractHubs(t *testing.T, in instance, clk *testutil.Clock) {
 	c := in.cfg
 	created := must[store.Hub](t, "CreateHub")(c.CreateHub(t.Context(), store.Hub{Name: "chat", AllowAnonymous: true, AllowedOrigins: []string{"https://x"}}))
 	equal(t, "CreatedAt", created.CreatedAt, clk.Now())
@@ -171,7 +153,7 @@ func upNames(ups []store.Upstream) []string {
 	return names
 }
 
-func contractUpstreams(t *testing.T, in instance, clk *fakeClock) {
+func contractUpstreams(t *testing.T, in instance, clk *testutil.Clock) {
 	c := in.cfg
 	_, err := c.CreateUpstream(t.Context(), store.Upstream{Hub: "chat", Name: "fn"})
 	wantErr(t, "CreateUpstream without hub", err, store.ErrNotFound)
@@ -228,7 +210,7 @@ func contractUpstreams(t *testing.T, in instance, clk *fakeClock) {
 		[]string{"chat/z", "chat/m", "chat/b", "chat/a"})
 }
 
-func contractDeleteHub(t *testing.T, in instance, _ *fakeClock) {
+func contractDeleteHub(t *testing.T, in instance, _ *testutil.Clock) {
 	c := in.cfg
 	wantErr(t, "DeleteHub missing", c.DeleteHub(t.Context(), "chat"), store.ErrNotFound)
 	wantErr(t, "DeleteHub empty", c.DeleteHub(t.Context(), ""), store.ErrNotFound)
@@ -249,7 +231,7 @@ func contractDeleteHub(t *testing.T, in instance, _ *fakeClock) {
 	equal(t, "Upstreams of new hub", len(must[[]store.Upstream](t, "Upstreams")(c.Upstreams(t.Context(), "chat"))), 0)
 }
 
-func contractKeys(t *testing.T, in instance, clk *fakeClock) {
+func contractKeys(t *testing.T, in instance, clk *testutil.Clock) {
 	c := in.cfg
 	_, err := c.AccessKeys(t.Context())
 	wantErr(t, "AccessKeys before EnsureKeys", err, store.ErrNotFound)
@@ -283,7 +265,7 @@ func groupsOf(ms []store.UserGroup) []string {
 	return out
 }
 
-func contractUserGroups(t *testing.T, in instance, _ *fakeClock) {
+func contractUserGroups(t *testing.T, in instance, _ *testutil.Clock) {
 	c := in.cfg
 	for _, bad := range []store.UserGroup{{User: "u", Group: "g"}, {Hub: "h", Group: "g"}, {Hub: "h", User: "u"}} {
 		wantErr(t, "AddUserToGroup invalid", c.AddUserToGroup(t.Context(), bad), store.ErrInvalid)
@@ -311,7 +293,7 @@ func contractUserGroups(t *testing.T, in instance, _ *fakeClock) {
 	equal(t, "UserGroups of nobody", len(must[[]store.UserGroup](t, "UserGroups")(c.UserGroups(t.Context(), "h", "nobody"))), 0)
 }
 
-func contractExpiry(t *testing.T, in instance, clk *fakeClock) {
+func contractExpiry(t *testing.T, in instance, clk *testutil.Clock) {
 	c := in.cfg
 	at := clk.Now().Add(time.Minute)
 	for _, m := range []store.UserGroup{
@@ -341,7 +323,7 @@ func contractExpiry(t *testing.T, in instance, clk *fakeClock) {
 	equal(t, "AllUserGroups after purge", groupsOf(must[[]store.UserGroup](t, "AllUserGroups")(c.AllUserGroups(t.Context()))), []string{"h|u|forever"})
 }
 
-func contractRestart(t *testing.T, in instance, _ *fakeClock) {
+func contractRestart(t *testing.T, in instance, _ *testutil.Clock) {
 	c := in.cfg
 	hub := must[store.Hub](t, "CreateHub")(c.CreateHub(t.Context(), store.Hub{Name: oddHub, AllowAnonymous: true}))
 	up1 := must[store.Upstream](t, "CreateUpstream")(c.CreateUpstream(t.Context(), store.Upstream{Hub: oddHub, Name: "z", Events: []string{"connect"}}))
@@ -364,7 +346,7 @@ func contractRestart(t *testing.T, in instance, _ *fakeClock) {
 
 // contractWatch checks that a watcher on another instance (another node, for
 // KV) is told of every kind of change.
-func contractWatch(t *testing.T, in instance, _ *fakeClock) {
+func contractWatch(t *testing.T, in instance, _ *testutil.Clock) {
 	watcher := in.peer()
 	ctx, cancel := context.WithCancel(context.Background())
 	changes := make(chan store.Change, 100)

@@ -5,11 +5,13 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func TestCreateHub(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := testutil.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	db, _ := openTemp(t, WithClock(clk.Now))
 	mustCreateHub(t, db, "taken")
 
@@ -44,7 +46,7 @@ func TestCreateHub(t *testing.T) {
 
 func TestPutHub(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := testutil.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	db, _ := openTemp(t, WithClock(clk.Now))
 
 	created, err := db.PutHub(t.Context(), Hub{Name: "chat"})

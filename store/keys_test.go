@@ -5,11 +5,13 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func TestEnsureKeys(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := testutil.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	db, _ := openTemp(t, WithClock(clk.Now))
 
 	if _, err := db.AccessKeys(t.Context()); !errors.Is(err, ErrNotFound) {

@@ -11,28 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	bolt "go.etcd.io/bbolt"
 )
-
-// clock is an injectable time source for WithClock.
-type clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // openTemp opens a fresh store in t.TempDir and closes it when the test ends.
 func openTemp(t *testing.T, opts ...Option) (*DB, string) {
@@ -65,7 +46,7 @@ func upstreamNames(ups []Upstream) []string {
 
 func TestReopenKeepsData(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := testutil.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	db, path := openTemp(t, WithClock(clk.Now))
 
 	hub, err := db.CreateHub(t.Context(), Hub{Name: "chat", AllowAnonymous: true, MaxMessageSize: 1024, AllowedOrigins: []string{"https://a.example"}})

@@ -5,11 +5,13 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func TestCreateUpstream(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := testutil.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	db, _ := openTemp(t, WithClock(clk.Now))
 	mustCreateHub(t, db, "chat")
 	if _, err := db.CreateUpstream(t.Context(), Upstream{Hub: "chat", Name: "taken"}); err != nil {
@@ -53,7 +55,7 @@ func upstreamEqual(a, b Upstream) bool {
 
 func TestUpstreamOrderAndReplace(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := testutil.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	db, _ := openTemp(t, WithClock(clk.Now))
 	mustCreateHub(t, db, "chat")
 	for _, name := range []string{"c", "a", "b"} {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func groupNames(ms []UserGroup) []string {
@@ -79,7 +81,7 @@ func TestUserGroups(t *testing.T) {
 
 func TestUserGroupExpiry(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := testutil.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 	db, _ := openTemp(t, WithClock(clk.Now))
 	start := clk.Now()
 	for _, m := range []UserGroup{
