@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/cluster"
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
 	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
@@ -36,26 +37,6 @@ type nodeUnderTest struct {
 	url  string
 }
 
-// transport adapts a coder/websocket connection, as the HTTP layer does.
-type transport struct{ ws *websocket.Conn }
-
-func (t transport) ReadFrame(ctx context.Context) ([]byte, bool, error) {
-	typ, b, err := t.ws.Read(ctx)
-	if err != nil {
-		if s := websocket.CloseStatus(err); s == websocket.StatusNormalClosure || s == websocket.StatusNoStatusRcvd {
-			return nil, false, fmt.Errorf("%w: %v", gateway.ErrClientClosed, err)
-		}
-		return nil, false, err
-	}
-	return b, typ == websocket.MessageBinary, nil
-}
-func (t transport) WriteFrame(ctx context.Context, b []byte) error {
-	return t.ws.Write(ctx, websocket.MessageText, b)
-}
-func (t transport) Close(code int, reason string) error {
-	return t.ws.Close(websocket.StatusCode(code), reason)
-}
-
 // startNode starts a gateway with id on bus (built by mkBus once the
 // gateway exists) and serves it on loopback until the test ends.
 func startNode(t *testing.T, idx int, id string, bus gateway.Bus) *nodeUnderTest {
@@ -70,7 +51,7 @@ func startNode(t *testing.T, idx int, id string, bus gateway.Bus) *nodeUnderTest
 		}
 		wg.Add(1)
 		defer wg.Done()
-		n.g.Serve(context.Background(), r.URL.Query().Get("id"), transport{ws}, gateway.ConnectInfo{})
+		n.g.Serve(context.Background(), r.URL.Query().Get("id"), httpapi.WebSocketTransport(ws), gateway.ConnectInfo{})
 	}))
 	n.url = "ws" + strings.TrimPrefix(srv.URL, "http")
 	t.Cleanup(func() {

@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,30 +15,11 @@ import (
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// transport adapts a real coder/websocket connection, as the HTTP layer does.
-type transport struct{ ws *websocket.Conn }
-
-func (t transport) ReadFrame(ctx context.Context) ([]byte, bool, error) {
-	typ, b, err := t.ws.Read(ctx)
-	if err != nil {
-		if s := websocket.CloseStatus(err); s == websocket.StatusNormalClosure || s == websocket.StatusNoStatusRcvd {
-			return nil, false, fmt.Errorf("%w: %v", gateway.ErrClientClosed, err)
-		}
-		return nil, false, err
-	}
-	return b, typ == websocket.MessageBinary, nil
-}
-func (t transport) WriteFrame(ctx context.Context, b []byte) error {
-	return t.ws.Write(ctx, websocket.MessageText, b)
-}
-func (t transport) Close(code int, reason string) error {
-	return t.ws.Close(websocket.StatusCode(code), reason)
-}
 
 // rig serves one gateway over real WebSockets on loopback, with sweeping
 // driven by the test.
@@ -70,7 +50,7 @@ func newRigWith(t *testing.T, cfg gateway.Config) *rig {
 		}
 		r.wg.Add(1)
 		defer r.wg.Done()
-		r.g.Serve(context.Background(), req.URL.Query().Get("id"), transport{ws}, gateway.ConnectInfo{})
+		r.g.Serve(context.Background(), req.URL.Query().Get("id"), httpapi.WebSocketTransport(ws), gateway.ConnectInfo{})
 	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

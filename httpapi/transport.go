@@ -20,6 +20,11 @@ type wsTransport struct {
 
 var _ gateway.Transport = (*wsTransport)(nil)
 
+// WebSocketTransport is the gateway.Transport the HTTP API serves an
+// accepted WebSocket with, for programs and tests that accept sockets of
+// their own and hand them to a gateway.
+func WebSocketTransport(ws *websocket.Conn) gateway.Transport { return &wsTransport{ws: ws} }
+
 func (t *wsTransport) ReadFrame(ctx context.Context) ([]byte, bool, error) {
 	typ, data, err := t.ws.Read(ctx)
 	if err != nil {
