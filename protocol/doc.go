@@ -1,7 +1,8 @@
-// Package protocol implements the ASP.NET Core SignalR JSON hub protocol and
-// its handshake: decoding what clients send and encoding what servers (and Go
-// clients) send. It knows nothing about sockets; callers hand it whole
-// transport frames (one WebSocket message, one POST body) and get bytes back.
+// Package protocol implements the ASP.NET Core SignalR hub protocols, JSON
+// and MessagePack, and the handshake: decoding what clients send and
+// encoding what servers (and Go clients) send. It knows nothing about
+// sockets; callers hand it whole transport frames (one WebSocket message,
+// one POST body) and get bytes back.
 //
 // Entry points:
 //
@@ -14,6 +15,14 @@
 //     [AppendPing], ...) append one framed message to a buffer without
 //     allocating, so a broadcast can be encoded once and the same bytes queued
 //     to every recipient.
+//   - MessagePack: [SplitBinaryMessages], [ParseBinaryMessage] and the
+//     AppendBinary* encoders, for messages framed by a VarInt length.
+//     Arguments, results and items are JSON on the gateway's side of both
+//     protocols; msgpack_value.go maps them to MessagePack, binary data
+//     included ([BinaryMarker]).
+//   - [Codec] puts either protocol behind one interface ([JSON],
+//     [MessagePack], [CodecFor]), so a connection holds the codec its
+//     handshake chose and a broadcast is encoded once per codec in use.
 //
 // Errors wrap one of four sentinels: [ErrHandshake], [ErrHandshakeRejected],
 // [ErrIncomplete] and [ErrMalformed]. Their texts say precisely what is wrong
