@@ -17,12 +17,6 @@ import (
 	"github.com/switchboard-gw/switchboard/protocol"
 )
 
-// Frames that never change; written without the encode buffer.
-var (
-	pingFrame  = protocol.AppendPing(nil)
-	closeFrame = protocol.AppendClose(nil, "", false)
-)
-
 // noResultError is the JS client's answer to a server invocation expecting a
 // result when no handler provides one.
 const noResultError = "Client didn't provide a result."
@@ -37,6 +31,10 @@ var errStop = errors.New("client: stop")
 // Conn is one SignalR connection. Create it with Dial.
 type Conn struct {
 	ws            *websocket.Conn
+	codec         protocol.Codec        // the hub protocol
+	frameType     websocket.MessageType // text for JSON, binary for MessagePack
+	pingFrame     []byte                // frames that never change
+	closeFrame    []byte
 	id            string
 	keepAlive     time.Duration
 	serverTimeout time.Duration
@@ -86,7 +84,10 @@ type completion struct {
 // error, whose text includes the HTTP status of a refused upgrade.
 func Dial(ctx context.Context, rawURL string, opts *Options) (*Conn, error) {
 	o := opts.withDefaults()
-	neg, err := negotiate(ctx, rawURL, &o)
+	if o.codec == nil {
+		return nil, fmt.Errorf("client: unknown hub protocol %q: use json or messagepack", o.Protocol)
+	}
+	neg, err := negotiate(ctx, rawURL, &o.Options)
 	if err != nil {
 		return nil, err
 	}
@@ -117,12 +118,19 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Conn, error) {
 
 	c := &Conn{
 		ws:            ws,
+		codec:         o.codec,
+		frameType:     websocket.MessageText,
+		pingFrame:     o.codec.AppendPing(nil),
+		closeFrame:    o.codec.AppendClose(nil, "", false),
 		id:            neg.connectionID,
 		keepAlive:     o.KeepAlive,
 		serverTimeout: o.ServerTimeout,
 		done:          make(chan struct{}),
 		handlers:      lowerHandlers(o.Handlers),
 		pending:       make(map[string]chan completion),
+	}
+	if o.codec.Binary() {
+		c.frameType = websocket.MessageBinary
 	}
 	c.handleFn = c.handleMessage
 	c.pingTimer = time.AfterFunc(time.Hour, c.onPingTimer)
@@ -135,10 +143,11 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Conn, error) {
 	return c, nil
 }
 
-// handshake sends the JSON handshake, reads the answer and handles any
-// messages bundled with it, then sends the post-handshake Ping.
+// handshake sends the handshake (JSON text whatever the protocol), reads
+// the answer and handles any messages bundled with it, then sends the
+// post-handshake Ping.
 func (c *Conn) handshake(ctx context.Context) error {
-	req := protocol.AppendHandshakeRequest(nil, "json", 1)
+	req := protocol.AppendHandshakeRequest(nil, c.codec.Name(), 1)
 	if err := c.write(ctx, websocket.MessageText, req); err != nil {
 		return fmt.Errorf("%w: send: %w", ErrHandshake, err)
 	}
@@ -153,11 +162,14 @@ func (c *Conn) handshake(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	if len(rest) > 0 {
+		if typ == websocket.MessageText && c.frameType == websocket.MessageBinary {
+			typ = websocket.MessageBinary // the answer may come as text; what follows it is the protocol's
+		}
 		if err := c.handleFrame(typ, rest); err != nil {
 			return err
 		}
 	}
-	if err := c.write(ctx, websocket.MessageText, pingFrame); err != nil {
+	if err := c.write(ctx, c.frameType, c.pingFrame); err != nil {
 		return fmt.Errorf("client: ping: %w", err)
 	}
 	return nil
@@ -231,10 +243,17 @@ func (c *Conn) Send(ctx context.Context, target string, args ...any) error {
 	return c.writeInvocation(ctx, "", target, rawArgs)
 }
 
-// SendRaw writes frame as one text WebSocket message, unchecked: for tests
-// that feed the server several messages at once or garbage.
+// SendRaw writes frame as one WebSocket message of the protocol's frame
+// type, unchecked: for tests that feed the server several messages at once
+// or garbage.
 func (c *Conn) SendRaw(ctx context.Context, frame []byte) error {
-	return c.write(ctx, websocket.MessageText, frame)
+	return c.write(ctx, c.frameType, frame)
+}
+
+// WriteText writes b as one text WebSocket message (which a MessagePack hub
+// server must refuse).
+func (c *Conn) WriteText(ctx context.Context, b []byte) error {
+	return c.write(ctx, websocket.MessageText, b)
 }
 
 // WriteBinary writes b as one binary WebSocket message (which a JSON hub
@@ -255,7 +274,7 @@ func (c *Conn) Close() error {
 		c.mu.Unlock()
 		if !ended {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = c.ws.Write(ctx, websocket.MessageText, closeFrame) // best effort: the socket closes anyway
+			_ = c.ws.Write(ctx, c.frameType, c.closeFrame) // best effort: the socket closes anyway
 			cancel()
 			if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil &&
 				!errors.Is(err, net.ErrClosed) && websocket.CloseStatus(err) == -1 {
@@ -297,8 +316,11 @@ func encodeArgs(args []any) (json.RawMessage, error) {
 func (c *Conn) writeInvocation(ctx context.Context, id, target string, args json.RawMessage) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf = protocol.AppendInvocation(c.wbuf[:0], id, target, args)
-	err := c.write(ctx, websocket.MessageText, c.wbuf)
+	var err error
+	if c.wbuf, err = c.codec.AppendInvocation(c.wbuf[:0], id, target, args); err != nil {
+		return fmt.Errorf("client: %s: %w", target, err)
+	}
+	err = c.write(ctx, c.frameType, c.wbuf)
 	if cap(c.wbuf) > maxKeptBuffer {
 		c.wbuf = nil
 	}

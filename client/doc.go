@@ -1,7 +1,8 @@
 // Package client is a Go SignalR client: it speaks the ASP.NET Core SignalR
-// JSON hub protocol over a WebSocket and behaves on the wire like the official
-// JavaScript client (@microsoft/signalr 10), so integration tests and the load
-// tool exercise the gateway exactly as browsers do.
+// hub protocols (JSON, and MessagePack with Options.Protocol) over a
+// WebSocket and behaves on the wire like the official JavaScript client
+// (@microsoft/signalr 10), so integration tests and the load tool exercise
+// the gateway exactly as browsers do.
 //
 // Entry points:
 //

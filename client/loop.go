@@ -51,7 +51,7 @@ func (c *Conn) onPingTimer() {
 	c.kmu.Unlock()
 	if armed { // not cleared by a send since it was set
 		// A failed ping means a broken socket, which the reader reports.
-		_ = c.write(context.Background(), websocket.MessageText, pingFrame)
+		_ = c.write(context.Background(), c.frameType, c.pingFrame)
 	}
 }
 
@@ -158,10 +158,10 @@ func (c *Conn) readFrame(ctx context.Context) (websocket.MessageType, []byte, er
 
 // handleFrame handles every hub message of one frame.
 func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) error {
-	if typ != websocket.MessageText {
-		return fmt.Errorf("%w: binary frame on a JSON hub protocol connection", ErrProtocol)
+	if typ != c.frameType {
+		return fmt.Errorf("%w: %s frame on a %s hub protocol connection", ErrProtocol, typ, c.codec.Name())
 	}
-	if err := protocol.SplitMessages(frame, c.handleFn); err != nil {
+	if err := c.codec.Split(frame, c.handleFn); err != nil {
 		if errors.Is(err, errStop) || errors.Is(err, ErrProtocol) {
 			return err
 		}
@@ -172,7 +172,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) error {
 
 // handleMessage handles one hub message.
 func (c *Conn) handleMessage(msg []byte) error {
-	m, err := protocol.ParseMessage(msg)
+	m, err := c.codec.Parse(msg)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
@@ -180,8 +180,8 @@ func (c *Conn) handleMessage(msg []byte) error {
 	case protocol.TypeInvocation:
 		c.dispatch(&m)
 		if m.HasInvocationID {
-			reply := protocol.AppendCompletion(nil, m.InvocationID, nil, noResultError)
-			if err := c.write(context.Background(), websocket.MessageText, reply); err != nil {
+			reply, _ := c.codec.AppendCompletion(nil, m.InvocationID, nil, noResultError) // no value: cannot fail
+			if err := c.write(context.Background(), c.frameType, reply); err != nil {
 				return err
 			}
 		}
@@ -191,7 +191,7 @@ func (c *Conn) handleMessage(msg []byte) error {
 		c.setCause(&CloseError{Message: m.Error, AllowReconnect: m.AllowReconnect})
 		if !m.AllowReconnect {
 			// The JS client answers a final Close with its own.
-			_ = c.write(context.Background(), websocket.MessageText, closeFrame)
+			_ = c.write(context.Background(), c.frameType, c.closeFrame)
 		}
 		_ = c.ws.Close(websocket.StatusNormalClosure, "")
 		return errStop

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/protocol"
 )
 
 // Options configures Dial. The zero value (or nil) works: no token, a
@@ -38,6 +40,12 @@ type Options struct {
 	// ReadLimit is the largest WebSocket message accepted; a bigger one ends
 	// the connection with status 1009. Zero means 1 MiB.
 	ReadLimit int64
+	// Protocol is the hub protocol: "json" or "messagepack". Empty means
+	// "json". MessagePack values reach handlers, and results reach Invoke's
+	// caller, as JSON (protocol/msgpack_value.go: binary data is
+	// {"$binary": base64}); arguments given as Go values are encoded as
+	// JSON first.
+	Protocol string
 	// Handlers are installed before the handshake, so they also see
 	// invocations bundled with the handshake answer. Keys are hub method
 	// names, matched case-insensitively. See Conn.On.
@@ -52,10 +60,14 @@ const (
 )
 
 // withDefaults returns a copy of o with every zero field filled in.
-func (o *Options) withDefaults() Options {
-	var c Options
+func (o *Options) withDefaults() options {
+	var c options
 	if o != nil {
-		c = *o
+		c.Options = *o
+	}
+	c.codec = protocol.JSON
+	if c.Protocol != "" {
+		c.codec, _ = protocol.CodecFor(c.Protocol) // nil for an unknown name: Dial refuses it
 	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = defaultKeepAlive
@@ -81,6 +93,13 @@ func (o *Options) withDefaults() Options {
 		}
 	}
 	return c
+}
+
+// options is Options with defaults filled in and the protocol resolved (nil
+// for a name no codec has).
+type options struct {
+	Options
+	codec protocol.Codec
 }
 
 // callToken returns the bearer token from f, "" when f is nil.
