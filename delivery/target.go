@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/input"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -39,11 +40,22 @@ var (
 	ErrBadFilter   = errors.New("delivery: bad event filter")
 )
 
-// ValidateTemplate checks that tpl uses only the known placeholders and
-// expands to an absolute http or https URL.
+// ErrRefused matches, under errors.Is, a delivery the gateway would not
+// make because the event's own values (the caller's input) cannot become a
+// safe request: a URL that would leave the template's path, or headers over
+// the size limit. It is the caller's error: nothing is sent, the upstream's
+// circuit breaker does not count it, and a notification is not retried.
+var ErrRefused = errors.New("delivery: request refused")
+
+// ValidateTemplate checks that tpl uses only the known placeholders, none
+// of them in the scheme or host except {hub}, and expands to an absolute
+// http or https URL.
 func ValidateTemplate(tpl string) error {
 	if tpl == "" {
 		return fmt.Errorf("%w: it is empty", ErrBadTemplate)
+	}
+	if err := authorityPlaceholders(tpl); err != nil {
+		return err
 	}
 	rest := tpl
 	for {
@@ -75,9 +87,69 @@ func ValidateTemplate(tpl string) error {
 	return nil
 }
 
+// authorityPlaceholders refuses {event} and {category} before the path of
+// tpl: a client's invocation target must never choose the host a request
+// goes to. ({hub} may: hub names are the admin's.)
+func authorityPlaceholders(tpl string) error {
+	rest := tpl
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+3:]
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if strings.Contains(rest, "{event}") || strings.Contains(rest, "{category}") {
+		return fmt.Errorf("%w: %q puts {event} or {category} in the host; use them in the path or query only", ErrBadTemplate, tpl)
+	}
+	return nil
+}
+
+// ExpandURL is Expand for a request. It refuses, with an error matching
+// ErrRefused, values that would change the shape of the template's path once
+// a receiver decodes it: a value may not add a path separator ('/' or '\',
+// also percent-encoded) or make a dot segment ("." or "..", also
+// percent-encoded, alone or with the template's own characters), so no
+// value can move a request out of the path the template fixes, whether the
+// receiver normalises the raw path or the decoded one. A template that
+// puts {event} or {category} in the host is refused with ErrBadTemplate.
+func ExpandURL(tpl, hub, category, event string) (string, error) {
+	got := Expand(tpl, hub, category, event)
+	if !strings.Contains(tpl, "{") {
+		return got, nil
+	}
+	if err := authorityPlaceholders(tpl); err != nil {
+		return "", err
+	}
+	neutral, err := url.Parse(Expand(tpl, "hub", "category", "event"))
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadTemplate, err)
+	}
+	u, err := url.Parse(got)
+	if err != nil {
+		return "", fmt.Errorf("%w: the URL cannot be built from template %q: %v", ErrRefused, tpl, err)
+	}
+	want, have := pathSegments(neutral.Path), pathSegments(u.Path)
+	if len(have) != len(want) {
+		return "", fmt.Errorf("%w: a value would add a path separator to the URL %s", ErrRefused, input.Quote(got))
+	}
+	for i, seg := range have {
+		if (seg == "." || seg == "..") && want[i] != seg {
+			return "", fmt.Errorf("%w: a value would make the dot segment %q in the URL %s", ErrRefused, seg, input.Quote(got))
+		}
+	}
+	return got, nil
+}
+
+// pathSegments splits a decoded path on both separators a receiver might
+// honour, keeping empty segments.
+func pathSegments(p string) []string {
+	return strings.Split(strings.ReplaceAll(p, `\`, "/"), "/")
+}
+
 // Expand substitutes the placeholders of tpl, each value path-escaped. It
 // runs on every webhook, so it scans the template itself rather than build
-// a strings.Replacer per call.
+// a strings.Replacer per call. Expand checks nothing: requests use
+// ExpandURL, which refuses values that would leave the template's path.
 func Expand(tpl, hub, category, event string) string {
 	if !strings.Contains(tpl, "{") {
 		return tpl
