@@ -202,20 +202,13 @@ func ParseReply(body []byte, callerKnown bool, opts ...ParseOption) (*Reply, err
 	if err := json.Unmarshal(trimmed, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadReply, err)
 	}
-	if w.UserID != nil && *w.UserID != "" {
-		if err := input.UserID(*w.UserID); err != nil {
-			return nil, fmt.Errorf("%w: userId: %w", ErrBadReply, err)
-		}
-	}
-	for i, g := range w.Groups {
-		if err := input.Group(g); err != nil {
-			return nil, fmt.Errorf("%w: groups[%d]: %w", ErrBadReply, i, err)
-		}
+	rep := &Reply{UserID: w.UserID, Groups: w.Groups, Result: w.Result, Error: w.Error}
+	if err := rep.ValidateConnect(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
 	if len(w.Actions) > o.maxActions {
 		return nil, fmt.Errorf("%w: the reply carries %d actions; the limit is %d per reply", ErrBadReply, len(w.Actions), o.maxActions)
 	}
-	rep := &Reply{UserID: w.UserID, Groups: w.Groups, Result: w.Result, Error: w.Error}
 	if len(w.Actions) > 0 {
 		rep.Actions = make([]actions.Action, len(w.Actions))
 	}
@@ -232,6 +225,29 @@ func ParseReply(body []byte, callerKnown bool, opts ...ParseOption) (*Reply, err
 		}
 	}
 	return rep, nil
+}
+
+// ValidateConnect checks what a connect reply sets on the connection: a
+// non-empty UserID must pass input.UserID and every group input.Group (an
+// empty UserID makes the connection anonymous). The error names the field,
+// e.g. `groups[1]: group name is only whitespace`, and wraps
+// input.ErrInvalid. ParseReply calls it; the gateway may call it again on a
+// Reply that did not come through ParseReply.
+func (r *Reply) ValidateConnect() error {
+	if r == nil {
+		return nil
+	}
+	if r.UserID != nil && *r.UserID != "" {
+		if err := input.UserID(*r.UserID); err != nil {
+			return fmt.Errorf("userId: %w", err)
+		}
+	}
+	for i, g := range r.Groups {
+		if err := input.Group(g); err != nil {
+			return fmt.Errorf("groups[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // actionError reports an invalid action by index. It unwraps to both

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 func TestReplyBuilders(t *testing.T) {
@@ -217,6 +218,38 @@ func TestParseReplyMaxActions(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrBadReply) {
 				t.Fatalf("got %v, want ErrBadReply containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateConnect(t *testing.T) {
+	t.Parallel()
+	huge := strings.Repeat("u", 100<<10)
+	tests := []struct {
+		name string
+		r    *Reply
+		want string // "" means valid
+	}{
+		{"nil", nil, ""},
+		{"empty", &Reply{}, ""},
+		{"user and groups", &Reply{UserID: new("alice"), Groups: []string{"a", "room 1"}}, ""},
+		{"anonymous", &Reply{UserID: new("")}, ""},
+		{"huge user", &Reply{UserID: &huge}, "userId: user id is 102400 bytes long; the limit is 1024"},
+		{"bad group", &Reply{Groups: []string{"ok", "a\nb"}}, `groups[1]: group name "a\nb" contains a control character`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.r.ValidateConnect()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("got %v, want valid", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, input.ErrInvalid) {
+				t.Fatalf("got %v, want an input.ErrInvalid containing %q", err, tt.want)
 			}
 		})
 	}
