@@ -2,8 +2,12 @@ package delivery
 
 import (
 	"errors"
+	"net/url"
+	"path"
+	"strings"
 	"testing"
 
+	"github.com/switchboard-gw/switchboard/input"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -91,4 +95,55 @@ func TestTemplateHost(t *testing.T) {
 	if err := ValidateTemplate("http://{hub}.fn.example/api/{event}"); err != nil {
 		t.Errorf("{hub} in the host: %v", err)
 	}
+}
+
+// FuzzExpandURL checks ExpandURL against receivers, not against itself:
+// whatever the value, an accepted URL's path, raw or decoded, cleaned the
+// way a normalising receiver does (WHATWG's %2e dots and '\' included),
+// stays one segment below the template's prefix; and every target that
+// passes input.Target is accepted.
+func FuzzExpandURL(f *testing.F) {
+	for _, s := range []string{"SendMessage", ".", "..", "%2e%2E", ".%2e", "a/../..", `..\..`, "", " ", "\x00", "é", "?x=1#f", "%252e"} {
+		f.Add(s)
+	}
+	const prefix = "/api/chat/messages/"
+	f.Fuzz(func(t *testing.T, event string) {
+		got, err := ExpandURL("http://fn/api/{hub}/{category}/{event}", "chat", upstream.CategoryMessages, event)
+		if err != nil {
+			if !errors.Is(err, ErrRefused) {
+				t.Fatalf("ExpandURL(%q): %v, want ErrRefused", event, err)
+			}
+			if input.Target(event) == nil {
+				t.Fatalf("ExpandURL refused the valid target %q: %v", event, err)
+			}
+			return
+		}
+		u, err := url.Parse(got)
+		if err != nil {
+			t.Fatalf("ExpandURL(%q) = %q, which does not parse: %v", event, got, err)
+		}
+		if u.Host != "fn" || u.RawQuery != "" || u.Fragment != "" {
+			t.Fatalf("ExpandURL(%q) = %q: the value escaped its path segment", event, got)
+		}
+		whatwg := func(p string) string {
+			segs := strings.Split(strings.ReplaceAll(p, `\`, "/"), "/")
+			for i, s := range segs {
+				switch strings.ToLower(s) {
+				case "%2e":
+					segs[i] = "."
+				case "%2e%2e", ".%2e", "%2e.":
+					segs[i] = ".."
+				}
+			}
+			return strings.Join(segs, "/")
+		}
+		// WHATWG reads dots in the raw path; others decode once, then
+		// normalise.
+		for _, p := range []string{whatwg(u.EscapedPath()), strings.ReplaceAll(u.Path, `\`, "/")} {
+			clean := path.Clean(p)
+			if clean != strings.TrimSuffix(prefix, "/") && (!strings.HasPrefix(clean, prefix) || strings.Contains(clean[len(prefix):], "/")) {
+				t.Fatalf("ExpandURL(%q) = %q: path %q normalises to %q, outside %s", event, got, p, clean, prefix)
+			}
+		}
+	})
 }
