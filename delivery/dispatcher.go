@@ -226,7 +226,8 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*up
 	id := newEventID()
 	// An event that cannot become a request is the caller's error, told
 	// as such even while the breaker is open, and never asks the breaker.
-	if _, err := prepare(r.t, ev); err != nil {
+	rq, err := prepare(r.t, ev)
+	if err != nil {
 		res := refusal(r.t, err)
 		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: res.err.Error()})
 		return nil, res.err
@@ -246,11 +247,11 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*up
 		done(outcomeIgnored)
 		return nil, err
 	}
-	res := d.send(ctx, r, ev, body, id, 1)
+	res := d.sendPrepared(ctx, r, ev, &rq, body, id, 1)
 	if !res.sent && !res.refused && res.err != nil && ctx.Err() == nil {
 		// Nothing reached the handler (the dial failed), so trying again
 		// cannot invoke it twice.
-		res = d.send(ctx, r, ev, body, id, 2)
+		res = d.sendPrepared(ctx, r, ev, &rq, body, id, 2)
 	}
 	done(res.outcome)
 	if res.gone {

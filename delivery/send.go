@@ -143,8 +143,14 @@ func encodeEvent(ev *upstream.Event) ([]byte, error) {
 // send makes one signed POST of body (ev encoded) to r and interprets the
 // answer. Every attempt goes to the upstream's delivery log.
 func (d *Dispatcher) send(ctx context.Context, r route, ev *upstream.Event, body []byte, id string, attempt int) result {
+	return d.sendPrepared(ctx, r, ev, nil, body, id, attempt)
+}
+
+// sendPrepared is send for an event whose request prepare already made
+// (rq; nil to make it here).
+func (d *Dispatcher) sendPrepared(ctx context.Context, r route, ev *upstream.Event, rq *request, body []byte, id string, attempt int) result {
 	start := time.Now()
-	res, status := d.post(ctx, r.t, ev, body, id)
+	res, status := d.post(ctx, r.t, ev, rq, body, id)
 	entry := Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID,
 		Status: status, LatencyMS: float64(time.Since(start).Microseconds()) / 1000, Attempt: attempt}
 	if res.err != nil {
@@ -161,10 +167,13 @@ var (
 	hdrSpec  = []string{"1.0"}
 )
 
-func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, body []byte, id string) (result, int) {
-	rq, err := prepare(t, ev)
-	if err != nil {
-		return refusal(t, err), 0
+func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq *request, body []byte, id string) (result, int) {
+	if rq == nil {
+		p, err := prepare(t, ev)
+		if err != nil {
+			return refusal(t, err), 0
+		}
+		rq = &p
 	}
 	timeout := t.Timeout
 	if timeout <= 0 {

@@ -106,12 +106,13 @@ func authorityPlaceholders(tpl string) error {
 
 // ExpandURL is Expand for a request. It refuses, with an error matching
 // ErrRefused, values that would change the shape of the template's path once
-// a receiver decodes it: a value may not add a path separator ('/' or '\',
-// also percent-encoded) or make a dot segment ("." or "..", also
-// percent-encoded, alone or with the template's own characters), so no
-// value can move a request out of the path the template fixes, whether the
-// receiver normalises the raw path or the decoded one. A template that
-// puts {event} or {category} in the host is refused with ErrBadTemplate.
+// a receiver decodes it: a value may not hold a path separator ('/' or '\':
+// Expand escapes them, but a receiver that decodes before it routes splits
+// on them) nor make a dot segment ("." or "..", alone or with the
+// template's own characters, %2e included), so no value can move a request
+// out of the path the template fixes, whether the receiver normalises the
+// raw path or the decoded one. A template that puts {event} or {category}
+// in the host is refused with ErrBadTemplate.
 func ExpandURL(tpl, hub, category, event string) (string, error) {
 	got := Expand(tpl, hub, category, event)
 	if !strings.Contains(tpl, "{") {
@@ -120,30 +121,73 @@ func ExpandURL(tpl, hub, category, event string) (string, error) {
 	if err := authorityPlaceholders(tpl); err != nil {
 		return "", err
 	}
-	neutral, err := url.Parse(Expand(tpl, "hub", "category", "event"))
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadTemplate, err)
-	}
-	u, err := url.Parse(got)
-	if err != nil {
-		return "", fmt.Errorf("%w: the URL cannot be built from template %q: %v", ErrRefused, tpl, err)
-	}
-	want, have := pathSegments(neutral.Path), pathSegments(u.Path)
-	if len(have) != len(want) {
-		return "", fmt.Errorf("%w: a value would add a path separator to the URL %s", ErrRefused, input.Quote(got))
-	}
-	for i, seg := range have {
-		if (seg == "." || seg == "..") && want[i] != seg {
-			return "", fmt.Errorf("%w: a value would make the dot segment %q in the URL %s", ErrRefused, seg, input.Quote(got))
+	// Each path segment of the template that holds a placeholder, decoded
+	// as a receiver decodes it: the values are substituted raw (one decode
+	// undoes Expand's escaping) and the template's own text unescaped.
+	for _, seg := range strings.Split(templatePath(tpl), "/") {
+		if !strings.Contains(seg, "{") {
+			continue // the admin's text alone
+		}
+		var decoded strings.Builder
+		rest := seg
+		for rest != "" {
+			open := strings.IndexByte(rest, '{')
+			end := -1
+			if open >= 0 {
+				end = strings.IndexByte(rest[open:], '}')
+			}
+			if open < 0 || end < 0 {
+				decoded.WriteString(unescape(rest))
+				break
+			}
+			decoded.WriteString(unescape(rest[:open]))
+			value, ok := "", true
+			switch rest[open+1 : open+end] {
+			case "hub":
+				value = hub
+			case "category":
+				value = category
+			case "event":
+				value = event
+			default:
+				value, ok = rest[open:open+end+1], false
+			}
+			if ok && strings.ContainsAny(value, `/\`) {
+				return "", fmt.Errorf("%w: the value %s would add a path separator to the URL", ErrRefused, input.Quote(value))
+			}
+			decoded.WriteString(value)
+			rest = rest[open+end+1:]
+		}
+		if d := decoded.String(); d == "." || d == ".." {
+			return "", fmt.Errorf("%w: a value would make the dot segment %q in the URL %s", ErrRefused, d, input.Quote(got))
 		}
 	}
 	return got, nil
 }
 
-// pathSegments splits a decoded path on both separators a receiver might
-// honour, keeping empty segments.
-func pathSegments(p string) []string {
-	return strings.Split(strings.ReplaceAll(p, `\`, "/"), "/")
+// templatePath is the path of a URL template: after the scheme and host, up
+// to the query or fragment.
+func templatePath(tpl string) string {
+	rest := tpl
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+3:]
+	}
+	i := strings.IndexByte(rest, '/')
+	if i < 0 {
+		return ""
+	}
+	rest = rest[i:]
+	if j := strings.IndexAny(rest, "?#"); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+func unescape(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
 }
 
 // Expand substitutes the placeholders of tpl, each value path-escaped. It
