@@ -124,45 +124,76 @@ func ExpandURL(tpl, hub, category, event string) (string, error) {
 	// Each path segment of the template that holds a placeholder, decoded
 	// as a receiver decodes it: the values are substituted raw (one decode
 	// undoes Expand's escaping) and the template's own text unescaped.
-	for _, seg := range strings.Split(templatePath(tpl), "/") {
+	for seg := range strings.SplitSeq(templatePath(tpl), "/") {
 		if !strings.Contains(seg, "{") {
 			continue // the admin's text alone
 		}
-		var decoded strings.Builder
-		rest := seg
-		for rest != "" {
-			open := strings.IndexByte(rest, '{')
-			end := -1
-			if open >= 0 {
-				end = strings.IndexByte(rest[open:], '}')
+		raw := 0 // the segment's length with raw values and undecoded text
+		err := eachPart(seg, hub, category, event, func(text string, value bool) error {
+			if value && strings.ContainsAny(text, `/\`) {
+				return fmt.Errorf("%w: the value %s would add a path separator to the URL", ErrRefused, input.Quote(text))
 			}
-			if open < 0 || end < 0 {
-				decoded.WriteString(unescape(rest))
-				break
-			}
-			decoded.WriteString(unescape(rest[:open]))
-			value, ok := "", true
-			switch rest[open+1 : open+end] {
-			case "hub":
-				value = hub
-			case "category":
-				value = category
-			case "event":
-				value = event
-			default:
-				value, ok = rest[open:open+end+1], false
-			}
-			if ok && strings.ContainsAny(value, `/\`) {
-				return "", fmt.Errorf("%w: the value %s would add a path separator to the URL", ErrRefused, input.Quote(value))
-			}
-			decoded.WriteString(value)
-			rest = rest[open+end+1:]
+			raw += len(text)
+			return nil
+		})
+		if err != nil {
+			return "", err
 		}
+		// ".." is at most 6 bytes before decoding ("%2e%2e"): only shorter
+		// segments can be dot segments, and only they are decoded.
+		if raw > 6 {
+			continue
+		}
+		var decoded strings.Builder
+		_ = eachPart(seg, hub, category, event, func(text string, value bool) error {
+			if !value {
+				text = unescape(text)
+			}
+			decoded.WriteString(text)
+			return nil
+		})
 		if d := decoded.String(); d == "." || d == ".." {
 			return "", fmt.Errorf("%w: a value would make the dot segment %q in the URL %s", ErrRefused, d, input.Quote(got))
 		}
 	}
 	return got, nil
+}
+
+// eachPart calls fn with the parts of a template segment in order: the
+// template's text (value false; an unknown placeholder is text) and the
+// values of {hub}, {category} and {event} (value true). It stops at fn's
+// first error.
+func eachPart(seg, hub, category, event string, fn func(text string, value bool) error) error {
+	rest := seg
+	for rest != "" {
+		open := strings.IndexByte(rest, '{')
+		end := -1
+		if open >= 0 {
+			end = strings.IndexByte(rest[open:], '}')
+		}
+		if open < 0 || end < 0 {
+			return fn(rest, false)
+		}
+		if err := fn(rest[:open], false); err != nil {
+			return err
+		}
+		var err error
+		switch name := rest[open+1 : open+end]; name {
+		case "hub":
+			err = fn(hub, true)
+		case "category":
+			err = fn(category, true)
+		case "event":
+			err = fn(event, true)
+		default:
+			err = fn(rest[open:open+end+1], false)
+		}
+		if err != nil {
+			return err
+		}
+		rest = rest[open+end+1:]
+	}
+	return nil
 }
 
 // templatePath is the path of a URL template: after the scheme and host, up
