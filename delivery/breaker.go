@@ -92,9 +92,15 @@ func (b *breaker) newCounter() *gobreaker.TwoStepCircuitBreaker[struct{}] {
 		Name:     b.name,
 		Interval: b.cfg.Window,
 		Timeout:  math.MaxInt64, // never half-opens by itself; see breaker
+		// Ignored outcomes are excluded: neither a success (which would
+		// reset the consecutive failures and dilute the ratio, letting a
+		// stream of refused or abandoned calls hide a dead upstream) nor a
+		// failure.
+		IsExcluded: func(err error) bool { return err == errIgnored },
 		ReadyToTrip: func(c gobreaker.Counts) bool {
+			counted := c.Requests - min(c.TotalExclusions, c.Requests)
 			trip := c.ConsecutiveFailures >= b.cfg.ConsecutiveFailures ||
-				(c.Requests >= b.cfg.MinRequests && float64(c.TotalFailures)/float64(c.Requests) >= b.cfg.FailureRatio)
+				(counted >= b.cfg.MinRequests && float64(c.TotalFailures)/float64(counted) >= b.cfg.FailureRatio)
 			if trip {
 				b.trip.Store(c)
 			}
@@ -103,7 +109,12 @@ func (b *breaker) newCounter() *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	})
 }
 
-// outcome is what a request through the breaker ended as.
+// outcome is what a request through the breaker ended as. Only upstream
+// faults are failures: no connection, a timeout, a broken-off reply, 5xx,
+// 408 and 503 (send.go). The caller's own doing (a request refused before
+// it was made, a caller that left) and the admin's (a bad template or
+// secret) are ignored, as are 429 and 410; any other answer is a success:
+// the upstream is alive.
 type outcome int
 
 const (
@@ -157,14 +168,15 @@ func (b *breaker) openErrorLocked(now time.Time) error {
 	return breakerError(fmt.Sprintf("upstream %q circuit is open after %s; retrying in %s", b.name, b.cause, wait))
 }
 
-var errCounted = errors.New("failed")
+var (
+	errCounted = errors.New("failed")
+	errIgnored = errors.New("ignored") // excluded from the counts
+)
 
 func (b *breaker) closedDone(cb *gobreaker.TwoStepCircuitBreaker[struct{}], done func(error), o outcome) {
 	switch o {
 	case outcomeIgnored:
-		// Neither success nor failure: gobreaker v2 has no "excluded" in the
-		// two-step API, so the request is simply not reported as a failure.
-		done(nil)
+		done(errIgnored)
 		return
 	case outcomeSuccess:
 		done(nil)
@@ -182,7 +194,7 @@ func (b *breaker) closedDone(cb *gobreaker.TwoStepCircuitBreaker[struct{}], done
 		c, _ := b.trip.Load().(gobreaker.Counts)
 		cause := fmt.Sprintf("%d consecutive failures", c.ConsecutiveFailures)
 		if c.ConsecutiveFailures < b.cfg.ConsecutiveFailures {
-			cause = fmt.Sprintf("%d failures in %d requests", c.TotalFailures, c.Requests)
+			cause = fmt.Sprintf("%d failures in %d requests", c.TotalFailures, c.Requests-min(c.TotalExclusions, c.Requests))
 		}
 		changed = b.openLocked(cause)
 	}

@@ -53,6 +53,11 @@ func TestBreakerTrips(t *testing.T) {
 		{"consecutive failures", BreakerConfig{ConsecutiveFailures: 3}, []outcome{F, F, F}, true, "circuit is open after 3 consecutive failures; retrying in 10s"},
 		{"a success resets the run", BreakerConfig{ConsecutiveFailures: 3}, []outcome{F, F, S, F, F}, false, ""},
 		{"ignored outcomes do not count", BreakerConfig{ConsecutiveFailures: 3}, []outcome{F, I, I, F, I}, false, ""},
+		{"ignored outcomes do not reset the run", BreakerConfig{ConsecutiveFailures: 3}, []outcome{F, I, F, I, I, F}, true, "after 3 consecutive failures"},
+		{"ignored outcomes do not dilute the ratio", BreakerConfig{ConsecutiveFailures: 10, MinRequests: 4, FailureRatio: 0.5},
+			[]outcome{S, S, F, I, I, I, I, F}, true, "after 2 failures in 4 requests"},
+		{"ignored outcomes alone never open it", BreakerConfig{ConsecutiveFailures: 1, MinRequests: 1, FailureRatio: 0.01},
+			[]outcome{I, I, I, I, I, I, I, I, I, I}, false, ""},
 		{"failure ratio", BreakerConfig{ConsecutiveFailures: 10, MinRequests: 4, FailureRatio: 0.5}, []outcome{S, F, S, F}, true, "after 2 failures in 4 requests"},
 		{"ratio needs the minimum sample", BreakerConfig{ConsecutiveFailures: 10, MinRequests: 5, FailureRatio: 0.5}, []outcome{S, F, S, F}, false, ""},
 	}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -24,6 +25,10 @@ type DispatcherConfig struct {
 	Client *http.Client
 	// MaxReplySize caps a reply body. Zero means 1 MiB.
 	MaxReplySize int64
+	// MaxReplyActions is the most actions one reply may carry; a reply
+	// with more is refused whole, and an invoking client's completion
+	// error says so. Zero means actions.DefaultMaxActions (100).
+	MaxReplyActions int
 	// Workers deliver outbox notifications concurrently; events of one
 	// connection to one upstream are always delivered one after the other.
 	// Zero means 16.
@@ -134,6 +139,9 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.MaxReplySize <= 0 {
 		cfg.MaxReplySize = 1 << 20
 	}
+	if cfg.MaxReplyActions <= 0 {
+		cfg.MaxReplyActions = actions.DefaultMaxActions
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 16
 	}
@@ -216,6 +224,14 @@ func (d *Dispatcher) Call(ctx context.Context, ev *upstream.Event) (*upstream.Re
 
 func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*upstream.Reply, error) {
 	id := newEventID()
+	// An event that cannot become a request is the caller's error, told
+	// as such even while the breaker is open, and never asks the breaker.
+	rq, err := prepare(r.t, ev)
+	if err != nil {
+		res := refusal(r.t, err)
+		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: res.err.Error()})
+		return nil, res.err
+	}
 	if reason := r.l.disabledReason(); reason != "" {
 		err := failureDetail(fmt.Sprintf("upstream %q is disabled", r.t.Name), "upstream %q is disabled: %s", r.t.Name, reason)
 		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: err.Error()})
@@ -231,11 +247,11 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*up
 		done(outcomeIgnored)
 		return nil, err
 	}
-	res := d.send(ctx, r, ev, body, id, 1)
-	if !res.sent && res.err != nil && ctx.Err() == nil {
+	res := d.sendPrepared(ctx, r, ev, &rq, body, id, 1)
+	if !res.sent && !res.refused && res.err != nil && ctx.Err() == nil {
 		// Nothing reached the handler (the dial failed), so trying again
 		// cannot invoke it twice.
-		res = d.send(ctx, r, ev, body, id, 2)
+		res = d.sendPrepared(ctx, r, ev, &rq, body, id, 2)
 	}
 	done(res.outcome)
 	if res.gone {

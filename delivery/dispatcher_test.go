@@ -42,9 +42,10 @@ type hook struct {
 	t   *testing.T
 	srv *httptest.Server
 
-	mu      sync.Mutex // guards the fields below
-	hits    []hit
-	respond func(n int, h hit) (status int, header http.Header, body string)
+	mu       sync.Mutex // guards the fields below
+	hits     []hit
+	urlPaths []string // every request's path, as the server decoded it
+	respond  func(n int, h hit) (status int, header http.Header, body string)
 }
 
 func newHook(t *testing.T) *hook {
@@ -64,6 +65,7 @@ func (h *hook) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	h.hits = append(h.hits, x)
+	h.urlPaths = append(h.urlPaths, r.URL.Path)
 	n, respond := len(h.hits), h.respond
 	h.mu.Unlock()
 	if respond == nil {
@@ -82,6 +84,12 @@ func (h *hook) setRespond(fn func(n int, x hit) (int, http.Header, string)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.respond = fn
+}
+
+func (h *hook) paths() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.urlPaths...)
 }
 
 func (h *hook) all() []hit {

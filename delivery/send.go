@@ -32,6 +32,104 @@ type result struct {
 	retryAfter time.Duration
 	// gone is true after a 410: the upstream asked not to be called again.
 	gone bool
+	// refused is true when no request could be made (the caller's values,
+	// ErrRefused, or the upstream's configuration): nothing was sent, and
+	// trying again at once cannot help.
+	refused bool
+}
+
+// maxHeaderBytes bounds the headers of one webhook request, counted as on
+// the wire. Node's HTTP server, a common upstream, refuses more than 16 KiB,
+// many proxies 8 KiB per line; the rules of package input keep every
+// request far below it, so only an event from before those rules (replayed
+// from the outbox) can reach it.
+const maxHeaderBytes = 8 << 10
+
+// request is an event's URL and the values of its ce-* headers that vary
+// with the caller's input, checked: buildable and within maxHeaderBytes.
+type request struct {
+	url       string
+	eventName string // ce-eventname: the event, or a message's target
+	source    string // ce-source
+	hub       string
+	connID    string
+	userID    string // ce-userid; "" when anonymous
+}
+
+// prepare turns ev into a request for t, or says why it cannot be sent.
+// Every error is the caller's (ErrRefused) or the template's
+// (ErrBadTemplate); neither is the upstream's fault.
+func prepare(t Target, ev *upstream.Event) (request, error) {
+	eventName := ev.Event
+	if ev.Event == upstream.EventMessage {
+		eventName = ev.Target
+	}
+	u, err := ExpandURL(t.URLTemplate, ev.Hub, ev.Category(), eventName)
+	if err != nil {
+		return request{}, err
+	}
+	rq := request{
+		url:       u,
+		eventName: ceValue(eventName),
+		source:    ceValue("/hubs/" + ev.Hub + "/connections/" + ev.ConnectionID),
+		hub:       ceValue(ev.Hub),
+		connID:    ceValue(ev.ConnectionID),
+	}
+	if ev.UserID != nil {
+		rq.userID = ceValue(*ev.UserID)
+	}
+	// The varying values, plus generously for the fixed ones (names, ids,
+	// times, two signatures, the origin).
+	size := len(rq.url) + len(rq.eventName) + len(rq.source) + len(rq.hub) + len(rq.connID) + len(rq.userID) + 1024
+	if size > maxHeaderBytes {
+		return request{}, fmt.Errorf("%w: the request would carry %d bytes of URL and headers; the limit is %d", ErrRefused, size, maxHeaderBytes)
+	}
+	return rq, nil
+}
+
+// ceValue percent-encodes a CloudEvents attribute for an HTTP header, as
+// the HTTP binding (3.1.3.2) requires: space, '"', '%' and everything
+// outside printable ASCII, byte by byte of the UTF-8. The result is always
+// a valid header value, whatever s holds.
+func ceValue(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) * 3)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// refusal is the result of an event that could not become a request: the
+// caller's error (or, for a broken template, the admin's), told to the
+// client as is, never counted against the upstream and never retried, as
+// the same event would be refused again. A broken template is retried:
+// the admin may fix it while the notification waits.
+func refusal(t Target, err error) result {
+	if errors.Is(err, ErrBadTemplate) {
+		return result{err: failureDetail(misconfigured(t), "upstream %q: %v", t.Name, err), outcome: outcomeIgnored, retry: true, refused: true}
+	}
+	msg := strings.TrimPrefix(err.Error(), ErrRefused.Error()+": ")
+	return result{err: &deliveryError{msg: fmt.Sprintf("upstream %q not called: %s", t.Name, msg),
+		client: fmt.Sprintf("upstream %q not called: %s", t.Name, msg), is: ErrRefused}, outcome: outcomeIgnored, refused: true}
 }
 
 func encodeEvent(ev *upstream.Event) ([]byte, error) {
@@ -45,8 +143,14 @@ func encodeEvent(ev *upstream.Event) ([]byte, error) {
 // send makes one signed POST of body (ev encoded) to r and interprets the
 // answer. Every attempt goes to the upstream's delivery log.
 func (d *Dispatcher) send(ctx context.Context, r route, ev *upstream.Event, body []byte, id string, attempt int) result {
+	return d.sendPrepared(ctx, r, ev, nil, body, id, attempt)
+}
+
+// sendPrepared is send for an event whose request prepare already made
+// (rq; nil to make it here).
+func (d *Dispatcher) sendPrepared(ctx context.Context, r route, ev *upstream.Event, rq *request, body []byte, id string, attempt int) result {
 	start := time.Now()
-	res, status := d.post(ctx, r.t, ev, body, id)
+	res, status := d.post(ctx, r.t, ev, rq, body, id)
 	entry := Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID,
 		Status: status, LatencyMS: float64(time.Since(start).Microseconds()) / 1000, Attempt: attempt}
 	if res.err != nil {
@@ -63,10 +167,13 @@ var (
 	hdrSpec  = []string{"1.0"}
 )
 
-func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, body []byte, id string) (result, int) {
-	eventName := ev.Event
-	if ev.Event == upstream.EventMessage {
-		eventName = ev.Target
+func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq *request, body []byte, id string) (result, int) {
+	if rq == nil {
+		p, err := prepare(t, ev)
+		if err != nil {
+			return refusal(t, err), 0
+		}
+		rq = &p
 	}
 	timeout := t.Timeout
 	if timeout <= 0 {
@@ -75,35 +182,37 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, bod
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		Expand(t.URLTemplate, ev.Hub, ev.Category(), eventName), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rq.url, bytes.NewReader(body))
 	if err != nil {
-		return result{err: failureDetail(misconfigured(t), "upstream %q: bad URL: %v", t.Name, err), outcome: outcomeFailure, retry: true}, 0
+		// ExpandURL parsed this URL: only a template the admin broke gets
+		// here, which says nothing about the upstream's health.
+		return result{err: failureDetail(misconfigured(t), "upstream %q: bad URL: %v", t.Name, err), outcome: outcomeIgnored, retry: true, refused: true}, 0
 	}
 	now := d.cfg.Now()
 	if t.keysErr != nil {
-		return result{err: failureDetail(misconfigured(t), "upstream %q: %v", t.Name, t.keysErr), outcome: outcomeIgnored, retry: true}, 0
+		return result{err: failureDetail(misconfigured(t), "upstream %q: %v", t.Name, t.keysErr), outcome: outcomeIgnored, retry: true, refused: true}, 0
 	}
 	sig := t.keys.Sign(id, now, body)
 	// Keys are written in canonical form straight into the map: Header.Set
 	// canonicalises and allocates for every call, a fifth of the gateway's
 	// allocations per invocation. The constant values are shared slices,
-	// which net/http only reads.
+	// which net/http only reads. Every value is a valid header value:
+	// prepare percent-encoded the ce-* attributes, the rest are ours.
 	h := make(http.Header, 16)
 	// One backing array for the per-request values instead of one slice
 	// allocation per header.
 	vals := [...]string{
 		id,
-		"/hubs/" + ev.Hub + "/connections/" + ev.ConnectionID,
+		rq.source,
 		"switchboard." + ev.Event,
 		now.UTC().Format(time.RFC3339Nano),
-		ev.Hub,
-		ev.ConnectionID,
-		eventName,
+		rq.hub,
+		rq.connID,
+		rq.eventName,
 		strconv.FormatInt(now.Unix(), 10),
 		sig,
 		d.cfg.Origin,
-		"",
+		rq.userID,
 	}
 	v := vals[:]
 	one := func(i int) []string { return v[i : i+1 : i+1] }
@@ -120,7 +229,6 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, bod
 	h["Ce-Hub"] = one(4)
 	h["Ce-Connectionid"] = one(5)
 	if ev.UserID != nil {
-		v[10] = *ev.UserID
 		h["Ce-Userid"] = one(10)
 	}
 	h["Ce-Eventname"] = one(6)
@@ -193,6 +301,10 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response
 			res.err = failureDetail(answeredClient(t, status), "upstream %q answered %d %s; retry after %s%s", t.Name, status, http.StatusText(status), wait, snippet(data))
 		}
 		return res
+	case status == http.StatusRequestEntityTooLarge || status == http.StatusRequestURITooLong || status == http.StatusRequestHeaderFieldsTooLarge:
+		// The upstream is alive and refuses this request's size: sent
+		// again, the same event is refused again.
+		return result{err: answered(t, status, data)}
 	case status < 200 || status >= 300:
 		res := result{err: answered(t, status, data), retry: true}
 		if status >= 500 || status == http.StatusRequestTimeout {
@@ -209,7 +321,7 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response
 		return result{err: failure("upstream %q replied with Content-Type %q; want application/json",
 			t.Name, resp.Header.Get("Content-Type"))}
 	}
-	reply, err := upstream.ParseReply(data, true)
+	reply, err := upstream.ParseReply(data, true, upstream.WithMaxActions(d.cfg.MaxReplyActions))
 	if err != nil {
 		return result{err: failure("upstream %q sent an invalid reply: %s", t.Name, strings.TrimPrefix(err.Error(), "upstream: bad reply: "))}
 	}

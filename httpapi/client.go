@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/input"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 )
@@ -49,7 +50,7 @@ func (s *Server) negotiate(c echo.Context) error {
 	if err := s.setCORS(c, hub.AllowedOrigins); err != nil {
 		return err
 	}
-	id, err := s.identify(r, hub, "/client/")
+	id, err := s.identify(r, hub)
 	if err != nil {
 		return err
 	}
@@ -132,9 +133,21 @@ func (s *Server) connect(c echo.Context) error {
 	// token on the socket needs no second signature check. Any other token
 	// (or none, where the hub needs one) is checked as at negotiate.
 	if b := bearer(r); b == "" || b != negotiated {
-		if _, err := s.identify(r, hub, "/client/"); err != nil {
+		if _, err := s.identify(r, hub); err != nil {
 			return err
 		}
+	}
+
+	// The query and headers go into the connect webhook: a request whose
+	// copy breaks the rules is refused here, before the upgrade, and never
+	// reaches (or counts against) an upstream.
+	info := gateway.ConnectInfo{Query: clientQuery(r.URL.Query()), Headers: clientHeaders(r.Header)}
+	if err := input.ConnectQuery(info.Query); err != nil {
+		return fail(http.StatusBadRequest, "the connect request's "+err.Error())
+	}
+	if err := input.ConnectHeaders(info.Headers); err != nil {
+		return fail(http.StatusRequestHeaderFieldsTooLarge, "the connect request's "+err.Error()+
+			" (credentials and WebSocket headers not counted); send fewer or smaller headers")
 	}
 
 	opts := &websocket.AcceptOptions{}
@@ -156,7 +169,6 @@ func (s *Server) connect(c echo.Context) error {
 		limit = DefaultMaxMessageSize
 	}
 	ws.SetReadLimit(int64(limit))
-	info := gateway.ConnectInfo{Query: clientQuery(r.URL.Query()), Headers: clientHeaders(r.Header)}
 	// The socket outlives nothing of the request: its life is the gateway's.
 	// Serving it from a fresh goroutine lets this handler's goroutine, whose
 	// stack grew through routing, auth and the upgrade, end now; an idle
@@ -181,10 +193,12 @@ func (s *Server) hubFromQuery(r *http.Request) (string, store.Hub, error) {
 	return values[0], hub, nil
 }
 
-// identify checks the client's token, if any, against the client endpoint
-// audience. Without a token the client is anonymous, which the hub must
-// allow.
-func (s *Server) identify(r *http.Request, hub store.Hub, path string) (gateway.Identity, error) {
+// identify checks the client's token, if any, as a token for hub at this
+// gateway's client endpoint: its aud must be the hub's client URL
+// (…/client/?hub=NAME, as a string or in a list), which binds it to exactly
+// that hub, compared case-sensitively as every hub name is. Without a token
+// the client is anonymous, which the hub must allow.
+func (s *Server) identify(r *http.Request, hub store.Hub) (gateway.Identity, error) {
 	token := bearer(r)
 	if token == "" {
 		if hub.AllowAnonymous {
@@ -193,39 +207,22 @@ func (s *Server) identify(r *http.Request, hub store.Hub, path string) (gateway.
 		return gateway.Identity{}, fail(http.StatusUnauthorized,
 			fmt.Sprintf("hub %q requires an access token: send Authorization: Bearer TOKEN or the access_token query parameter", hub.Name))
 	}
-	id, err := s.verify(r, token, path)
+	id, err := s.verify(r, token, func(base string) string { return negotiate.ClientURL(base, hub.Name) })
 	if err != nil {
 		return gateway.Identity{}, fail(http.StatusUnauthorized, err.Error())
-	}
-	if tokenHub := audienceHub(id.Claims["aud"]); tokenHub != "" && !strings.EqualFold(tokenHub, hub.Name) {
-		return gateway.Identity{}, fail(http.StatusUnauthorized, fmt.Sprintf("token is for hub %q, not %q", tokenHub, hub.Name))
 	}
 	return gateway.Identity{UserID: id.UserID, Claims: id.Claims, Bearer: token}, nil
 }
 
-// audienceHub is the hub query parameter of a client token's audience
-// (Azure's SDKs issue aud = ".../client/?hub=NAME"). The audience check
-// ignores queries, so the hub is compared here: a token for one hub must
-// not open another. "" when the audience names no hub.
-func audienceHub(aud any) string {
-	s, ok := aud.(string)
-	if !ok {
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return ""
-	}
-	return u.Query().Get("hub")
-}
-
-// verify checks a token whose audience is path on this gateway, reached
-// either as the request says or at the configured public URL.
-func (s *Server) verify(r *http.Request, token, path string) (*negotiate.Identity, error) {
-	id, err := s.cfg.Verifier.Verify(token, baseURL(r)+path)
-	if err != nil && s.cfg.PublicURL != "" {
-		if id2, err2 := s.cfg.Verifier.Verify(token, s.cfg.PublicURL+path); err2 == nil {
-			return id2, nil
+// verify checks a token whose audience is audience(base), base being this
+// gateway as the request reached it or, when the token is for another
+// address, the configured public URL.
+func (s *Server) verify(r *http.Request, token string, audience func(base string) string) (*negotiate.Identity, error) {
+	id, err := s.cfg.Verifier.Verify(token, audience(baseURL(r)))
+	if errors.Is(err, negotiate.ErrWrongAudience) && s.cfg.PublicURL != "" {
+		id2, err2 := s.cfg.Verifier.Verify(token, audience(s.cfg.PublicURL))
+		if !errors.Is(err2, negotiate.ErrWrongAudience) {
+			return id2, err2
 		}
 	}
 	return id, err
@@ -249,7 +246,8 @@ func originHosts(origins []string) []string {
 	return out
 }
 
-// clientQuery is the connect request's query without the secrets in it.
+// clientQuery is the connect request's query without the secrets in it
+// (access_token, and id, the connection token).
 func clientQuery(q url.Values) url.Values {
 	out := make(url.Values, len(q))
 	for k, v := range q {

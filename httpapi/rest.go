@@ -2,14 +2,17 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/input"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 )
@@ -107,7 +110,8 @@ func (s *Server) restAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		// The escaped path, as the caller wrote it in aud: a decoded one
 		// (a group named "a b") would not even parse as a URL.
-		if _, err := s.verify(r, token, r.URL.EscapedPath()); err != nil {
+		path := r.URL.EscapedPath()
+		if _, err := s.verify(r, token, func(base string) string { return base + path }); err != nil {
 			return restFail(http.StatusUnauthorized, "Error.Unauthorized", err.Error())
 		}
 		return next(c)
@@ -169,23 +173,39 @@ func restHubName(c echo.Context) (string, error) {
 }
 
 // generateToken answers POST /api/hubs/{hub}/:generateToken?userId=&minutesToExpire=
-// with a client token for the hub, as Azure's 2022-11-01 API does.
+// with a client token for the hub, as Azure's 2022-11-01 API does:
+// minutesToExpire defaults to 60 and may be at most Config.MaxTokenLifetime;
+// userId must pass input.UserID. A request the rules refuse gets 400 saying
+// which limit it broke.
 func (s *Server) generateToken(c echo.Context) error {
 	hub, err := s.restHub(c)
 	if err != nil {
 		return err
 	}
-	minutes := 60
+	maxMinutes := max(int64(s.cfg.MaxTokenLifetime/time.Minute), 1)
+	minutes := int64(60)
 	if v := c.QueryParam("minutesToExpire"); v != "" {
-		m, err := strconv.Atoi(v)
-		if err != nil || m < 1 {
-			return restFail(http.StatusBadRequest, "Error.InvalidParameter", "minutesToExpire must be a whole number of at least 1")
+		m, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || m < 1 || m > maxMinutes {
+			return restFail(http.StatusBadRequest, "Error.InvalidParameter",
+				fmt.Sprintf("minutesToExpire %s must be a whole number from 1 to %d (%s, the gateway's maximum token lifetime)",
+					input.Quote(v), maxMinutes, s.cfg.MaxTokenLifetime))
 		}
 		minutes = m
 	}
+	minutes = min(minutes, maxMinutes)
+	userID := c.QueryParam("userId")
+	if userID != "" {
+		if err := input.UserID(userID); err != nil {
+			return restFail(http.StatusBadRequest, "Error.InvalidParameter", "userId: the "+err.Error())
+		}
+	}
 	base := s.nodeForClient(c.Request())
-	token, err := s.clientToken(c.Request().Context(), base, hub.Name, c.QueryParam("userId"), time.Duration(minutes)*time.Minute)
-	if err != nil {
+	token, err := s.clientToken(c.Request().Context(), base, hub.Name, userID, time.Duration(minutes)*time.Minute)
+	switch {
+	case errors.Is(err, negotiate.ErrTokenTooLarge), errors.Is(err, input.ErrInvalid):
+		return restFail(http.StatusBadRequest, "Error.InvalidParameter", strings.TrimPrefix(err.Error(), "negotiate: issue token: "))
+	case err != nil:
 		return err
 	}
 	// "url" is ours (Azure answers only the token): the client URL of a live

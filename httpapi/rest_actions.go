@@ -11,17 +11,14 @@ import (
 	"github.com/switchboard-gw/switchboard/actions"
 )
 
-// MaxBatchActions is the most actions one POST /api/hubs/{hub}/:actions
-// may carry; a longer list is refused whole.
-const MaxBatchActions = 100
-
 type batchResult struct {
 	Index  int    `json:"index"`
 	Status string `json:"status"` // "ok" or "error"
 	Error  string `json:"error,omitempty"`
 }
 
-// restActions runs a batch of actions (DESIGN §6). Every action is
+// restActions runs a batch of actions (DESIGN §6): at most
+// Config.MaxActions, or the whole batch is refused. Every action is
 // validated first, with no caller (so connectionId is required where an
 // action needs one); one invalid action refuses the whole batch with 400
 // naming its index, and none runs. Then they run in order, and a failure of
@@ -45,9 +42,9 @@ func (s *Server) restActions(c echo.Context) error {
 		return restFail(http.StatusBadRequest, "Error.InvalidBody",
 			`the body must be a JSON array of actions, e.g. [{"action":"broadcast","target":"news","arguments":["hi"]}]: `+err.Error())
 	}
-	if len(list) > MaxBatchActions {
+	if len(list) > s.cfg.MaxActions {
 		return restFail(http.StatusBadRequest, "Error.InvalidBody",
-			fmt.Sprintf("the batch has %d actions; the limit is %d, split it", len(list), MaxBatchActions))
+			fmt.Sprintf("the batch has %d actions; the limit is %d, split it", len(list), s.cfg.MaxActions))
 	}
 	for i := range list {
 		if err := list[i].Validate(false); err != nil {

@@ -122,7 +122,11 @@ func (s *Server) restCloseConnection(status int) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		a := &actions.Action{Action: actions.CloseConnection, ConnectionID: id, Reason: c.QueryParam("reason")}
+		reason, err := restReason(c)
+		if err != nil {
+			return err
+		}
+		a := &actions.Action{Action: actions.CloseConnection, ConnectionID: id, Reason: reason}
 		if err := s.cfg.Gateway.Apply(c.Request().Context(), hub.Name, a); err != nil && !errors.Is(err, gateway.ErrNoConnection) {
 			return restApplyError(err)
 		}
@@ -142,7 +146,15 @@ func (s *Server) restCloseMany(kind scopeKind) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := s.cfg.Gateway.CloseConnections(c.Request().Context(), hub.Name, sc, c.QueryParams()["excluded"], c.QueryParam("reason")); err != nil {
+		excluded, err := restExcluded(c)
+		if err != nil {
+			return err
+		}
+		reason, err := restReason(c)
+		if err != nil {
+			return err
+		}
+		if err := s.cfg.Gateway.CloseConnections(c.Request().Context(), hub.Name, sc, excluded, reason); err != nil {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)

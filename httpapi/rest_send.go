@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 // MaxRESTBody is the largest REST request body accepted, as in Azure
@@ -33,12 +34,16 @@ func (s *Server) restSend(kind string, status int) echo.HandlerFunc {
 		a := &actions.Action{Action: kind}
 		switch kind {
 		case actions.Broadcast:
-			a.Excluded = c.QueryParams()["excluded"]
+			if a.Excluded, err = restExcluded(c); err != nil {
+				return err
+			}
 		case actions.SendToGroup:
 			if a.Group, err = restGroup(c); err != nil {
 				return err
 			}
-			a.Excluded = c.QueryParams()["excluded"]
+			if a.Excluded, err = restExcluded(c); err != nil {
+				return err
+			}
 		case actions.SendToUser:
 			if a.User, err = restUser(c); err != nil {
 				return err
@@ -87,6 +92,9 @@ func readMessage(c echo.Context, a *actions.Action) error {
 	if strings.TrimSpace(target) == "" {
 		return restFail(http.StatusBadRequest, "Error.InvalidBody",
 			`"target" is required: the name of the client method to invoke`)
+	}
+	if err := input.Target(target); err != nil {
+		return restFail(http.StatusBadRequest, "Error.InvalidBody", "the "+err.Error())
 	}
 	if len(args) == 0 {
 		args = []byte("[]")
@@ -168,45 +176,66 @@ func pathParam(c echo.Context, name string) (string, error) {
 	return u, nil
 }
 
-// restGroup returns the {group} path parameter, 1 to 1024 characters and
-// not only whitespace, as Azure requires.
+// restGroup returns the {group} path parameter: 1 to 1024 characters, not
+// only whitespace, as Azure requires, and no control characters
+// (input.Group).
 func restGroup(c echo.Context) (string, error) {
 	g, err := pathParam(c, "group")
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case strings.TrimSpace(g) == "":
+	if strings.TrimSpace(g) == "" {
 		return "", restFail(http.StatusBadRequest, "Error.InvalidGroup",
 			"the group name is empty; give a name of 1 to 1024 characters")
-	case len(g) > actions.MaxGroupName:
-		return "", restFail(http.StatusBadRequest, "Error.InvalidGroup",
-			fmt.Sprintf("the group name is %d characters long; the limit is %d", len(g), actions.MaxGroupName))
+	}
+	if err := input.Group(g); err != nil {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidGroup", "the "+err.Error())
 	}
 	return g, nil
 }
 
-// restUser returns the {user} path parameter, which must not be empty.
+// restUser returns the {user} path parameter (input.UserID).
 func restUser(c echo.Context) (string, error) {
 	u, err := pathParam(c, "user")
 	if err != nil {
 		return "", err
 	}
-	if u == "" {
-		return "", restFail(http.StatusBadRequest, "Error.InvalidUser", "the user id is empty")
+	if err := input.UserID(u); err != nil {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidUser", "the "+err.Error())
 	}
 	return u, nil
 }
 
-// restConnID returns the {connectionId} path parameter, which must not be
-// empty.
+// restConnID returns the {connectionId} path parameter
+// (input.ConnectionID).
 func restConnID(c echo.Context) (string, error) {
 	id, err := pathParam(c, "connectionId")
 	if err != nil {
 		return "", err
 	}
-	if id == "" {
-		return "", restFail(http.StatusBadRequest, "Error.InvalidConnectionId", "the connection id is empty")
+	if err := input.ConnectionID(id); err != nil {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidConnectionId", "the "+err.Error())
 	}
 	return id, nil
+}
+
+// restExcluded returns the excluded query parameters, each a connection id
+// (input.ConnectionID).
+func restExcluded(c echo.Context) ([]string, error) {
+	ids := c.QueryParams()["excluded"]
+	for _, id := range ids {
+		if err := input.ConnectionID(id); err != nil {
+			return nil, restFail(http.StatusBadRequest, "Error.InvalidParameter", "excluded: "+err.Error())
+		}
+	}
+	return ids, nil
+}
+
+// restReason returns the reason query parameter (input.Reason).
+func restReason(c echo.Context) (string, error) {
+	r := c.QueryParam("reason")
+	if err := input.Reason(r); err != nil {
+		return "", restFail(http.StatusBadRequest, "Error.InvalidParameter", err.Error())
+	}
+	return r, nil
 }

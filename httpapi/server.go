@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
@@ -47,6 +48,15 @@ type Config struct {
 	// RequestTimeout bounds each admin and REST request, and with it every
 	// store and bus call it makes. Zero means 10 s.
 	RequestTimeout time.Duration
+	// MaxActions is the most actions one POST /api/hubs/{hub}/:actions may
+	// carry (webhook replies have the same limit, set on the dispatcher).
+	// Zero means actions.DefaultMaxActions (100).
+	MaxActions int
+	// MaxTokenLifetime is the longest lifetime :generateToken issues a token
+	// for; a longer minutesToExpire is refused with 400. Zero means
+	// negotiate.DefaultMaxLifetime (24 h). The Verifier enforces its own
+	// bound on the tokens it accepts (negotiate.WithMaxLifetime).
+	MaxTokenLifetime time.Duration
 	// LiveNodes returns the public base URLs of the cluster's live nodes,
 	// least loaded first, for handing clients a node. Nil means this node.
 	LiveNodes func() []string
@@ -118,6 +128,12 @@ func New(cfg Config) *Server {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.MaxActions <= 0 {
+		cfg.MaxActions = actions.DefaultMaxActions
+	}
+	if cfg.MaxTokenLifetime <= 0 {
+		cfg.MaxTokenLifetime = negotiate.DefaultMaxLifetime
 	}
 	e := echo.New()
 	e.HideBanner = true

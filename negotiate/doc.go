@@ -22,6 +22,11 @@
 // never a mix.
 //
 // Token rules (mirroring Azure SignalR): HS256 only, keyed with the UTF-8
-// bytes of the secret string (not base64-decoded); "exp" required; at most
-// 4 KiB; the user id is taken from "asrs.s.uid", else "nameid", else "sub".
+// bytes of the secret string (not base64-decoded); "exp" required, and at
+// most 24 h away by default ([WithMaxLifetime]); at most 4 KiB; the user id
+// is taken from "asrs.s.uid", else "nameid", else "sub", and with every
+// other claim must pass package input's rules, since all of them reach
+// webhooks. "aud" may be a string or a list (RFC 7519); a client token's
+// aud names its hub (…/client/?hub=NAME) and binds it to exactly that hub,
+// compared case-sensitively.
 package negotiate

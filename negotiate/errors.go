@@ -8,20 +8,31 @@ var (
 	// ErrExpired is also wrapped when the only fault is that the token's
 	// exp has passed, so callers can tell the client to fetch a new one.
 	ErrExpired = errors.New("negotiate: token expired")
+	// ErrWrongAudience is also wrapped when no aud entry names the
+	// endpoint the token was presented to (scheme, host and path), so a
+	// caller may try another address of the same endpoint.
+	ErrWrongAudience = errors.New("negotiate: token for another endpoint")
+	// ErrTokenTooLarge is wrapped when IssueToken would make a token over
+	// MaxTokenSize: the caller's user id or claims are too long.
+	ErrTokenTooLarge = errors.New("negotiate: token too large")
 )
 
 // tokenError carries a message saying exactly what is wrong while matching
 // ErrInvalidToken (and ErrExpired when expired) under errors.Is.
 type tokenError struct {
-	msg     string
-	expired bool
+	msg           string
+	expired       bool
+	wrongAudience bool
 }
 
 func (e *tokenError) Error() string { return "negotiate: " + e.msg }
 
 func (e *tokenError) Unwrap() []error {
-	if e.expired {
+	switch {
+	case e.expired:
 		return []error{ErrInvalidToken, ErrExpired}
+	case e.wrongAudience:
+		return []error{ErrInvalidToken, ErrWrongAudience}
 	}
 	return []error{ErrInvalidToken}
 }

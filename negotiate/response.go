@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 // ClientURL is the URL the SignalR client connects to for hub:
@@ -68,19 +70,5 @@ func NewResponse(cs ConnectionString, hub, userID string, opts ...ResponseOption
 }
 
 // ValidHubName reports whether name matches Azure's hub name pattern
-// ^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$ .
-func ValidHubName(name string) bool {
-	if len(name) == 0 || len(name) > 128 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
-		case i > 0 && (c >= '0' && c <= '9' || strings.IndexByte("_`,.[]", c) >= 0):
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$ (input.Hub, which says why not).
+func ValidHubName(name string) bool { return input.Hub(name) == nil }

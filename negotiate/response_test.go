@@ -66,10 +66,12 @@ func TestNewResponse(t *testing.T) {
 			if lo, hi := before.Add(tt.lifetime), time.Now().Add(tt.lifetime); id.ExpiresAt.Before(lo) || id.ExpiresAt.After(hi) {
 				t.Errorf("ExpiresAt %v not in [%v, %v]", id.ExpiresAt, lo, hi)
 			}
-			// The query is ignored (Azure's SDKs vary it), so the token is not bound
-			// to its hub; a different gateway must still reject it.
-			if _, err := NewVerifier([]AccessKey{testKey}).Verify(r.AccessToken, "http://h:1/client/?hub=other"); err != nil {
-				t.Errorf("token rejected for another hub on the same gateway: %v", err)
+			// The token is bound to its hub, exactly: not another hub of the
+			// same gateway, not the same name in other case.
+			for _, other := range []string{"other", "Chat"} {
+				if _, err := NewVerifier([]AccessKey{testKey}).Verify(r.AccessToken, "http://h:1/client/?hub="+other); err == nil {
+					t.Errorf("token for hub chat verified for hub %q", other)
+				}
 			}
 			if _, err := NewVerifier([]AccessKey{testKey}).Verify(r.AccessToken, "http://other:1/client/?hub=chat"); err == nil {
 				t.Error("token verified against another host")

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 const (
@@ -36,7 +38,10 @@ type TokenOptions struct {
 }
 
 // IssueToken signs an HS256 JWT with key (header kid = key.ID when set)
-// carrying aud, exp and iat plus the user id and extra claims of opts.
+// carrying aud, exp and iat plus the user id and extra claims of opts. The
+// user id and claims must pass input.UserID and input.Claims (errors match
+// input.ErrInvalid), and the token must fit in MaxTokenSize (ErrTokenTooLarge),
+// or Verify would refuse it.
 func IssueToken(key AccessKey, opts TokenOptions) (string, error) {
 	if key.Secret == "" {
 		return "", errors.New("negotiate: issue token: access key has no secret")
@@ -70,8 +75,14 @@ func IssueToken(key AccessKey, opts TokenOptions) (string, error) {
 	claims["iat"] = t.Unix()
 	claims["exp"] = t.Add(lifetime).Unix()
 	if opts.UserID != "" {
+		if err := input.UserID(opts.UserID); err != nil {
+			return "", fmt.Errorf("negotiate: issue token: %w", err)
+		}
 		claims[claimNameID] = opts.UserID
 		claims[claimUserID] = opts.UserID
+	}
+	if err := input.Claims(claims); err != nil {
+		return "", fmt.Errorf("negotiate: issue token: %w", err)
 	}
 
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
@@ -83,7 +94,7 @@ func IssueToken(key AccessKey, opts TokenOptions) (string, error) {
 		return "", fmt.Errorf("negotiate: issue token: %w", err)
 	}
 	if len(s) > MaxTokenSize {
-		return "", fmt.Errorf("negotiate: issue token: token is %d bytes, over the %d-byte limit; use fewer or smaller claims", len(s), MaxTokenSize)
+		return "", fmt.Errorf("negotiate: issue token: %w: it would be %d bytes, over the %d-byte limit; use a shorter user id or fewer or smaller claims", ErrTokenTooLarge, len(s), MaxTokenSize)
 	}
 	return s, nil
 }

@@ -5,16 +5,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 // DefaultLeeway is the clock skew allowed on exp and nbf unless WithLeeway
 // says otherwise.
 const DefaultLeeway = 30 * time.Second
+
+// DefaultMaxLifetime is the longest a token may still be valid for when it
+// is verified (and the longest the gateway's :generateToken issues) unless
+// configured otherwise: a leaked token cannot be revoked short of rotating
+// the key, so none lives for a century. Azure's SDKs issue tokens for 1 h.
+const DefaultMaxLifetime = 24 * time.Hour
 
 // Strict decoding rejects non-zero padding bits, so one signature has exactly
 // one spelling and a token cannot be altered while still verifying.
@@ -30,9 +39,10 @@ type Identity struct {
 // Verifier checks tokens against a set of access keys. It is safe for
 // concurrent use; SetKeys replaces the key set atomically.
 type Verifier struct {
-	keys   atomic.Pointer[[]AccessKey]
-	now    func() time.Time
-	leeway time.Duration
+	keys        atomic.Pointer[[]AccessKey]
+	now         func() time.Time
+	leeway      time.Duration
+	maxLifetime time.Duration
 }
 
 // VerifierOption configures NewVerifier.
@@ -53,10 +63,20 @@ func WithLeeway(d time.Duration) VerifierOption {
 	return func(v *Verifier) { v.leeway = max(d, 0) }
 }
 
+// WithMaxLifetime sets how far in the future a token's exp may lie (beyond
+// the leeway). Zero or less means DefaultMaxLifetime (24 h).
+func WithMaxLifetime(d time.Duration) VerifierOption {
+	return func(v *Verifier) {
+		if d > 0 {
+			v.maxLifetime = d
+		}
+	}
+}
+
 // NewVerifier returns a Verifier trusting keys. Keys without a secret are
 // ignored: an empty HMAC key would let anyone sign.
 func NewVerifier(keys []AccessKey, opts ...VerifierOption) *Verifier {
-	v := &Verifier{now: time.Now, leeway: DefaultLeeway}
+	v := &Verifier{now: time.Now, leeway: DefaultLeeway, maxLifetime: DefaultMaxLifetime}
 	for _, o := range opts {
 		o(v)
 	}
@@ -83,15 +103,23 @@ type tokenHeader struct {
 
 // Verify checks token and returns what it says about the bearer.
 //
-// The algorithm must be HS256 and exp must be present. With a kid header
-// only the key with that ID is tried; without one every key is. When
-// audience is not "", the token's aud must match it leniently: scheme and
-// host (case-insensitive) and path (ignoring a trailing slash) must be equal,
+// The algorithm must be HS256 and exp must be present, at most the
+// verifier's maximum lifetime (WithMaxLifetime) from now. With a kid header
+// only the key with that ID is tried; without one every key is. The claims
+// must pass input.Claims and the user id input.UserID: all of them reach
+// webhooks.
+//
+// When audience is not "", aud (a string or a list of strings, as RFC 7519
+// allows) must hold an entry matching it leniently: scheme and host
+// (case-insensitive) and path (ignoring a trailing slash) must be equal,
 // while port, query and fragment are ignored, because Azure's SDKs build aud
-// without the port and sometimes with a query.
+// without the port and sometimes with a query. When audience names a hub
+// (a client URL, ClientURL: …/client/?hub=NAME), the token is bound to
+// exactly that hub: the entries matching the endpoint must all name one hub,
+// and it must equal NAME exactly (hub names are case-sensitive).
 //
 // Every error matches ErrInvalidToken under errors.Is; an expired token also
-// matches ErrExpired.
+// matches ErrExpired, and one for another endpoint ErrWrongAudience.
 func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid(fmt.Sprintf("token is %d bytes, over the %d-byte limit", len(token), MaxTokenSize))
@@ -191,6 +219,10 @@ func (v *Verifier) checkClaims(claims map[string]any) (*Identity, error) {
 			expired: true,
 		}
 	}
+	if limit := now.Add(v.maxLifetime + v.leeway); exp.After(limit) {
+		return nil, invalid(fmt.Sprintf("token is valid until %s, longer than the %s this gateway accepts; issue tokens that expire sooner",
+			exp.UTC().Format(time.RFC3339), v.maxLifetime))
+	}
 	nbf, err := mc.GetNotBefore()
 	if err != nil {
 		return nil, invalid("token has an invalid nbf claim (want a number of seconds)")
@@ -198,28 +230,37 @@ func (v *Verifier) checkClaims(claims map[string]any) (*Identity, error) {
 	if nbf != nil && now.Add(v.leeway).Before(nbf.Time) {
 		return nil, invalid(fmt.Sprintf("token is not valid before %s", nbf.UTC().Format(time.RFC3339)))
 	}
-	return &Identity{UserID: userID(claims), Claims: claims, ExpiresAt: exp.Time}, nil
+	user, claim := userID(claims)
+	if user != "" {
+		if err := input.UserID(user); err != nil {
+			return nil, invalid(fmt.Sprintf("token's %s (claim %s)", err, claim))
+		}
+	}
+	if err := input.Claims(claims); err != nil {
+		return nil, invalid("token " + err.Error())
+	}
+	return &Identity{UserID: user, Claims: claims, ExpiresAt: exp.Time}, nil
 }
 
 // userID follows Azure's precedence: asrs.s.uid, then nameid, then sub. A
 // claim given as an array (several values of one claim type) yields its
-// first string.
-func userID(claims map[string]any) string {
+// first string. It returns the user id and the claim it came from.
+func userID(claims map[string]any) (id, claim string) {
 	for _, name := range []string{claimUserID, claimNameID, claimSub} {
 		switch c := claims[name].(type) {
 		case string:
 			if c != "" {
-				return c
+				return c, name
 			}
 		case []any:
 			if len(c) > 0 {
 				if s, ok := c[0].(string); ok && s != "" {
-					return s
+					return s, name
 				}
 			}
 		}
 	}
-	return ""
+	return "", ""
 }
 
 func checkAudience(claims map[string]any, want string) error {
@@ -231,12 +272,58 @@ func checkAudience(claims map[string]any, want string) error {
 	if !ok {
 		return invalid("token has an invalid aud claim (want a string or a list of strings)")
 	}
+	w, err := url.Parse(want)
+	wantHubs := url.Values{}
+	if err == nil {
+		wantHubs = w.Query()
+	}
+	if _, client := wantHubs["hub"]; !client {
+		for _, a := range auds {
+			if audienceMatches(a, want) {
+				return nil
+			}
+		}
+		return wrongAudience(auds, want)
+	}
+	// A client token: the entries for this endpoint must name one hub.
+	wantHub := wantHubs.Get("hub")
+	var hubs []string
+	matched := false
 	for _, a := range auds {
-		if audienceMatches(a, want) {
-			return nil
+		if !audienceMatches(a, want) {
+			continue
+		}
+		matched = true
+		u, _ := url.Parse(a) // audienceMatches parsed it
+		named := u.Query()["hub"]
+		switch {
+		case len(named) == 0:
+			return invalid(fmt.Sprintf("token audience %s names no hub; a client token is for one hub: aud = %s",
+				input.Quote(a), ClientURL(w.Scheme+"://"+w.Host, wantHub)))
+		case len(named) > 1:
+			return invalid(fmt.Sprintf("token audience %s names the hub %d times; a client token is for exactly one hub", input.Quote(a), len(named)))
+		}
+		if !slices.Contains(hubs, named[0]) {
+			hubs = append(hubs, named[0])
 		}
 	}
-	return invalid(fmt.Sprintf("token audience %q does not match %q", strings.Join(auds, ","), want))
+	switch {
+	case !matched:
+		return wrongAudience(auds, want)
+	case len(hubs) > 1:
+		quoted := make([]string, len(hubs))
+		for i, h := range hubs {
+			quoted[i] = input.Quote(h)
+		}
+		return invalid(fmt.Sprintf("token audience names %d hubs (%s); a client token is for exactly one hub", len(hubs), strings.Join(quoted, ", ")))
+	case hubs[0] != wantHub:
+		return invalid(fmt.Sprintf("token is for hub %s, not %s", input.Quote(hubs[0]), input.Quote(wantHub)))
+	}
+	return nil
+}
+
+func wrongAudience(auds []string, want string) error {
+	return &tokenError{msg: fmt.Sprintf("token audience %s does not match %q", input.Quote(strings.Join(auds, ",")), want), wrongAudience: true}
 }
 
 // audienceList reads aud, which RFC 7519 allows as one string or a list.

@@ -3,6 +3,7 @@ package negotiate
 import (
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +100,9 @@ func TestIssueTokenErrors(t *testing.T) {
 		{"override nameid", testKey, TokenOptions{Audience: aud, Claims: map[string]any{"nameid": "bob"}}, `claim "nameid"`},
 		{"override asrs.s.uid", testKey, TokenOptions{Audience: aud, Claims: map[string]any{"asrs.s.uid": "bob"}}, `claim "asrs.s.uid"`},
 		{"too big", testKey, TokenOptions{Audience: aud, Claims: map[string]any{"blob": strings.Repeat("x", 4000)}}, "over the 4096-byte limit"},
+		{"user id with a newline", testKey, TokenOptions{Audience: aud, UserID: "a\nb"}, `user id "a\nb" contains a control character`},
+		{"claim with a NUL", testKey, TokenOptions{Audience: aud, Claims: map[string]any{"role": "\x00"}}, `claim "role"`},
+		{"user id too big for a token", testKey, TokenOptions{Audience: aud, UserID: strings.Repeat("<", 1024)}, "token too large: it would be"},
 		{"unencodable claim", testKey, TokenOptions{Audience: aud, Claims: map[string]any{"ch": make(chan int)}}, "issue token"},
 	}
 	for _, tt := range tests {
@@ -205,6 +209,15 @@ func TestVerifyRejects(t *testing.T) {
 			"over the 4096-byte limit", false},
 		{"not yet valid", handToken(t, hs, map[string]any{"exp": exp, "nbf": t0.Add(time.Minute).Unix()}, testKey.Secret), "",
 			"token is not valid before 2026-03-01T12:01:00Z", false},
+		{"valid for a century", handToken(t, hs, map[string]any{"exp": t0.AddDate(100, 0, 0).Unix(), "aud": aud}, testKey.Secret), aud,
+			"token is valid until 2126-03-01T12:00:00Z, longer than the 24h0m0s this gateway accepts", false},
+		{"user id with CRLF", handToken(t, hs, map[string]any{"exp": exp, "aud": aud, "nameid": "bob\r\nX-Admin: 1"}, testKey.Secret), aud,
+			`token's user id "bob\r\nX-Admin: 1" contains a control character (U+000D at byte 3) (claim nameid)`, false},
+		{"user id too long", handToken(t, hs, map[string]any{"exp": exp, "aud": aud, "sub": strings.Repeat("u", 2000)}, testKey.Secret), aud,
+			"token's user id is 2000 bytes long; the limit is 1024 (claim sub)", false},
+		{"claim with a control character", handToken(t, hs, map[string]any{"exp": exp, "aud": aud, "role": []any{"a\x00"}}, testKey.Secret), aud,
+			`token claim "role": "a\x00" contains a control character`, false},
+		{"too many claims", handToken(t, hs, manyClaims(exp), testKey.Secret), aud, "token has 65 claims; the limit is 64", false},
 	}
 	v := NewVerifier([]AccessKey{testKey}, WithClock(fixedClock(t0)))
 	for _, tt := range tests {
@@ -229,6 +242,47 @@ func TestVerifyRejects(t *testing.T) {
 	}
 }
 
+func manyClaims(exp int64) map[string]any {
+	c := map[string]any{"exp": exp, "aud": aud}
+	for i := range 63 {
+		c["c"+strconv.Itoa(i)] = 1
+	}
+	return c
+}
+
+func TestMaxLifetime(t *testing.T) {
+	t.Parallel()
+	hs := map[string]any{"alg": "HS256"}
+	tok := func(d time.Duration) string {
+		return handToken(t, hs, map[string]any{"exp": t0.Add(d).Unix(), "aud": aud}, testKey.Secret)
+	}
+	tests := []struct {
+		name string
+		opts []VerifierOption
+		life time.Duration
+		ok   bool
+	}{
+		{"default, at the limit plus leeway", nil, DefaultMaxLifetime + DefaultLeeway, true},
+		{"default, past it", nil, DefaultMaxLifetime + DefaultLeeway + time.Second, false},
+		{"raised", []VerifierOption{WithMaxLifetime(7 * 24 * time.Hour)}, 7 * 24 * time.Hour, true},
+		{"lowered", []VerifierOption{WithMaxLifetime(time.Hour), WithLeeway(0)}, time.Hour + time.Second, false},
+		{"zero means default", []VerifierOption{WithMaxLifetime(0)}, DefaultMaxLifetime, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v := NewVerifier([]AccessKey{testKey}, append([]VerifierOption{WithClock(fixedClock(t0))}, tt.opts...)...)
+			_, err := v.Verify(tok(tt.life), aud)
+			if tt.ok != (err == nil) {
+				t.Fatalf("lifetime %s: err = %v, want ok = %v", tt.life, err, tt.ok)
+			}
+			if err != nil {
+				mustContain(t, err, "issue tokens that expire sooner")
+			}
+		})
+	}
+}
+
 func TestVerifyNoKeys(t *testing.T) {
 	t.Parallel()
 	tok := handToken(t, map[string]any{"alg": "HS256"}, map[string]any{"exp": t0.Add(time.Hour).Unix()}, "")
@@ -241,29 +295,41 @@ func TestVerifyNoKeys(t *testing.T) {
 func TestAudienceMatching(t *testing.T) {
 	t.Parallel()
 	const want = "http://gw.example:8080/client/?hub=chat"
+	const mismatch = "does not match"
 	tests := []struct {
 		name  string
 		claim any
-		ok    bool
+		err   string // substring; "" means accepted
 	}{
-		{"exact", want, true},
-		{"port ignored", "http://gw.example/client/?hub=chat", true},
-		{"other port ignored", "http://gw.example:9/client/?hub=chat", true},
-		{"query ignored", "http://gw.example:8080/client/?hub=chat&asrs.op=%2F", true},
-		{"no query", "http://gw.example:8080/client/", true},
-		{"trailing slash ignored", "http://gw.example:8080/client?hub=chat", true},
-		{"fragment ignored", "http://gw.example:8080/client/#x", true},
-		{"host case ignored", "http://GW.Example:8080/client/?hub=chat", true},
-		{"scheme case ignored", "HTTP://gw.example/client/", true},
-		{"one of a list", []string{"http://x/", "http://gw.example/client/"}, true},
-		{"scheme differs", "https://gw.example:8080/client/?hub=chat", false},
-		{"host differs", "http://gw.example.evil:8080/client/?hub=chat", false},
-		{"path differs", "http://gw.example:8080/api/hubs/chat", false},
-		{"path case differs", "http://gw.example:8080/Client/?hub=chat", false},
-		{"path prefix only", "http://gw.example:8080/client/x", false},
-		{"relative", "/client/?hub=chat", false},
-		{"not a URL", "gw.example", false},
-		{"none of a list", []string{"http://x/", "http://y/client/"}, false},
+		{"exact", want, ""},
+		{"port ignored", "http://gw.example/client/?hub=chat", ""},
+		{"other port ignored", "http://gw.example:9/client/?hub=chat", ""},
+		{"other query parameters ignored", "http://gw.example:8080/client/?hub=chat&asrs.op=%2F", ""},
+		{"trailing slash ignored", "http://gw.example:8080/client?hub=chat", ""},
+		{"fragment ignored", "http://gw.example:8080/client/?hub=chat#x", ""},
+		{"host case ignored", "http://GW.Example:8080/client/?hub=chat", ""},
+		{"scheme case ignored", "HTTP://gw.example/client/?hub=chat", ""},
+		{"escaped hub", "http://gw.example/client/?hub=%63hat", ""},
+		{"one of a list", []string{"http://x/", "http://gw.example/client/?hub=chat"}, ""},
+		{"list of one", []string{want}, ""},
+		{"same hub twice in a list", []string{want, "http://gw.example/client?hub=chat"}, ""},
+		{"other endpoints' hubs ignored", []string{"http://x/client/?hub=other", want}, ""},
+		{"scheme differs", "https://gw.example:8080/client/?hub=chat", mismatch},
+		{"host differs", "http://gw.example.evil:8080/client/?hub=chat", mismatch},
+		{"path differs", "http://gw.example:8080/api/hubs/chat", mismatch},
+		{"path case differs", "http://gw.example:8080/Client/?hub=chat", mismatch},
+		{"path prefix only", "http://gw.example:8080/client/x", mismatch},
+		{"relative", "/client/?hub=chat", mismatch},
+		{"not a URL", "gw.example", mismatch},
+		{"none of a list", []string{"http://x/", "http://y/client/"}, mismatch},
+		// Bound to exactly one hub, compared exactly.
+		{"another hub", "http://gw.example/client/?hub=other", `token is for hub "other", not "chat"`},
+		{"another hub as a list", []string{"http://gw.example/client/?hub=other"}, `token is for hub "other", not "chat"`},
+		{"hub case differs", "http://gw.example/client/?hub=Chat", `token is for hub "Chat", not "chat"`},
+		{"no hub", "http://gw.example:8080/client/", "names no hub"},
+		{"no hub in a list", []string{"http://gw.example:8080/client/"}, "names no hub"},
+		{"hub twice in one entry", "http://gw.example/client/?hub=chat&hub=other", "names the hub 2 times"},
+		{"two hubs in a list", []string{want, "http://gw.example/client/?hub=other"}, `names 2 hubs ("chat", "other")`},
 	}
 	v := NewVerifier([]AccessKey{testKey}, WithClock(fixedClock(t0)))
 	for _, tt := range tests {
@@ -271,13 +337,31 @@ func TestAudienceMatching(t *testing.T) {
 			t.Parallel()
 			tok := handToken(t, map[string]any{"alg": "HS256"}, map[string]any{"exp": t0.Add(time.Hour).Unix(), "aud": tt.claim}, testKey.Secret)
 			_, err := v.Verify(tok, want)
-			if tt.ok && err != nil {
-				t.Errorf("got %v, want accepted", err)
+			if tt.err == "" {
+				if err != nil {
+					t.Errorf("got %v, want accepted", err)
+				}
+				return
 			}
-			if !tt.ok {
-				mustContain(t, err, "does not match")
+			mustContain(t, err, tt.err)
+			if got := errors.Is(err, ErrWrongAudience); got != (tt.err == mismatch) {
+				t.Errorf("errors.Is(err, ErrWrongAudience) = %v, want %v", got, tt.err == mismatch)
 			}
 		})
+	}
+}
+
+// TestAudienceWithoutHub: an audience that names no hub (the REST API's,
+// the request URL) takes any matching entry, hub or not.
+func TestAudienceWithoutHub(t *testing.T) {
+	t.Parallel()
+	const want = "http://gw.example/api/hubs/chat/:send"
+	v := NewVerifier([]AccessKey{testKey}, WithClock(fixedClock(t0)))
+	for _, claim := range []any{want, want + "?api-version=2022-06-01", []string{"http://x/", want}} {
+		tok := handToken(t, map[string]any{"alg": "HS256"}, map[string]any{"exp": t0.Add(time.Hour).Unix(), "aud": claim}, testKey.Secret)
+		if _, err := v.Verify(tok, want); err != nil {
+			t.Errorf("aud %v: %v", claim, err)
+		}
 	}
 }
 

@@ -67,6 +67,14 @@ type Config struct {
 	// backoff, circuit breakers); zero fields mean its defaults. Store,
 	// OnReply, OnDisable, Origin and Logger are set by the node.
 	Delivery delivery.DispatcherConfig
+	// MaxTokenLifetime bounds client and REST tokens: the verifier refuses
+	// a token whose exp lies further ahead, and :generateToken issues none
+	// longer. Zero means negotiate.DefaultMaxLifetime (24 h).
+	MaxTokenLifetime time.Duration
+	// MaxActions is the most actions one webhook reply or one REST
+	// :actions batch may carry. Zero means actions.DefaultMaxActions (100);
+	// Delivery.MaxReplyActions, when set, overrides it for replies.
+	MaxActions int
 	// PurgeInterval is how often expired user-group memberships are
 	// deleted from the store (by one node of a cluster). Zero means 5 min.
 	PurgeInterval time.Duration
@@ -122,6 +130,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = 5 * time.Minute
 	}
+	if cfg.Delivery.MaxReplyActions <= 0 {
+		cfg.Delivery.MaxReplyActions = cfg.MaxActions
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -164,7 +175,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: load the configuration: %w", err)
 	}
 	keys, _ := n.config.AccessKeys(startCtx)
-	n.verifier = negotiate.NewVerifier(store.AccessKeys(keys))
+	n.verifier = negotiate.NewVerifier(store.AccessKeys(keys), negotiate.WithMaxLifetime(cfg.MaxTokenLifetime))
 	if n.cfg.PublicURL == "" {
 		n.cfg.PublicURL = fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	}
@@ -208,6 +219,8 @@ func Start(cfg Config) (*Node, error) {
 		Deliveries:       n.dispatcher,
 		PublicURL:        n.cfg.PublicURL,
 		AllowedOrigins:   cfg.AllowedOrigins,
+		MaxActions:       cfg.MaxActions,
+		MaxTokenLifetime: cfg.MaxTokenLifetime,
 		Logger:           cfg.Logger,
 	}
 	api.Readiness = n.readiness

@@ -23,7 +23,10 @@
 // # The contract
 //
 // Event is the signed JSON body of every webhook and Reply what a handler
-// answers; ParseReply is how the gateway reads a reply. Sign and Secrets
+// answers; ParseReply is how the gateway reads a reply: it holds at most 100
+// actions (WithMaxActions), and every name in it follows package input's
+// rules (Reply.ValidateConnect for a connect reply's userId and groups,
+// actions.Validate for each action). Sign and Secrets
 // make the Standard Webhooks signature (webhook-id, webhook-timestamp,
 // webhook-signature, one "v1,…" entry per active secret).
 //

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 // ErrBadReply is wrapped by every error ParseReply returns.
@@ -161,12 +162,35 @@ type wireReply struct {
 	Actions []json.RawMessage `json:"actions"`
 }
 
+// ParseOption tunes ParseReply.
+type ParseOption func(*parseOptions)
+
+type parseOptions struct {
+	maxActions int
+}
+
+// WithMaxActions sets how many actions a reply may carry. Zero or less means
+// actions.DefaultMaxActions (100).
+func WithMaxActions(n int) ParseOption {
+	return func(o *parseOptions) { o.maxActions = n }
+}
+
 // ParseReply decodes a handler's reply body. The body must be a JSON object;
-// an empty body (a 204) is a nil *Reply and a nil error. Each action is
-// checked with Validate(callerKnown), and errors name the offending element,
-// e.g. `actions[2]: unknown action "explode"`. Unknown fields are ignored so
+// an empty body (a 204) is a nil *Reply and a nil error. A connect reply's
+// userId and groups must pass input.UserID and input.Group (an empty userId
+// makes the connection anonymous); each action is checked with
+// Validate(callerKnown), and there may be at most actions.DefaultMaxActions
+// of them (see WithMaxActions). Errors name the offending element, e.g.
+// `actions[2]: unknown action "explode"`. Unknown fields are ignored so
 // replies can grow.
-func ParseReply(body []byte, callerKnown bool) (*Reply, error) {
+func ParseReply(body []byte, callerKnown bool, opts ...ParseOption) (*Reply, error) {
+	o := parseOptions{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.maxActions <= 0 {
+		o.maxActions = actions.DefaultMaxActions
+	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, nil
@@ -178,12 +202,13 @@ func ParseReply(body []byte, callerKnown bool) (*Reply, error) {
 	if err := json.Unmarshal(trimmed, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadReply, err)
 	}
-	for i, g := range w.Groups {
-		if g == "" || len(g) > actions.MaxGroupName {
-			return nil, fmt.Errorf("%w: groups[%d]: a group name must have 1 to %d characters", ErrBadReply, i, actions.MaxGroupName)
-		}
-	}
 	rep := &Reply{UserID: w.UserID, Groups: w.Groups, Result: w.Result, Error: w.Error}
+	if err := rep.ValidateConnect(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
+	}
+	if len(w.Actions) > o.maxActions {
+		return nil, fmt.Errorf("%w: the reply carries %d actions; the limit is %d per reply", ErrBadReply, len(w.Actions), o.maxActions)
+	}
 	if len(w.Actions) > 0 {
 		rep.Actions = make([]actions.Action, len(w.Actions))
 	}
@@ -200,6 +225,29 @@ func ParseReply(body []byte, callerKnown bool) (*Reply, error) {
 		}
 	}
 	return rep, nil
+}
+
+// ValidateConnect checks what a connect reply sets on the connection: a
+// non-empty UserID must pass input.UserID and every group input.Group (an
+// empty UserID makes the connection anonymous). The error names the field,
+// e.g. `groups[1]: group name is only whitespace`, and wraps
+// input.ErrInvalid. ParseReply calls it; the gateway may call it again on a
+// Reply that did not come through ParseReply.
+func (r *Reply) ValidateConnect() error {
+	if r == nil {
+		return nil
+	}
+	if r.UserID != nil && *r.UserID != "" {
+		if err := input.UserID(*r.UserID); err != nil {
+			return fmt.Errorf("userId: %w", err)
+		}
+	}
+	for i, g := range r.Groups {
+		if err := input.Group(g); err != nil {
+			return fmt.Errorf("groups[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // actionError reports an invalid action by index. It unwraps to both

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 func TestReplyBuilders(t *testing.T) {
@@ -145,6 +146,14 @@ func TestParseReply(t *testing.T) {
 		{name: "action field wrong type", body: `{"actions":[{"action":"sendToUser","user":5,"target":"t"}]}`, wantErr: "actions[0]:"},
 		{name: "actions not an array", body: `{"actions":{}}`, wantErr: "bad reply"},
 		{name: "empty group", body: `{"groups":["a",""]}`, wantErr: "groups[1]"},
+		{name: "group with control character", body: `{"groups":["a\u0000b"]}`, wantErr: "groups[0]: group name \"a\\x00b\" contains a control character"},
+		{name: "blank group", body: `{"groups":["  "]}`, wantErr: "groups[0]: group name is only whitespace"},
+		{name: "huge user id", body: `{"userId":"` + strings.Repeat("u", 100<<10) + `"}`, wantErr: "userId: user id is 102400 bytes long; the limit is 1024"},
+		{name: "user id with CRLF", body: `{"userId":"bob\r\nX-Admin: 1"}`, wantErr: "userId: user id \"bob\\r\\nX-Admin: 1\" contains a control character"},
+		{name: "empty user id is anonymous", body: `{"userId":""}`, want: &Reply{UserID: new("")}},
+		{name: "dot target in action", body: `{"actions":[{"action":"broadcast","target":".."}]}`, wantErr: `actions[0]: broadcast: target ".." is not a method name`, wantInvalid: true},
+		{name: "too many actions", body: `{"actions":[` + strings.Repeat(`{"action":"broadcast","target":"t"},`, 100) + `{"action":"broadcast","target":"t"}]}`,
+			wantErr: "the reply carries 101 actions; the limit is 100 per reply"},
 		{name: "array", body: `[]`, wantErr: "JSON object"},
 		{name: "null", body: `null`, wantErr: "JSON object"},
 		{name: "string", body: `"ok"`, wantErr: "JSON object"},
@@ -175,6 +184,72 @@ func TestParseReply(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseReplyMaxActions(t *testing.T) {
+	t.Parallel()
+	reply := func(n int) []byte {
+		return []byte(`{"actions":[` + strings.TrimSuffix(strings.Repeat(`{"action":"broadcast","target":"t"},`, n), ",") + `]}`)
+	}
+	tests := []struct {
+		name string
+		n    int
+		opts []ParseOption
+		want string // "" means accepted
+	}{
+		{"default limit reached", actions.DefaultMaxActions, nil, ""},
+		{"default limit passed", actions.DefaultMaxActions + 1, nil, "carries 101 actions; the limit is 100"},
+		{"raised", 150, []ParseOption{WithMaxActions(150)}, ""},
+		{"lowered", 3, []ParseOption{WithMaxActions(2)}, "carries 3 actions; the limit is 2"},
+		{"zero means default", 100, []ParseOption{WithMaxActions(0)}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := ParseReply(reply(tt.n), true, tt.opts...)
+			if tt.want == "" {
+				if err != nil || len(r.Actions) != tt.n {
+					t.Fatalf("got %v, want %d actions", err, tt.n)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrBadReply) {
+				t.Fatalf("got %v, want ErrBadReply containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateConnect(t *testing.T) {
+	t.Parallel()
+	huge := strings.Repeat("u", 100<<10)
+	tests := []struct {
+		name string
+		r    *Reply
+		want string // "" means valid
+	}{
+		{"nil", nil, ""},
+		{"empty", &Reply{}, ""},
+		{"user and groups", &Reply{UserID: new("alice"), Groups: []string{"a", "room 1"}}, ""},
+		{"anonymous", &Reply{UserID: new("")}, ""},
+		{"huge user", &Reply{UserID: &huge}, "userId: user id is 102400 bytes long; the limit is 1024"},
+		{"bad group", &Reply{Groups: []string{"ok", "a\nb"}}, `groups[1]: group name "a\nb" contains a control character`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.r.ValidateConnect()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("got %v, want valid", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, input.ErrInvalid) {
+				t.Fatalf("got %v, want an input.ErrInvalid containing %q", err, tt.want)
 			}
 		})
 	}

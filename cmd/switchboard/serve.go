@@ -36,6 +36,9 @@ type serveFlags struct {
 	natsBuffer                int
 	kvReplicas                int
 
+	maxTokenLifetime time.Duration
+	maxActions       int
+
 	pprof string
 }
 
@@ -69,6 +72,8 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.DurationVar(&d.MaxRetry, "retry-max", 0, "longest retry delay of a notification (default 5m)")
 	fl.Uint32Var(&d.Breaker.ConsecutiveFailures, "breaker-failures", 0, "consecutive failures that open an upstream's circuit breaker (default 5)")
 	fl.DurationVar(&d.Breaker.CoolDown, "breaker-cooldown", 0, "how long an open breaker waits before a probe (default 10s)")
+	fl.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", 0, "longest a client or REST token may still be valid when presented, and the most :generateToken issues (default 24h)")
+	fl.IntVar(&f.maxActions, "max-actions", 0, "most actions one webhook reply or one REST :actions batch may carry (default 100)")
 }
 
 func (f *serveFlags) config() (node.Config, error) {
@@ -78,8 +83,13 @@ func (f *serveFlags) config() (node.Config, error) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
-		AllowedOrigins: f.origins, Delivery: f.delivery, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas}
+		AllowedOrigins: f.origins, Delivery: f.delivery, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
+		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions}
 	switch {
+	case f.maxTokenLifetime < 0:
+		return node.Config{}, fmt.Errorf("--max-token-lifetime %s: give a positive duration such as 24h", f.maxTokenLifetime)
+	case f.maxActions < 0:
+		return node.Config{}, fmt.Errorf("--max-actions %d: give a positive number", f.maxActions)
 	case f.kvReplicas < 1 || f.kvReplicas > 5:
 		return node.Config{}, fmt.Errorf("--kv-replicas %d: use 1 to 5 (JetStream's limit), at most the number of NATS servers", f.kvReplicas)
 	case f.natsEmbedded && f.natsURL != "":
