@@ -14,9 +14,11 @@
 //   - SetTargets replaces the registered upstreams (Target: URL template,
 //     event Filter, timeout, signing secrets) whenever the configuration
 //     changes.
-//   - ValidateTemplate, ParseFilter and Expand check and apply URL
-//     templates and event filters; CheckRegistration sends the CloudEvents
-//     abuse-protection OPTIONS check before an upstream is saved.
+//   - ValidateTemplate, ParseFilter and ExpandURL check and apply URL
+//     templates and event filters (ExpandURL refuses a value that would add
+//     a path segment, make a dot segment or leave the template's path);
+//     CheckRegistration sends the CloudEvents abuse-protection OPTIONS check
+//     before an upstream is saved.
 //   - Status and DeliveryLog report breakers, outbox depth and each
 //     upstream's recent deliveries for the admin API.
 //
@@ -24,8 +26,11 @@
 // ce-* headers, a Standard Webhooks signature made with upstream.Secrets)
 // and every answer is read here (upstream.ParseReply). Each upstream has a
 // circuit breaker (gobreaker): an open one fails blocking events at once and
-// pauses its outbox lane. An upstream that answers 410 Gone is disabled and
-// OnDisable persists that.
+// pauses its outbox lane. Only upstream faults count against a breaker (no
+// connection, a timeout, a broken-off reply, 5xx, 408): an event the
+// caller's own input cannot turn into a safe request fails with ErrRefused
+// before the breaker is asked. An upstream that answers 410 Gone is
+// disabled and OnDisable persists that.
 //
 // Call's errors (ErrUpstream, ErrCircuitOpen under errors.Is) carry the
 // whole cause for the gateway log and the delivery log, and a short
