@@ -588,11 +588,18 @@ func (s *Server) status(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// checkRegistration proves, unless the admin skipped it, that the receiver
-// wants this gateway's events (CloudEvents abuse protection): OPTIONS to the
-// URL a connect event would go to.
+// checkRegistration applies the upstream address policy (always: skipping
+// the validation does not skip it) and then proves, unless the admin
+// skipped it, that the receiver wants this gateway's events (CloudEvents
+// abuse protection): OPTIONS to the URL a connect event would go to.
 func (s *Server) checkRegistration(c echo.Context, in *upstreamInput) error {
-	if in.SkipValidation || s.cfg.Deliveries == nil {
+	if s.cfg.Deliveries == nil {
+		return nil
+	}
+	if err := s.cfg.Deliveries.CheckAddress(c.Request().Context(), c.Param("hub"), in.URLTemplate); err != nil {
+		return fail(http.StatusBadRequest, "urlTemplate: "+strings.TrimPrefix(err.Error(), "delivery: "))
+	}
+	if in.SkipValidation {
 		return nil
 	}
 	if err := s.cfg.Deliveries.CheckRegistration(c.Request().Context(), c.Param("hub"), in.URLTemplate); err != nil {

@@ -89,6 +89,9 @@ type Readiness struct {
 type Deliveries interface {
 	Status() delivery.Status
 	DeliveryLog(hub, name string) ([]delivery.Delivery, bool)
+	// CheckAddress applies the upstream address policy to a new upstream;
+	// CheckRegistration runs the receiver's abuse-protection check.
+	CheckAddress(ctx context.Context, hub, urlTemplate string) error
 	CheckRegistration(ctx context.Context, hub, urlTemplate string) error
 }
 

@@ -37,6 +37,8 @@ type serveFlags struct {
 	kvReplicas                int
 
 	pprof string
+
+	edge edgeFlags
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
@@ -69,6 +71,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.DurationVar(&d.MaxRetry, "retry-max", 0, "longest retry delay of a notification (default 5m)")
 	fl.Uint32Var(&d.Breaker.ConsecutiveFailures, "breaker-failures", 0, "consecutive failures that open an upstream's circuit breaker (default 5)")
 	fl.DurationVar(&d.Breaker.CoolDown, "breaker-cooldown", 0, "how long an open breaker waits before a probe (default 10s)")
+	f.edge.register(fl)
 }
 
 func (f *serveFlags) config() (node.Config, error) {
@@ -98,6 +101,9 @@ func (f *serveFlags) config() (node.Config, error) {
 			ClusterPort: f.natsClusterPort, Routes: f.natsRoutes}
 	case f.natsPort != 0 || f.natsClusterPort != 0 || len(f.natsRoutes) > 0 || f.natsStore != "":
 		return node.Config{}, fmt.Errorf("--nats-port, --nats-cluster-port, --nats-route and --nats-store configure the embedded server: add --nats-embedded")
+	}
+	if err := f.edge.apply(&cfg); err != nil {
+		return node.Config{}, err
 	}
 	return cfg, nil
 }
