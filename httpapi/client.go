@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
@@ -161,8 +162,74 @@ func (s *Server) connect(c echo.Context) error {
 	// Serving it from a fresh goroutine lets this handler's goroutine, whose
 	// stack grew through routing, auth and the upgrade, end now; an idle
 	// connection then costs one small stack instead of a grown one.
-	go func() { _ = s.cfg.Gateway.Serve(context.Background(), token, &wsTransport{ws: ws}, info) }()
+	go func() {
+		_ = s.cfg.Gateway.Serve(context.Background(), token, &patientReads{wsTransport: &wsTransport{ws: ws}}, info)
+	}()
 	return nil
+}
+
+// patientReads is the transport the gateway serves a socket with: a read
+// whose context ends leaves the socket open. coder/websocket closes the TCP
+// connection at once when a read's context ends, so a client the gateway
+// gives up on (no handshake within HandshakeTimeout) would see the
+// connection drop (1006) instead of the close frame the gateway sends next
+// (1002, "no handshake"). A read whose context can end runs in a goroutine
+// of its own on a context that cannot; if the caller's context ends first,
+// ReadFrame returns its error and the read stays pending: the next ReadFrame
+// takes its result, and Close, whose close handshake ends it, waits for it.
+// Reads on a context that cannot end (the gateway's read loop) go straight
+// to the socket.
+type patientReads struct {
+	*wsTransport
+
+	mu      sync.Mutex       // guards the fields below
+	pending chan frameResult // a read that outlived its caller's context
+	closed  bool
+	reads   sync.WaitGroup // read goroutines; Add only under mu while !closed
+}
+
+type frameResult struct {
+	data   []byte
+	binary bool
+	err    error
+}
+
+func (t *patientReads) ReadFrame(ctx context.Context) ([]byte, bool, error) {
+	t.mu.Lock()
+	ch := t.pending
+	t.pending = nil
+	if ch == nil {
+		if ctx.Done() == nil || t.closed {
+			t.mu.Unlock()
+			return t.wsTransport.ReadFrame(ctx)
+		}
+		ch = make(chan frameResult, 1)
+		t.reads.Add(1)
+		go func() {
+			defer t.reads.Done()
+			data, binary, err := t.wsTransport.ReadFrame(context.WithoutCancel(ctx))
+			ch <- frameResult{data, binary, err}
+		}()
+	}
+	t.mu.Unlock()
+	select {
+	case r := <-ch:
+		return r.data, r.binary, r.err
+	case <-ctx.Done():
+		t.mu.Lock()
+		t.pending = ch
+		t.mu.Unlock()
+		return nil, false, ctx.Err()
+	}
+}
+
+func (t *patientReads) Close(code int, reason string) error {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	err := t.wsTransport.Close(code, reason)
+	t.reads.Wait()
+	return err
 }
 
 // hubFromQuery reads and checks the hub query parameter.

@@ -38,6 +38,13 @@ type Config struct {
 	NodeID string
 	// Gateway timing; zero means the gateway's defaults.
 	PingInterval, ClientTimeout time.Duration
+	// HandshakeTimeout bounds the wait for a new socket's SignalR
+	// handshake; a client silent that long is closed with 1002. Zero means
+	// 15 s.
+	HandshakeTimeout time.Duration
+	// HTTP bounds how long a client may hold the HTTP server with a
+	// request or an idle connection; zero fields mean the defaults.
+	HTTP HTTPTimeouts
 	// ShutdownTimeout bounds Close. Zero means 10 s.
 	ShutdownTimeout time.Duration
 	// NATS joins a cluster through the NATS server at this URL: config is
@@ -175,12 +182,13 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	gc := gateway.Config{
-		NodeID:        n.cfg.NodeID,
-		PingInterval:  cfg.PingInterval,
-		ClientTimeout: cfg.ClientTimeout,
-		Webhooks:      n.dispatcher,
-		UserGroups:    n.config,
-		Logger:        cfg.Logger,
+		NodeID:           n.cfg.NodeID,
+		PingInterval:     cfg.PingInterval,
+		ClientTimeout:    cfg.ClientTimeout,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		Webhooks:         n.dispatcher,
+		UserGroups:       n.config,
+		Logger:           cfg.Logger,
 	}
 	if n.cl == nil {
 		n.gw = gateway.New(gc) // the only node: the gateway's own bus
@@ -216,9 +224,46 @@ func Start(cfg Config) (*Node, error) {
 		api.LiveNodes = n.cl.liveNodes
 	}
 	n.api = httpapi.New(api)
-	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second}
+	n.srv = n.cfg.HTTP.server(n.api)
 	go func() { n.serveErr <- n.srv.Serve(ln) }()
 	return n, nil
+}
+
+// HTTPTimeouts bound what a client may hold of the HTTP server. None of
+// them applies to a WebSocket once it is upgraded: net/http clears a
+// connection's deadlines when it is hijacked, and from then on the gateway's
+// pings and client timeout keep the socket honest. Zero fields mean the
+// defaults.
+type HTTPTimeouts struct {
+	// ReadHeader bounds reading a request's headers. Zero means 10 s.
+	ReadHeader time.Duration
+	// Read bounds reading a whole request, body included, so a client that
+	// trickles a body is cut off. Zero means 30 s.
+	Read time.Duration
+	// Write bounds writing a response, from the end of the request's
+	// headers. Zero means 30 s (admin and REST requests are bounded by
+	// 10 s on their own).
+	Write time.Duration
+	// Idle bounds how long a keep-alive connection waits for its next
+	// request. Zero means 2 min.
+	Idle time.Duration
+}
+
+// server is an http.Server serving h with t's timeouts.
+func (t HTTPTimeouts) server(h http.Handler) *http.Server {
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: or(t.ReadHeader, 10*time.Second),
+		ReadTimeout:       or(t.Read, 30*time.Second),
+		WriteTimeout:      or(t.Write, 30*time.Second),
+		IdleTimeout:       or(t.Idle, 2*time.Minute),
+	}
 }
 
 // abort releases what Start acquired before it failed.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -12,9 +13,11 @@ import (
 )
 
 // edgeFlags are the settings that guard the gateway's edges: where
-// webhooks may go.
+// webhooks may go, and how long a client may hold the HTTP server.
 type edgeFlags struct {
 	upstreamAllow, upstreamDeny []string
+	http                        node.HTTPTimeouts
+	handshakeTimeout            time.Duration
 }
 
 func (e *edgeFlags) register(fl *pflag.FlagSet) {
@@ -22,10 +25,15 @@ func (e *edgeFlags) register(fl *pflag.FlagSet) {
 		"network (CIDR) or address upstreams may be at, e.g. 169.254.10.0/24 (repeatable); the most specific of the allow, deny and built-in rules decides")
 	fl.StringSliceVar(&e.upstreamDeny, "upstream-deny", envList("UPSTREAM_DENY"),
 		"network (CIDR) or address upstreams may not be at, e.g. 10.0.0.0/8 (repeatable); link-local and metadata addresses are refused without it")
+	fl.DurationVar(&e.http.Read, "http-read-timeout", 0, "longest time to read a request, body included (default 30s; never applies to WebSockets)")
+	fl.DurationVar(&e.http.Write, "http-write-timeout", 0, "longest time to write a response (default 30s; never applies to WebSockets)")
+	fl.DurationVar(&e.http.Idle, "http-idle-timeout", 0, "how long an idle keep-alive connection is kept (default 2m)")
+	fl.DurationVar(&e.handshakeTimeout, "handshake-timeout", 0, "how long a new WebSocket may take to send its SignalR handshake before it is closed with 1002 (default 15s)")
 }
 
 // apply puts the settings into cfg.
 func (e *edgeFlags) apply(cfg *node.Config) error {
+	cfg.HTTP, cfg.HandshakeTimeout = e.http, e.handshakeTimeout
 	var err error
 	if cfg.Delivery.Addresses.Allow, err = prefixList("--upstream-allow", e.upstreamAllow); err != nil {
 		return err
