@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 
@@ -86,26 +85,92 @@ func (s *Server) negotiatePreflight(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// setCORS echoes an allowed Origin with credentials, as the stock client
-// (fetch with credentials: "include") requires. hubOrigins overrides the
-// server-wide list when not empty; an empty list allows any origin.
+// setCORS applies the origin check (checkOrigin) to a negotiate request and
+// echoes an allowed Origin with credentials, as the stock client (fetch
+// with credentials: "include") requires.
 func (s *Server) setCORS(c echo.Context, hubOrigins []string) error {
+	h := c.Response().Header()
+	h.Add("Vary", "Origin")
 	origin := c.Request().Header.Get("Origin")
+	if err := s.checkOrigin(c.Request(), hubOrigins); err != nil || origin == "" {
+		return err
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	return nil
+}
+
+// checkOrigin decides whether the page a browser request comes from may use
+// a hub, for negotiate (CORS) and the WebSocket alike:
+//
+//   - no Origin header: allowed (not a browser's cross-origin request);
+//   - "null" (sandboxed frames, file: pages, some redirects) or anything
+//     that is not scheme://host[:port]: refused, since it names no page
+//     anyone could list;
+//   - the gateway's own origin (as the request reached it, or the public
+//     URL's): allowed;
+//   - else the hub's allowedOrigins, or the server-wide list when the hub
+//     has none, decide: scheme, host and port must match (host without
+//     regard to case, default ports implied); "*" in a list allows any;
+//   - no list at all: any origin, as Azure SignalR's default CORS setting
+//     ("*") allows. Clients authenticate with bearer tokens, never
+//     cookies, so a page on another origin gains nothing a script outside
+//     any browser could not do.
+//
+// The error is a 403 saying what to configure.
+func (s *Server) checkOrigin(r *http.Request, hubOrigins []string) error {
+	origin := r.Header.Get("Origin")
 	if origin == "" {
+		return nil
+	}
+	o, ok := normalOrigin(origin)
+	if !ok {
+		return fail(http.StatusForbidden, fmt.Sprintf("origin %q is not allowed: only pages served from an origin such as "+
+			"https://app.example.com may use the gateway, and only when the hub's allowedOrigins (or --allowed-origin) lists it or lists none", origin))
+	}
+	if self, _ := normalOrigin(baseURL(r)); o == self {
+		return nil
+	}
+	if self, _ := normalOrigin(s.cfg.PublicURL); o == self {
 		return nil
 	}
 	allowed := hubOrigins
 	if len(allowed) == 0 {
 		allowed = s.cfg.AllowedOrigins
 	}
-	h := c.Response().Header()
-	h.Add("Vary", "Origin")
-	if len(allowed) > 0 && !slices.Contains(allowed, origin) {
-		return fail(http.StatusForbidden, fmt.Sprintf("origin %q is not allowed; add it to the hub's allowedOrigins", origin))
+	if len(allowed) == 0 {
+		return nil
 	}
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	return nil
+	for _, a := range allowed {
+		if a == "*" {
+			return nil
+		}
+		if n, ok := normalOrigin(a); ok && n == o {
+			return nil
+		}
+	}
+	return fail(http.StatusForbidden, fmt.Sprintf("origin %q is not allowed; add it to the hub's allowedOrigins", origin))
+}
+
+// normalOrigin is origin as scheme://host[:port], with scheme and host in
+// lower case and the scheme's default port left out; ok is false for "null"
+// and for anything but a bare origin.
+func normalOrigin(origin string) (string, bool) {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", false
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if scheme == "http" && port == "80" || scheme == "https" && port == "443" || scheme == "ws" && port == "80" || scheme == "wss" && port == "443" {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, true
 }
 
 // connect serves GET /client/?hub=HUB&id=TOKEN: the WebSocket transport.
@@ -113,6 +178,9 @@ func (s *Server) connect(c echo.Context) error {
 	r := c.Request()
 	name, hub, err := s.hubFromQuery(r)
 	if err != nil {
+		return err
+	}
+	if err := s.checkOrigin(r, hub.AllowedOrigins); err != nil {
 		return err
 	}
 	token := r.URL.Query().Get("id")
@@ -138,16 +206,9 @@ func (s *Server) connect(c echo.Context) error {
 		}
 	}
 
-	opts := &websocket.AcceptOptions{}
-	origins := hub.AllowedOrigins
-	if len(origins) == 0 {
-		origins = s.cfg.AllowedOrigins
-	}
-	if len(origins) == 0 {
-		opts.InsecureSkipVerify = true // any origin, as for negotiate
-	} else {
-		opts.OriginPatterns = originHosts(origins)
-	}
+	// The origin was checked above, as for negotiate; Accept's own check
+	// (host only, scheme ignored) would differ.
+	opts := &websocket.AcceptOptions{InsecureSkipVerify: true}
 	ws, err := websocket.Accept(smallBuffers{c.Response().Writer}, r, opts)
 	if err != nil {
 		return nil // Accept has answered the client already
@@ -300,20 +361,6 @@ func (s *Server) verify(r *http.Request, token, path string) (*negotiate.Identit
 
 func isWebSocketUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-}
-
-// originHosts turns allowed origins (scheme://host:port) into the host
-// patterns websocket.Accept matches.
-func originHosts(origins []string) []string {
-	out := make([]string, 0, len(origins))
-	for _, o := range origins {
-		if u, err := url.Parse(o); err == nil && u.Host != "" {
-			out = append(out, u.Host)
-		} else {
-			out = append(out, o)
-		}
-	}
-	return out
 }
 
 // clientQuery is the connect request's query without the secrets in it.
