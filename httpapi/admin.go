@@ -572,6 +572,7 @@ func (s *Server) status(c echo.Context) error {
 		"node":          s.cfg.Gateway.NodeID(),
 		"hubs":          hubs,
 		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
+		"clientLimits":  s.limits.status(),
 	}
 	if s.cfg.Deliveries != nil {
 		st := s.cfg.Deliveries.Status()

@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/negotiate"
@@ -49,8 +55,14 @@ func (s *Server) negotiate(c echo.Context) error {
 	if err := s.setCORS(c, hub.AllowedOrigins); err != nil {
 		return err
 	}
+	if err := s.limitNegotiate(c); err != nil {
+		return err
+	}
 	id, err := s.identify(r, hub, "/client/")
 	if err != nil {
+		return err
+	}
+	if err := s.limits.checkConnections(r, name, id.UserID); err != nil {
 		return err
 	}
 	connID, token, err := s.cfg.Gateway.Negotiate(name, id)
@@ -183,6 +195,9 @@ func (s *Server) connect(c echo.Context) error {
 	if err := s.checkOrigin(r, hub.AllowedOrigins); err != nil {
 		return err
 	}
+	if err := s.limitConnect(c); err != nil {
+		return err
+	}
 	token := r.URL.Query().Get("id")
 	if token == "" {
 		return fail(http.StatusBadRequest, "missing id: negotiate first (POST /client/negotiate?hub="+url.QueryEscape(name)+") and pass its connectionToken as id")
@@ -206,11 +221,16 @@ func (s *Server) connect(c echo.Context) error {
 		}
 	}
 
+	release, err := s.limits.openConnection(r, name, s.negotiatedUser(r, negotiated))
+	if err != nil {
+		return err
+	}
 	// The origin was checked above, as for negotiate; Accept's own check
 	// (host only, scheme ignored) would differ.
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: true}
 	ws, err := websocket.Accept(smallBuffers{c.Response().Writer}, r, opts)
 	if err != nil {
+		release()
 		return nil // Accept has answered the client already
 	}
 	limit := hub.MaxMessageSize
@@ -224,6 +244,7 @@ func (s *Server) connect(c echo.Context) error {
 	// stack grew through routing, auth and the upgrade, end now; an idle
 	// connection then costs one small stack instead of a grown one.
 	go func() {
+		defer release()
 		_ = s.cfg.Gateway.Serve(context.Background(), token, &patientReads{wsTransport: &wsTransport{ws: ws}}, info)
 	}()
 	return nil
@@ -386,4 +407,300 @@ func clientHeaders(h http.Header) http.Header {
 		out[k] = v
 	}
 	return out
+}
+
+// ClientLimits protect the many clients from the one: caps on open
+// WebSockets per user and per source address, and rates of negotiate and
+// connect requests per source address. The source address is the TCP peer;
+// proxy headers are not trusted. Zero fields mean the defaults; a negative
+// cap or rate means no limit.
+type ClientLimits struct {
+	// ConnectionsPerUser caps the open WebSockets of one user id (the
+	// access token's) in one hub on this node. Anonymous connections have
+	// no user and only the address cap applies. Zero means 5000: far more
+	// than one person's tabs and devices, room for a service identity that
+	// many processes share, and a bound (about 85 MiB of idle sockets) on
+	// what one leaked token can hold.
+	ConnectionsPerUser int
+	// ConnectionsPerAddress caps the open WebSockets from one source
+	// address on this node: one IPv4 address, or one IPv6 /64 (a host
+	// commonly holds a whole /64). Zero means 1000, room for an office or
+	// a carrier-grade NAT.
+	ConnectionsPerAddress int
+	// NegotiateRate and NegotiateBurst bound negotiate requests per source
+	// address: NegotiateBurst at once, refilled at NegotiateRate per
+	// second. Zero means 20 per second, burst 100.
+	NegotiateRate  float64
+	NegotiateBurst int
+	// ConnectRate and ConnectBurst do the same for WebSocket upgrades.
+	// Zero means 20 per second, burst 100.
+	ConnectRate  float64
+	ConnectBurst int
+	// Exempt are source networks the per-address limits do not apply to.
+	// Nil means loopback (127.0.0.0/8, ::1): a reverse proxy on the
+	// gateway's host makes every client come from there. Empty (not nil)
+	// exempts nothing.
+	Exempt []netip.Prefix
+}
+
+func (l ClientLimits) withDefaults() ClientLimits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.ConnectionsPerUser, 5000)
+	def(&l.ConnectionsPerAddress, 1000)
+	def(&l.NegotiateBurst, 100)
+	def(&l.ConnectBurst, 100)
+	if l.NegotiateRate == 0 {
+		l.NegotiateRate = 20
+	}
+	if l.ConnectRate == 0 {
+		l.ConnectRate = 20
+	}
+	if l.Exempt == nil {
+		l.Exempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	return l
+}
+
+// clientLimits enforces ClientLimits. Safe for concurrent use.
+type clientLimits struct {
+	cfg                ClientLimits
+	now                func() time.Time
+	negotiate, connect *sourceRates
+
+	mu      sync.Mutex // guards the maps below
+	users   map[userKey]int
+	sources map[netip.Prefix]int
+
+	refusedUser, refusedSource, refusedNegotiate, refusedConnect atomic.Int64
+}
+
+type userKey struct{ hub, user string }
+
+func newClientLimits(cfg ClientLimits) *clientLimits {
+	cfg = cfg.withDefaults()
+	return &clientLimits{
+		cfg:       cfg,
+		now:       time.Now,
+		negotiate: newSourceRates(cfg.NegotiateRate, cfg.NegotiateBurst),
+		connect:   newSourceRates(cfg.ConnectRate, cfg.ConnectBurst),
+		users:     map[userKey]int{},
+		sources:   map[netip.Prefix]int{},
+	}
+}
+
+// source is the key per-address limits count r under; ok is false when
+// they do not apply (an exempt network, an address that cannot be read).
+func (l *clientLimits) source(r *http.Request) (netip.Prefix, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	for _, p := range l.cfg.Exempt {
+		if p.Contains(a) {
+			return netip.Prefix{}, false
+		}
+	}
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p, true
+}
+
+// negotiatedUser is the user id of the access token a connection was
+// negotiated with, which the gateway serves it as ("" for none). The token
+// was verified at negotiate; it is verified again here only to read it.
+func (s *Server) negotiatedUser(r *http.Request, negotiated string) string {
+	if negotiated == "" {
+		return ""
+	}
+	id, err := s.verify(r, negotiated, "/client/")
+	if err != nil {
+		return ""
+	}
+	return id.UserID
+}
+
+// limitNegotiate applies the negotiate rate of r's source address.
+func (s *Server) limitNegotiate(c echo.Context) error {
+	return s.limits.rate(c, s.limits.negotiate, &s.limits.refusedNegotiate, "negotiate")
+}
+
+// limitConnect applies the connect rate of r's source address.
+func (s *Server) limitConnect(c echo.Context) error {
+	return s.limits.rate(c, s.limits.connect, &s.limits.refusedConnect, "WebSocket connect")
+}
+
+func (l *clientLimits) rate(c echo.Context, rates *sourceRates, refused *atomic.Int64, what string) error {
+	src, ok := l.source(c.Request())
+	if !ok || rates == nil {
+		return nil
+	}
+	wait := rates.take(src, l.now())
+	if wait <= 0 {
+		return nil
+	}
+	refused.Add(1)
+	secs := int(math.Ceil(wait.Seconds()))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return fail(http.StatusTooManyRequests, fmt.Sprintf("too many %s requests from your address (at most %d at once, then %g per second); retry in %d s",
+		what, rates.burst, float64(rates.limit), secs))
+}
+
+// checkConnections refuses, at negotiate, a connection the caps would
+// refuse at connect, so the client learns why from negotiate's answer (a
+// browser cannot read the status of a failed upgrade). It reserves nothing.
+func (l *clientLimits) checkConnections(r *http.Request, hub, user string) error {
+	src, hasSrc := l.source(r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fullLocked(hub, user, src, hasSrc)
+}
+
+// openConnection reserves a connection of user in hub from r's address,
+// or says which cap is full. release gives the reservation back, once.
+func (l *clientLimits) openConnection(r *http.Request, hub, user string) (release func(), err error) {
+	src, hasSrc := l.source(r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.fullLocked(hub, user, src, hasSrc); err != nil {
+		return nil, err
+	}
+	uk := userKey{hub, user}
+	if user != "" {
+		l.users[uk]++
+	}
+	if hasSrc {
+		l.sources[src]++
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if user != "" {
+				if l.users[uk]--; l.users[uk] <= 0 {
+					delete(l.users, uk)
+				}
+			}
+			if hasSrc {
+				if l.sources[src]--; l.sources[src] <= 0 {
+					delete(l.sources, src)
+				}
+			}
+		})
+	}, nil
+}
+
+// fullLocked says which cap a new connection would pass, counting it
+// refused; the caller holds l.mu.
+func (l *clientLimits) fullLocked(hub, user string, src netip.Prefix, hasSrc bool) error {
+	if max := l.cfg.ConnectionsPerUser; user != "" && max > 0 && l.users[userKey{hub, user}] >= max {
+		l.refusedUser.Add(1)
+		return fail(http.StatusTooManyRequests, fmt.Sprintf("user %q already has %d connections to hub %q on this node, the most allowed; close one first", user, max, hub))
+	}
+	if max := l.cfg.ConnectionsPerAddress; hasSrc && max > 0 && l.sources[src] >= max {
+		l.refusedSource.Add(1)
+		return fail(http.StatusTooManyRequests, fmt.Sprintf("your address already has %d connections to this node, the most allowed; close one first", max))
+	}
+	return nil
+}
+
+// status is what /admin/status shows of the limits: the settings, what
+// they count now and how many requests they refused.
+func (l *clientLimits) status() map[string]any {
+	l.mu.Lock()
+	users, sources := len(l.users), len(l.sources)
+	l.mu.Unlock()
+	exempt := make([]string, len(l.cfg.Exempt))
+	for i, p := range l.cfg.Exempt {
+		exempt[i] = p.String()
+	}
+	return map[string]any{
+		"connectionsPerUser":    l.cfg.ConnectionsPerUser,
+		"connectionsPerAddress": l.cfg.ConnectionsPerAddress,
+		"negotiateRate":         l.cfg.NegotiateRate,
+		"negotiateBurst":        l.cfg.NegotiateBurst,
+		"connectRate":           l.cfg.ConnectRate,
+		"connectBurst":          l.cfg.ConnectBurst,
+		"exempt":                exempt,
+		"usersConnected":        users,
+		"addressesConnected":    sources,
+		"addressesRateTracked":  l.negotiate.size() + l.connect.size(),
+		"refused": map[string]int64{
+			"connectionsPerUser":    l.refusedUser.Load(),
+			"connectionsPerAddress": l.refusedSource.Load(),
+			"negotiateRate":         l.refusedNegotiate.Load(),
+			"connectRate":           l.refusedConnect.Load(),
+		},
+	}
+}
+
+// sourceRates is a token bucket (golang.org/x/time/rate) per source
+// address. A bucket that has filled up again is the same as none, so full
+// buckets are dropped now and then, which keeps the map as large as the
+// set of addresses seen within about burst/rate seconds.
+type sourceRates struct {
+	limit rate.Limit
+	burst int
+
+	mu        sync.Mutex // guards the fields below
+	buckets   map[netip.Prefix]*rate.Limiter
+	lastSweep time.Time
+}
+
+// sweepSize is the number of buckets past which adding one first drops
+// the full ones (at most once a second).
+const sweepSize = 1024
+
+// newSourceRates returns nil (no limit) for a negative rate.
+func newSourceRates(perSecond float64, burst int) *sourceRates {
+	if perSecond < 0 || burst < 0 {
+		return nil
+	}
+	return &sourceRates{limit: rate.Limit(perSecond), burst: burst, buckets: map[netip.Prefix]*rate.Limiter{}}
+}
+
+// take takes a token for src at now; a positive result is how long until
+// one is available, and nothing was taken.
+func (r *sourceRates) take(src netip.Prefix, now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.buckets[src]
+	if b == nil {
+		if len(r.buckets) >= sweepSize && now.Sub(r.lastSweep) >= time.Second {
+			r.lastSweep = now
+			for k, v := range r.buckets {
+				if v.TokensAt(now) >= float64(r.burst) {
+					delete(r.buckets, k)
+				}
+			}
+		}
+		b = rate.NewLimiter(r.limit, r.burst)
+		r.buckets[src] = b
+	}
+	res := b.ReserveN(now, 1)
+	if !res.OK() { // a burst of 0: nothing is ever allowed
+		return time.Hour
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+func (r *sourceRates) size() int {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.buckets)
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// LiveNodes returns the public base URLs of the cluster's live nodes,
 	// least loaded first, for handing clients a node. Nil means this node.
 	LiveNodes func() []string
+	// Limits caps connections per user and per source address and rates
+	// negotiate and connect requests per source address; zero fields mean
+	// the defaults (see ClientLimits).
+	Limits ClientLimits
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -99,9 +103,10 @@ var _ Deliveries = (*delivery.Dispatcher)(nil)
 
 // Server serves the HTTP API.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	echo *echo.Echo
+	cfg    Config
+	log    *slog.Logger
+	echo   *echo.Echo
+	limits *clientLimits
 
 	// keysMu serialises access-key changes: rotate and revoke read the key
 	// list, change it and write it back, and two interleaved changes would
@@ -125,7 +130,7 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{cfg: cfg, log: cfg.Logger, echo: e}
+	s := &Server{cfg: cfg, log: cfg.Logger, echo: e, limits: newClientLimits(cfg.Limits)}
 	e.HTTPErrorHandler = s.handleError
 	s.routes()
 	return s

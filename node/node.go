@@ -32,8 +32,14 @@ type Config struct {
 	// PublicURL is the base URL clients and servers reach this node at.
 	// Empty means http://localhost:PORT of the listener.
 	PublicURL string
-	// AllowedOrigins for hubs that set none. Empty allows any origin.
+	// AllowedOrigins for hubs that set none. Empty allows any origin but
+	// null.
 	AllowedOrigins []string
+	// ClientLimits caps connections per user and per source address and
+	// rates negotiate and connect requests per source address; zero fields
+	// mean the defaults (see httpapi.ClientLimits). The caps count this
+	// node's connections.
+	ClientLimits httpapi.ClientLimits
 	// NodeID prefixes connection ids. Empty means random.
 	NodeID string
 	// Gateway timing; zero means the gateway's defaults.
@@ -216,6 +222,7 @@ func Start(cfg Config) (*Node, error) {
 		Deliveries:       n.dispatcher,
 		PublicURL:        n.cfg.PublicURL,
 		AllowedOrigins:   cfg.AllowedOrigins,
+		Limits:           cfg.ClientLimits,
 		Logger:           cfg.Logger,
 	}
 	api.Readiness = n.readiness

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/switchboard-gw/switchboard/delivery"
+	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/node"
 )
 
@@ -18,6 +19,8 @@ type edgeFlags struct {
 	upstreamAllow, upstreamDeny []string
 	http                        node.HTTPTimeouts
 	handshakeTimeout            time.Duration
+	limits                      httpapi.ClientLimits
+	limitsExempt                []string
 }
 
 func (e *edgeFlags) register(fl *pflag.FlagSet) {
@@ -29,6 +32,15 @@ func (e *edgeFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&e.http.Write, "http-write-timeout", 0, "longest time to write a response (default 30s; never applies to WebSockets)")
 	fl.DurationVar(&e.http.Idle, "http-idle-timeout", 0, "how long an idle keep-alive connection is kept (default 2m)")
 	fl.DurationVar(&e.handshakeTimeout, "handshake-timeout", 0, "how long a new WebSocket may take to send its SignalR handshake before it is closed with 1002 (default 15s)")
+	l := &e.limits
+	fl.IntVar(&l.ConnectionsPerUser, "max-connections-per-user", 0, "open WebSockets one user id may have in one hub on this node (default 5000; -1 no limit)")
+	fl.IntVar(&l.ConnectionsPerAddress, "max-connections-per-address", 0, "open WebSockets one source address (IPv4 address, IPv6 /64) may have on this node (default 1000; -1 no limit)")
+	fl.Float64Var(&l.NegotiateRate, "negotiate-rate", 0, "negotiate requests per second per source address, after the burst (default 20; -1 no limit)")
+	fl.IntVar(&l.NegotiateBurst, "negotiate-burst", 0, "negotiate requests one source address may make at once (default 100)")
+	fl.Float64Var(&l.ConnectRate, "connect-rate", 0, "WebSocket upgrades per second per source address, after the burst (default 20; -1 no limit)")
+	fl.IntVar(&l.ConnectBurst, "connect-burst", 0, "WebSocket upgrades one source address may make at once (default 100)")
+	fl.StringSliceVar(&e.limitsExempt, "limits-exempt", envList("LIMITS_EXEMPT"),
+		"source networks the per-address limits skip (repeatable; default loopback, where a reverse proxy on this host connects from; \"none\" for none)")
 }
 
 // apply puts the settings into cfg.
@@ -40,6 +52,15 @@ func (e *edgeFlags) apply(cfg *node.Config) error {
 	}
 	if cfg.Delivery.Addresses.Deny, err = prefixList("--upstream-deny", e.upstreamDeny); err != nil {
 		return err
+	}
+	cfg.ClientLimits = e.limits
+	switch {
+	case len(e.limitsExempt) == 1 && e.limitsExempt[0] == "none":
+		cfg.ClientLimits.Exempt = []netip.Prefix{}
+	case len(e.limitsExempt) > 0:
+		if cfg.ClientLimits.Exempt, err = prefixList("--limits-exempt", e.limitsExempt); err != nil {
+			return err
+		}
 	}
 	return nil
 }
