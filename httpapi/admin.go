@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +30,7 @@ const maxAdminBody = 1 << 20
 // adminAuth requires "Authorization: Bearer ADMIN_KEY".
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		want, err := s.cfg.Store.AdminKey(c.Request().Context())
+		want, err := s.cfg.Store.AdminKeyHash(c.Request().Context())
 		if err != nil {
 			return err
 		}
@@ -39,7 +38,7 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if got == "" {
 			return fail(http.StatusUnauthorized, "the admin API needs Authorization: Bearer ADMIN_KEY (printed at first start; also in SWITCHBOARD_ADMIN_KEY)")
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		if !store.AdminKeyMatches(want, got) {
 			return fail(http.StatusUnauthorized, "wrong admin key")
 		}
 		return next(c)

@@ -78,7 +78,9 @@ type Store interface {
 
 	AccessKeys(ctx context.Context) ([]store.Key, error)
 	SetAccessKeys(ctx context.Context, keys []store.Key) error
-	AdminKey(ctx context.Context) (string, error)
+	// AdminKeyHash is the admin key as the store keeps it (see
+	// store.AdminKeyMatches).
+	AdminKeyHash(ctx context.Context) (string, error)
 }
 
 // Readiness is what /readyz answers: 503 unless Ready; 200 "degraded" with

@@ -83,6 +83,14 @@ type Config struct {
 	// PurgeInterval is how often expired user-group memberships are
 	// deleted from the store (by one node of a cluster). Zero means 5 min.
 	PurgeInterval time.Duration
+	// Secrets seals access key secrets and upstream signing secrets at
+	// rest (in the bbolt file, or in NATS KV in a cluster) with
+	// Secrets.Current, and opens those sealed with it or with Secrets.Old.
+	// At start the node reseals every stored secret not sealed with the
+	// current key (see store.Config.Reseal), which is how a key is
+	// rotated. Zero keeps secrets in clear. The admin key is kept as a
+	// hash either way.
+	Secrets store.SecretsKeys
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -147,7 +155,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
 	}
 	n.ln = ln
-	db, err := store.Open(cfg.DBPath)
+	db, err := store.Open(cfg.DBPath, store.WithSecrets(cfg.Secrets))
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -165,7 +173,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	startCtx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	_, admin, created, err := n.store.EnsureKeys(startCtx, func() store.Key { return store.NewKey(time.Now()) }, newAdminKey)
+	if err := n.reseal(startCtx); err != nil {
+		n.abort()
+		return nil, err
+	}
+	_, admin, created, err := n.store.EnsureKeys(startCtx, func() store.Key { return store.NewKey(time.Now()) }, NewAdminKey)
 	if err != nil {
 		n.abort()
 		return nil, fmt.Errorf("node: keys: %w", err)
@@ -324,8 +336,26 @@ func (n *Node) URL() string { return n.cfg.PublicURL }
 // Addr is the address the node listens on.
 func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 
-// AdminKey is the key of the admin API.
+// AdminKey is the key of the admin API when this start created it (it is
+// shown once), else "": the store keeps only its hash.
 func (n *Node) AdminKey() string { return n.adminKey }
+
+// reseal brings the stored secrets to the form n.cfg.Secrets asks for:
+// sealed with the current key, or in clear without one.
+func (n *Node) reseal(ctx context.Context) error {
+	count, err := n.store.Reseal(ctx)
+	if err != nil {
+		return fmt.Errorf("node: secrets at rest: %w", err)
+	}
+	if count > 0 {
+		how := "in clear (no secrets key)"
+		if n.cfg.Secrets.Current != nil {
+			how = "with secrets key " + n.cfg.Secrets.Current.ID()
+		}
+		n.log.Info("stored secrets rewritten "+how, "records", count)
+	}
+	return nil
+}
 
 // Store is where the node's configuration lives (its bbolt file, or the
 // cluster's KV), for wiring examples and tests; after writing to it
@@ -387,7 +417,8 @@ func (n *Node) Close() error {
 // startTimeout bounds what Start reads from and writes to the store.
 const startTimeout = 30 * time.Second
 
-func newAdminKey() string {
+// NewAdminKey returns a fresh admin key: "sbadm_" and 24 random bytes.
+func NewAdminKey() string {
 	var b [24]byte
 	rand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return "sbadm_" + base64.RawURLEncoding.EncodeToString(b[:])

@@ -14,13 +14,15 @@ import (
 )
 
 // edgeFlags are the settings that guard the gateway's edges: where
-// webhooks may go, and how long a client may hold the HTTP server.
+// webhooks may go, how long a client may hold the HTTP server, what one
+// client or address may open, and the keys that seal secrets at rest.
 type edgeFlags struct {
 	upstreamAllow, upstreamDeny []string
 	http                        node.HTTPTimeouts
 	handshakeTimeout            time.Duration
 	limits                      httpapi.ClientLimits
 	limitsExempt                []string
+	secrets                     secretsFlags
 }
 
 func (e *edgeFlags) register(fl *pflag.FlagSet) {
@@ -41,6 +43,7 @@ func (e *edgeFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&l.ConnectBurst, "connect-burst", 0, "WebSocket upgrades one source address may make at once (default 100)")
 	fl.StringSliceVar(&e.limitsExempt, "limits-exempt", envList("LIMITS_EXEMPT"),
 		"source networks the per-address limits skip (repeatable; default loopback, where a reverse proxy on this host connects from; \"none\" for none)")
+	e.secrets.register(fl)
 }
 
 // apply puts the settings into cfg.
@@ -51,6 +54,9 @@ func (e *edgeFlags) apply(cfg *node.Config) error {
 		return err
 	}
 	if cfg.Delivery.Addresses.Deny, err = prefixList("--upstream-deny", e.upstreamDeny); err != nil {
+		return err
+	}
+	if cfg.Secrets, err = e.secrets.keys(); err != nil {
 		return err
 	}
 	cfg.ClientLimits = e.limits

@@ -124,7 +124,7 @@ func serveCmd() *cobra.Command {
 			}
 			n, err := node.Start(cfg)
 			if err != nil {
-				return err
+				return explainSecrets(err)
 			}
 			announce(cmd.OutOrStdout(), n)
 			return runUntilSignal(n)
@@ -135,7 +135,9 @@ func serveCmd() *cobra.Command {
 }
 
 // announce prints where the node listens and, on its first start only, the
-// secrets an operator needs: they are shown once and never logged.
+// secrets an operator needs: they are shown once and never logged (the
+// store keeps the admin key as a hash). Lost, they are recovered with
+// switchboard recover.
 func announce(w io.Writer, n *node.Node) {
 	fmt.Fprintf(w, "Switchboard listening on %s (%s)\n", n.Addr(), n.URL())
 	if !n.KeysCreated {
@@ -147,7 +149,9 @@ func announce(w io.Writer, n *node.Node) {
 	}
 	fmt.Fprintf(w, "First start: keys generated and stored. Keep these secret.\n")
 	fmt.Fprintf(w, "  Connection string: %s\n", cs)
-	fmt.Fprintf(w, "  Admin key:         %s\n", n.AdminKey())
+	if n.AdminKey() != "" { // "" on the node of a cluster whose admin key lost the race to another's
+		fmt.Fprintf(w, "  Admin key:         %s\n", n.AdminKey())
+	}
 }
 
 // runUntilSignal serves until SIGINT or SIGTERM, then shuts the node down.
