@@ -19,11 +19,13 @@ import (
 	"github.com/switchboard-gw/switchboard/node"
 )
 
-// shortHTTP makes the node's HTTP timeouts short, so the tests see them act;
-// every wait of the tests is bounded by waitFor, against hangs only.
-func shortHTTP(c *node.Config) {
-	c.HTTP = node.HTTPTimeouts{ReadHeader: 300 * time.Millisecond, Read: 300 * time.Millisecond,
-		Write: 300 * time.Millisecond, Idle: 300 * time.Millisecond}
+// httpTimeouts sets the node's HTTP timeouts (the rest keep their
+// defaults) so a test sees them act; every wait of the tests is bounded by
+// waitFor, against hangs only. Each test shortens only the timeout it is
+// about: a short header timeout would let a loaded machine cut a request
+// before its headers are read, for the wrong reason.
+func httpTimeouts(t node.HTTPTimeouts) nodeOption {
+	return func(c *node.Config) { c.HTTP = t }
 }
 
 // rawConn dials the node's listener.
@@ -56,7 +58,7 @@ func closedByServer(t *testing.T, conn net.Conn, what string) string {
 // handler for as long as it likes.
 func TestSlowBodyIsCut(t *testing.T) {
 	t.Parallel()
-	g := startNode(t, shortHTTP)
+	g := startNode(t, httpTimeouts(node.HTTPTimeouts{Read: 500 * time.Millisecond}))
 	conn := rawConn(t, g)
 	fmt.Fprintf(conn, "POST /admin/hubs HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":", g.node.Addr(), g.node.AdminKey())
@@ -67,7 +69,7 @@ func TestSlowBodyIsCut(t *testing.T) {
 // request is closed by the server.
 func TestIdleKeepAliveIsClosed(t *testing.T) {
 	t.Parallel()
-	g := startNode(t, shortHTTP)
+	g := startNode(t, httpTimeouts(node.HTTPTimeouts{Idle: 500 * time.Millisecond}))
 	conn := rawConn(t, g)
 	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", g.node.Addr())
 	if err := conn.SetReadDeadline(time.Now().Add(waitFor)); err != nil {
@@ -95,13 +97,15 @@ func TestIdleKeepAliveIsClosed(t *testing.T) {
 // by the protocol's pings alone, still works.
 func TestSocketOutlivesHTTPTimeouts(t *testing.T) {
 	t.Parallel()
-	g := startNode(t, shortHTTP, func(c *node.Config) { c.PingInterval = 100 * time.Millisecond })
+	const short = 1500 * time.Millisecond // long enough for negotiate to answer on a loaded machine
+	g := startNode(t, httpTimeouts(node.HTTPTimeouts{Read: short, Write: short, Idle: short}),
+		func(c *node.Config) { c.PingInterval = 100 * time.Millisecond })
 	g.createHub("chat", true)
 	c := g.dial("chat", "", nil)
 	// Wall-clock time, the one thing net/http's deadlines know: the socket
 	// must outlive read, write and idle timeouts several times over. A slow
 	// machine only makes the wait longer, never the test wrong.
-	time.Sleep(6 * 300 * time.Millisecond)
+	time.Sleep(3 * short)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	_, err := c.Invoke(ctx, "anything")

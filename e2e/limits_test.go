@@ -97,7 +97,8 @@ func (g *gw) upgrade(hub, user, connToken string) (*websocket.Conn, *http.Respon
 // and other hubs are not affected, and a closed socket frees its place.
 func TestConnectionsPerUser(t *testing.T) {
 	t.Parallel()
-	g := startNode(t, limits(httpapi.ClientLimits{ConnectionsPerUser: 2}))
+	// No rates: the test polls negotiate, and is about the caps.
+	g := startNode(t, limits(httpapi.ClientLimits{ConnectionsPerUser: 2, NegotiateRate: -1, ConnectRate: -1}))
 	g.createHub("chat", false)
 	g.createHub("other", false)
 	first := g.dial("chat", "alice", nil)
@@ -136,7 +137,7 @@ func TestConnectionsPerUser(t *testing.T) {
 // unless the operator says otherwise.
 func TestConnectionsPerAddress(t *testing.T) {
 	t.Parallel()
-	g := startNode(t, limits(httpapi.ClientLimits{ConnectionsPerAddress: 2}))
+	g := startNode(t, limits(httpapi.ClientLimits{ConnectionsPerAddress: 2, NegotiateRate: -1, ConnectRate: -1}))
 	g.createHub("chat", true)
 	g.dial("chat", "", nil)
 	g.dial("chat", "carol", nil)

@@ -143,8 +143,10 @@ func (s *Server) checkOrigin(r *http.Request, hubOrigins []string) error {
 	if self, _ := normalOrigin(baseURL(r)); o == self {
 		return nil
 	}
-	if self, _ := normalOrigin(s.cfg.PublicURL); o == self {
-		return nil
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Host != "" {
+		if self, _ := normalOrigin(u.Scheme + "://" + u.Host); o == self {
+			return nil // the public URL may have a path; its origin has none
+		}
 	}
 	allowed := hubOrigins
 	if len(allowed) == 0 {
