@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,10 +20,16 @@ import (
 
 // DispatcherConfig configures a Dispatcher. The zero value works.
 type DispatcherConfig struct {
-	// Client sends the requests. Nil means a client that never follows
-	// redirects (a redirect is reported as an error: the signature was made
-	// for the registered URL).
+	// Client sends the requests and the registration checks. Nil means a
+	// client that never follows redirects (a redirect is reported as an
+	// error: the signature was made for the registered URL) and dials only
+	// the addresses Addresses allows. A Client given here is used as it is:
+	// Addresses then applies at registration only.
 	Client *http.Client
+	// Addresses is the upstream address policy, applied at registration
+	// (CheckAddress) and on every dial. The zero value refuses link-local
+	// and metadata addresses (BuiltinDenied) and allows the rest.
+	Addresses AddressPolicy
 	// MaxReplySize caps a reply body. Zero means 1 MiB.
 	MaxReplySize int64
 	// MaxReplyActions is the most actions one reply may carry; a reply
@@ -129,6 +136,9 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		// idle connections per host that a burst of invocations reuses them
 		// instead of dialling (net/http keeps 2 by default).
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// DefaultTransport's dialer settings, with the address policy
+		// checked on every connection it makes.
+		tr.DialContext = cfg.Addresses.DialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
 		tr.MaxIdleConns = 1024
 		tr.MaxIdleConnsPerHost = 256
 		cfg.Client = &http.Client{

@@ -21,6 +21,10 @@
 //     before an upstream is saved.
 //   - Status and DeliveryLog report breakers, outbox depth and each
 //     upstream's recent deliveries for the admin API.
+//   - AddressPolicy says which networks upstreams may be at (link-local and
+//     metadata addresses are refused by default); CheckAddress applies it
+//     when an upstream is registered, and the dispatcher's client applies
+//     it again on every dial, resolving names itself.
 //
 // Every request is built here (upstream.Event encoded as JSON, CloudEvents
 // ce-* headers, a Standard Webhooks signature made with upstream.Secrets)

@@ -247,6 +247,12 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 				sent: true, outcome: outcomeIgnored, retry: true}, 0
 		case ctx.Err() != nil:
 			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, 0
+		case errors.Is(err, ErrAddressRefused):
+			// The gateway's own policy refused the address: a configuration
+			// fault, which says nothing about the upstream's health. Nothing
+			// was sent; a notification waits for the policy or DNS to change.
+			return result{err: failureDetail(fmt.Sprintf("upstream %q is unreachable", t.Name), "upstream %q not called: %v", t.Name, unwrapURLError(err)),
+				outcome: outcomeIgnored, retry: true}, 0
 		}
 		return result{err: failureDetail(fmt.Sprintf("upstream %q is unreachable", t.Name), "upstream %q is unreachable: %v", t.Name, unwrapURLError(err)),
 			sent: !dialFailed(err), outcome: outcomeFailure, retry: true}, 0

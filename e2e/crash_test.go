@@ -26,10 +26,10 @@ type serveProcess struct {
 	adminKey string // only printed on the first start
 }
 
-func startServe(t *testing.T, bin, db, addr string, firstStart bool) *serveProcess {
+func startServe(t *testing.T, bin, db, addr string, firstStart bool, flags ...string) *serveProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--db", db, "--log-level", "error",
-		"--retry-min", "10ms", "--retry-max", "50ms", "--breaker-cooldown", "50ms")
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--db", db, "--log-level", "error",
+		"--retry-min", "10ms", "--retry-max", "50ms", "--breaker-cooldown", "50ms"}, flags...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

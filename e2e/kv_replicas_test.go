@@ -119,7 +119,7 @@ func kvNode(t *testing.T, n *natsTrio, id string, first, replicas int, db string
 
 // hubNames lists the hubs g's admin API answers with, and its status.
 func hubNames(t *testing.T, g *gw) (int, []string) {
-	return listHubs(t, g.url, g.node.AdminKey())
+	return listHubs(t, g.url, g.adminKey)
 }
 
 // listHubs lists the hubs the admin API at base answers with, and its
@@ -154,6 +154,7 @@ func TestKVReplicasSurviveServerLoss(t *testing.T) {
 	nodes := make([]*gw, 3)
 	for i := range nodes {
 		nodes[i] = kvNode(t, trio, fmt.Sprintf("r%d", i+1), i, 3, filepath.Join(dir, fmt.Sprintf("r%d.db", i+1)))
+		nodes[i].adminKey = nodes[0].adminKey // the first node made the keys
 	}
 	nodes[0].createHub("base", true)
 	js := trio.js(t)
@@ -165,7 +166,7 @@ func TestKVReplicasSurviveServerLoss(t *testing.T) {
 		// The streams elect new leaders first; a write during that may time
 		// out after all, so a retried create may find its hub there.
 		testutil.Eventually(t, settle, "a write through "+writer.url+" with "+trio.name(i)+" down", func() bool {
-			status, _, err := tryDo(http.MethodPost, writer.url+"/admin/hubs", writer.node.AdminKey(), map[string]any{"name": hub, "allowAnonymous": true})
+			status, _, err := tryDo(http.MethodPost, writer.url+"/admin/hubs", writer.adminKey, map[string]any{"name": hub, "allowAnonymous": true})
 			return err == nil && (status == http.StatusCreated || status == http.StatusConflict)
 		})
 		for _, g := range nodes {
@@ -194,6 +195,7 @@ func TestKVReplicasSurviveServerLoss(t *testing.T) {
 		db := nodes[k].db
 		nodes[k].close()
 		nodes[k] = kvNode(t, trio, fmt.Sprintf("r%d-%d", k+1, i), k, 3, db)
+		nodes[k].adminKey = writer.adminKey
 		if status, names := hubNames(t, nodes[k]); status != http.StatusOK || !slices.Contains(names, hub) {
 			t.Fatalf("restarted node lists %v (%d), want %s among them", names, status, hub)
 		}
@@ -218,6 +220,7 @@ func TestOneReplicaServesFromMemory(t *testing.T) {
 	nodes := make([]*gw, 3)
 	for i := range nodes {
 		nodes[i] = kvNode(t, trio, fmt.Sprintf("o%d", i+1), i, 1, filepath.Join(dir, fmt.Sprintf("o%d.db", i+1)))
+		nodes[i].adminKey = nodes[0].adminKey // the first node made the keys
 	}
 	nodes[0].createHub("kept", true)
 	for _, g := range nodes {
@@ -250,7 +253,7 @@ func TestOneReplicaServesFromMemory(t *testing.T) {
 			status, body := readyStatus(t, g)
 			return status == http.StatusOK && strings.Contains(body, "degraded") && strings.Contains(body, "shared configuration")
 		})
-		status, body := do(t, http.MethodPost, g.url+"/admin/hubs", g.node.AdminKey(), map[string]any{"name": "new"})
+		status, body := do(t, http.MethodPost, g.url+"/admin/hubs", g.adminKey, map[string]any{"name": "new"})
 		if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "unavailable") {
 			t.Errorf("%s: write with the bucket's server down = %d %s, want 503 saying the configuration is unavailable", g.url, status, body)
 		}
@@ -267,7 +270,7 @@ func TestOneReplicaServesFromMemory(t *testing.T) {
 
 	trio.start(holder)
 	testutil.Eventually(t, settle, "writes work again once the server is back", func() bool {
-		status, _, err := tryDo(http.MethodPost, nodes[1].url+"/admin/hubs", nodes[1].node.AdminKey(), map[string]any{"name": "back"})
+		status, _, err := tryDo(http.MethodPost, nodes[1].url+"/admin/hubs", nodes[1].adminKey, map[string]any{"name": "back"})
 		return err == nil && (status == http.StatusCreated || status == http.StatusConflict)
 	})
 }

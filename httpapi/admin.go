@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +30,7 @@ const maxAdminBody = 1 << 20
 // adminAuth requires "Authorization: Bearer ADMIN_KEY".
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		want, err := s.cfg.Store.AdminKey(c.Request().Context())
+		want, err := s.cfg.Store.AdminKeyHash(c.Request().Context())
 		if err != nil {
 			return err
 		}
@@ -39,7 +38,7 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if got == "" {
 			return fail(http.StatusUnauthorized, "the admin API needs Authorization: Bearer ADMIN_KEY (printed at first start; also in SWITCHBOARD_ADMIN_KEY)")
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		if !store.AdminKeyMatches(want, got) {
 			return fail(http.StatusUnauthorized, "wrong admin key")
 		}
 		return next(c)
@@ -572,6 +571,7 @@ func (s *Server) status(c echo.Context) error {
 		"node":          s.cfg.Gateway.NodeID(),
 		"hubs":          hubs,
 		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
+		"clientLimits":  s.limits.status(),
 	}
 	if s.cfg.Deliveries != nil {
 		st := s.cfg.Deliveries.Status()
@@ -588,11 +588,18 @@ func (s *Server) status(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// checkRegistration proves, unless the admin skipped it, that the receiver
-// wants this gateway's events (CloudEvents abuse protection): OPTIONS to the
-// URL a connect event would go to.
+// checkRegistration applies the upstream address policy (always: skipping
+// the validation does not skip it) and then proves, unless the admin
+// skipped it, that the receiver wants this gateway's events (CloudEvents
+// abuse protection): OPTIONS to the URL a connect event would go to.
 func (s *Server) checkRegistration(c echo.Context, in *upstreamInput) error {
-	if in.SkipValidation || s.cfg.Deliveries == nil {
+	if s.cfg.Deliveries == nil {
+		return nil
+	}
+	if err := s.cfg.Deliveries.CheckAddress(c.Request().Context(), c.Param("hub"), in.URLTemplate); err != nil {
+		return fail(http.StatusBadRequest, "urlTemplate: "+strings.TrimPrefix(err.Error(), "delivery: "))
+	}
+	if in.SkipValidation {
 		return nil
 	}
 	if err := s.cfg.Deliveries.CheckRegistration(c.Request().Context(), c.Param("hub"), in.URLTemplate); err != nil {

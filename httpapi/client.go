@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
-	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/input"
@@ -50,8 +56,14 @@ func (s *Server) negotiate(c echo.Context) error {
 	if err := s.setCORS(c, hub.AllowedOrigins); err != nil {
 		return err
 	}
+	if err := s.limitNegotiate(c); err != nil {
+		return err
+	}
 	id, err := s.identify(r, hub)
 	if err != nil {
+		return err
+	}
+	if err := s.limits.checkConnections(r, name, id.UserID); err != nil {
 		return err
 	}
 	connID, token, err := s.cfg.Gateway.Negotiate(name, id)
@@ -86,26 +98,94 @@ func (s *Server) negotiatePreflight(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// setCORS echoes an allowed Origin with credentials, as the stock client
-// (fetch with credentials: "include") requires. hubOrigins overrides the
-// server-wide list when not empty; an empty list allows any origin.
+// setCORS applies the origin check (checkOrigin) to a negotiate request and
+// echoes an allowed Origin with credentials, as the stock client (fetch
+// with credentials: "include") requires.
 func (s *Server) setCORS(c echo.Context, hubOrigins []string) error {
+	h := c.Response().Header()
+	h.Add("Vary", "Origin")
 	origin := c.Request().Header.Get("Origin")
+	if err := s.checkOrigin(c.Request(), hubOrigins); err != nil || origin == "" {
+		return err
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	return nil
+}
+
+// checkOrigin decides whether the page a browser request comes from may use
+// a hub, for negotiate (CORS) and the WebSocket alike:
+//
+//   - no Origin header: allowed (not a browser's cross-origin request);
+//   - "null" (sandboxed frames, file: pages, some redirects) or anything
+//     that is not scheme://host[:port]: refused, since it names no page
+//     anyone could list;
+//   - the gateway's own origin (as the request reached it, or the public
+//     URL's): allowed;
+//   - else the hub's allowedOrigins, or the server-wide list when the hub
+//     has none, decide: scheme, host and port must match (host without
+//     regard to case, default ports implied); "*" in a list allows any;
+//   - no list at all: any origin, as Azure SignalR's default CORS setting
+//     ("*") allows. Clients authenticate with bearer tokens, never
+//     cookies, so a page on another origin gains nothing a script outside
+//     any browser could not do.
+//
+// The error is a 403 saying what to configure.
+func (s *Server) checkOrigin(r *http.Request, hubOrigins []string) error {
+	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return nil
+	}
+	o, ok := normalOrigin(origin)
+	if !ok {
+		return fail(http.StatusForbidden, fmt.Sprintf("origin %q is not allowed: only pages served from an origin such as "+
+			"https://app.example.com may use the gateway, and only when the hub's allowedOrigins (or --allowed-origin) lists it or lists none", origin))
+	}
+	if self, _ := normalOrigin(baseURL(r)); o == self {
+		return nil
+	}
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Host != "" {
+		if self, _ := normalOrigin(u.Scheme + "://" + u.Host); o == self {
+			return nil // the public URL may have a path; its origin has none
+		}
 	}
 	allowed := hubOrigins
 	if len(allowed) == 0 {
 		allowed = s.cfg.AllowedOrigins
 	}
-	h := c.Response().Header()
-	h.Add("Vary", "Origin")
-	if len(allowed) > 0 && !slices.Contains(allowed, origin) {
-		return fail(http.StatusForbidden, fmt.Sprintf("origin %q is not allowed; add it to the hub's allowedOrigins", origin))
+	if len(allowed) == 0 {
+		return nil
 	}
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	return nil
+	for _, a := range allowed {
+		if a == "*" {
+			return nil
+		}
+		if n, ok := normalOrigin(a); ok && n == o {
+			return nil
+		}
+	}
+	return fail(http.StatusForbidden, fmt.Sprintf("origin %q is not allowed; add it to the hub's allowedOrigins", origin))
+}
+
+// normalOrigin is origin as scheme://host[:port], with scheme and host in
+// lower case and the scheme's default port left out; ok is false for "null"
+// and for anything but a bare origin.
+func normalOrigin(origin string) (string, bool) {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", false
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if scheme == "http" && port == "80" || scheme == "https" && port == "443" || scheme == "ws" && port == "80" || scheme == "wss" && port == "443" {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, true
 }
 
 // connect serves GET /client/?hub=HUB&id=TOKEN: the WebSocket transport.
@@ -113,6 +193,12 @@ func (s *Server) connect(c echo.Context) error {
 	r := c.Request()
 	name, hub, err := s.hubFromQuery(r)
 	if err != nil {
+		return err
+	}
+	if err := s.checkOrigin(r, hub.AllowedOrigins); err != nil {
+		return err
+	}
+	if err := s.limitConnect(c); err != nil {
 		return err
 	}
 	token := r.URL.Query().Get("id")
@@ -150,18 +236,16 @@ func (s *Server) connect(c echo.Context) error {
 			" (credentials and WebSocket headers not counted); send fewer or smaller headers")
 	}
 
-	opts := &websocket.AcceptOptions{}
-	origins := hub.AllowedOrigins
-	if len(origins) == 0 {
-		origins = s.cfg.AllowedOrigins
+	release, err := s.limits.openConnection(r, name, s.negotiatedUser(r, name, negotiated))
+	if err != nil {
+		return err
 	}
-	if len(origins) == 0 {
-		opts.InsecureSkipVerify = true // any origin, as for negotiate
-	} else {
-		opts.OriginPatterns = originHosts(origins)
-	}
+	// The origin was checked above, as for negotiate; Accept's own check
+	// (host only, scheme ignored) would differ.
+	opts := &websocket.AcceptOptions{InsecureSkipVerify: true}
 	ws, err := websocket.Accept(smallBuffers{c.Response().Writer}, r, opts)
 	if err != nil {
+		release()
 		return nil // Accept has answered the client already
 	}
 	limit := hub.MaxMessageSize
@@ -173,8 +257,75 @@ func (s *Server) connect(c echo.Context) error {
 	// Serving it from a fresh goroutine lets this handler's goroutine, whose
 	// stack grew through routing, auth and the upgrade, end now; an idle
 	// connection then costs one small stack instead of a grown one.
-	go func() { _ = s.cfg.Gateway.Serve(context.Background(), token, &wsTransport{ws: ws}, info) }()
+	go func() {
+		defer release()
+		_ = s.cfg.Gateway.Serve(context.Background(), token, &patientReads{wsTransport: &wsTransport{ws: ws}}, info)
+	}()
 	return nil
+}
+
+// patientReads is the transport the gateway serves a socket with: a read
+// whose context ends leaves the socket open. coder/websocket closes the TCP
+// connection at once when a read's context ends, so a client the gateway
+// gives up on (no handshake within HandshakeTimeout) would see the
+// connection drop (1006) instead of the close frame the gateway sends next
+// (1002, "no handshake"). A read whose context can end runs in a goroutine
+// of its own on a context that cannot; if the caller's context ends first,
+// ReadFrame returns its error and the read stays pending: the next ReadFrame
+// takes its result, and Close, whose close handshake ends it, waits for it.
+// Reads on a context that cannot end (the gateway's read loop) go straight
+// to the socket.
+type patientReads struct {
+	*wsTransport
+
+	mu      sync.Mutex       // guards the fields below
+	pending chan frameResult // a read that outlived its caller's context
+	closed  bool
+	reads   sync.WaitGroup // read goroutines; Add only under mu while !closed
+}
+
+type frameResult struct {
+	data   []byte
+	binary bool
+	err    error
+}
+
+func (t *patientReads) ReadFrame(ctx context.Context) ([]byte, bool, error) {
+	t.mu.Lock()
+	ch := t.pending
+	t.pending = nil
+	if ch == nil {
+		if ctx.Done() == nil || t.closed {
+			t.mu.Unlock()
+			return t.wsTransport.ReadFrame(ctx)
+		}
+		ch = make(chan frameResult, 1)
+		t.reads.Add(1)
+		go func() {
+			defer t.reads.Done()
+			data, binary, err := t.wsTransport.ReadFrame(context.WithoutCancel(ctx))
+			ch <- frameResult{data, binary, err}
+		}()
+	}
+	t.mu.Unlock()
+	select {
+	case r := <-ch:
+		return r.data, r.binary, r.err
+	case <-ctx.Done():
+		t.mu.Lock()
+		t.pending = ch
+		t.mu.Unlock()
+		return nil, false, ctx.Err()
+	}
+}
+
+func (t *patientReads) Close(code int, reason string) error {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	err := t.wsTransport.Close(code, reason)
+	t.reads.Wait()
+	return err
 }
 
 // hubFromQuery reads and checks the hub query parameter.
@@ -232,20 +383,6 @@ func isWebSocketUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
-// originHosts turns allowed origins (scheme://host:port) into the host
-// patterns websocket.Accept matches.
-func originHosts(origins []string) []string {
-	out := make([]string, 0, len(origins))
-	for _, o := range origins {
-		if u, err := url.Parse(o); err == nil && u.Host != "" {
-			out = append(out, u.Host)
-		} else {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
 // clientQuery is the connect request's query without the secrets in it
 // (access_token, and id, the connection token).
 func clientQuery(q url.Values) url.Values {
@@ -270,4 +407,300 @@ func clientHeaders(h http.Header) http.Header {
 		out[k] = v
 	}
 	return out
+}
+
+// ClientLimits protect the many clients from the one: caps on open
+// WebSockets per user and per source address, and rates of negotiate and
+// connect requests per source address. The source address is the TCP peer;
+// proxy headers are not trusted. Zero fields mean the defaults; a negative
+// cap or rate means no limit.
+type ClientLimits struct {
+	// ConnectionsPerUser caps the open WebSockets of one user id (the
+	// access token's) in one hub on this node. Anonymous connections have
+	// no user and only the address cap applies. Zero means 5000: far more
+	// than one person's tabs and devices, room for a service identity that
+	// many processes share, and a bound (about 85 MiB of idle sockets) on
+	// what one leaked token can hold.
+	ConnectionsPerUser int
+	// ConnectionsPerAddress caps the open WebSockets from one source
+	// address on this node: one IPv4 address, or one IPv6 /64 (a host
+	// commonly holds a whole /64). Zero means 1000, room for an office or
+	// a carrier-grade NAT.
+	ConnectionsPerAddress int
+	// NegotiateRate and NegotiateBurst bound negotiate requests per source
+	// address: NegotiateBurst at once, refilled at NegotiateRate per
+	// second. Zero means 20 per second, burst 100.
+	NegotiateRate  float64
+	NegotiateBurst int
+	// ConnectRate and ConnectBurst do the same for WebSocket upgrades.
+	// Zero means 20 per second, burst 100.
+	ConnectRate  float64
+	ConnectBurst int
+	// Exempt are source networks the per-address limits do not apply to.
+	// Nil means loopback (127.0.0.0/8, ::1): a reverse proxy on the
+	// gateway's host makes every client come from there. Empty (not nil)
+	// exempts nothing.
+	Exempt []netip.Prefix
+}
+
+func (l ClientLimits) withDefaults() ClientLimits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.ConnectionsPerUser, 5000)
+	def(&l.ConnectionsPerAddress, 1000)
+	def(&l.NegotiateBurst, 100)
+	def(&l.ConnectBurst, 100)
+	if l.NegotiateRate == 0 {
+		l.NegotiateRate = 20
+	}
+	if l.ConnectRate == 0 {
+		l.ConnectRate = 20
+	}
+	if l.Exempt == nil {
+		l.Exempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	return l
+}
+
+// clientLimits enforces ClientLimits. Safe for concurrent use.
+type clientLimits struct {
+	cfg                ClientLimits
+	now                func() time.Time
+	negotiate, connect *sourceRates
+
+	mu      sync.Mutex // guards the maps below
+	users   map[userKey]int
+	sources map[netip.Prefix]int
+
+	refusedUser, refusedSource, refusedNegotiate, refusedConnect atomic.Int64
+}
+
+type userKey struct{ hub, user string }
+
+func newClientLimits(cfg ClientLimits) *clientLimits {
+	cfg = cfg.withDefaults()
+	return &clientLimits{
+		cfg:       cfg,
+		now:       time.Now,
+		negotiate: newSourceRates(cfg.NegotiateRate, cfg.NegotiateBurst),
+		connect:   newSourceRates(cfg.ConnectRate, cfg.ConnectBurst),
+		users:     map[userKey]int{},
+		sources:   map[netip.Prefix]int{},
+	}
+}
+
+// source is the key per-address limits count r under; ok is false when
+// they do not apply (an exempt network, an address that cannot be read).
+func (l *clientLimits) source(r *http.Request) (netip.Prefix, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	for _, p := range l.cfg.Exempt {
+		if p.Contains(a) {
+			return netip.Prefix{}, false
+		}
+	}
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p, true
+}
+
+// negotiatedUser is the user id of the access token a connection was
+// negotiated with, which the gateway serves it as ("" for none). The token
+// was verified at negotiate; it is verified again here only to read it.
+func (s *Server) negotiatedUser(r *http.Request, hub, negotiated string) string {
+	if negotiated == "" {
+		return ""
+	}
+	id, err := s.verify(r, negotiated, func(base string) string { return negotiate.ClientURL(base, hub) })
+	if err != nil {
+		return ""
+	}
+	return id.UserID
+}
+
+// limitNegotiate applies the negotiate rate of r's source address.
+func (s *Server) limitNegotiate(c echo.Context) error {
+	return s.limits.rate(c, s.limits.negotiate, &s.limits.refusedNegotiate, "negotiate")
+}
+
+// limitConnect applies the connect rate of r's source address.
+func (s *Server) limitConnect(c echo.Context) error {
+	return s.limits.rate(c, s.limits.connect, &s.limits.refusedConnect, "WebSocket connect")
+}
+
+func (l *clientLimits) rate(c echo.Context, rates *sourceRates, refused *atomic.Int64, what string) error {
+	src, ok := l.source(c.Request())
+	if !ok || rates == nil {
+		return nil
+	}
+	wait := rates.take(src, l.now())
+	if wait <= 0 {
+		return nil
+	}
+	refused.Add(1)
+	secs := int(math.Ceil(wait.Seconds()))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return fail(http.StatusTooManyRequests, fmt.Sprintf("too many %s requests from your address (at most %d at once, then %g per second); retry in %d s",
+		what, rates.burst, float64(rates.limit), secs))
+}
+
+// checkConnections refuses, at negotiate, a connection the caps would
+// refuse at connect, so the client learns why from negotiate's answer (a
+// browser cannot read the status of a failed upgrade). It reserves nothing.
+func (l *clientLimits) checkConnections(r *http.Request, hub, user string) error {
+	src, hasSrc := l.source(r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fullLocked(hub, user, src, hasSrc)
+}
+
+// openConnection reserves a connection of user in hub from r's address,
+// or says which cap is full. release gives the reservation back, once.
+func (l *clientLimits) openConnection(r *http.Request, hub, user string) (release func(), err error) {
+	src, hasSrc := l.source(r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.fullLocked(hub, user, src, hasSrc); err != nil {
+		return nil, err
+	}
+	uk := userKey{hub, user}
+	if user != "" {
+		l.users[uk]++
+	}
+	if hasSrc {
+		l.sources[src]++
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if user != "" {
+				if l.users[uk]--; l.users[uk] <= 0 {
+					delete(l.users, uk)
+				}
+			}
+			if hasSrc {
+				if l.sources[src]--; l.sources[src] <= 0 {
+					delete(l.sources, src)
+				}
+			}
+		})
+	}, nil
+}
+
+// fullLocked says which cap a new connection would pass, counting it
+// refused; the caller holds l.mu.
+func (l *clientLimits) fullLocked(hub, user string, src netip.Prefix, hasSrc bool) error {
+	if max := l.cfg.ConnectionsPerUser; user != "" && max > 0 && l.users[userKey{hub, user}] >= max {
+		l.refusedUser.Add(1)
+		return fail(http.StatusTooManyRequests, fmt.Sprintf("user %q already has %d connections to hub %q on this node, the most allowed; close one first", user, max, hub))
+	}
+	if max := l.cfg.ConnectionsPerAddress; hasSrc && max > 0 && l.sources[src] >= max {
+		l.refusedSource.Add(1)
+		return fail(http.StatusTooManyRequests, fmt.Sprintf("your address already has %d connections to this node, the most allowed; close one first", max))
+	}
+	return nil
+}
+
+// status is what /admin/status shows of the limits: the settings, what
+// they count now and how many requests they refused.
+func (l *clientLimits) status() map[string]any {
+	l.mu.Lock()
+	users, sources := len(l.users), len(l.sources)
+	l.mu.Unlock()
+	exempt := make([]string, len(l.cfg.Exempt))
+	for i, p := range l.cfg.Exempt {
+		exempt[i] = p.String()
+	}
+	return map[string]any{
+		"connectionsPerUser":    l.cfg.ConnectionsPerUser,
+		"connectionsPerAddress": l.cfg.ConnectionsPerAddress,
+		"negotiateRate":         l.cfg.NegotiateRate,
+		"negotiateBurst":        l.cfg.NegotiateBurst,
+		"connectRate":           l.cfg.ConnectRate,
+		"connectBurst":          l.cfg.ConnectBurst,
+		"exempt":                exempt,
+		"usersConnected":        users,
+		"addressesConnected":    sources,
+		"addressesRateTracked":  l.negotiate.size() + l.connect.size(),
+		"refused": map[string]int64{
+			"connectionsPerUser":    l.refusedUser.Load(),
+			"connectionsPerAddress": l.refusedSource.Load(),
+			"negotiateRate":         l.refusedNegotiate.Load(),
+			"connectRate":           l.refusedConnect.Load(),
+		},
+	}
+}
+
+// sourceRates is a token bucket (golang.org/x/time/rate) per source
+// address. A bucket that has filled up again is the same as none, so full
+// buckets are dropped now and then, which keeps the map as large as the
+// set of addresses seen within about burst/rate seconds.
+type sourceRates struct {
+	limit rate.Limit
+	burst int
+
+	mu        sync.Mutex // guards the fields below
+	buckets   map[netip.Prefix]*rate.Limiter
+	lastSweep time.Time
+}
+
+// sweepSize is the number of buckets past which adding one first drops
+// the full ones (at most once a second).
+const sweepSize = 1024
+
+// newSourceRates returns nil (no limit) for a negative rate.
+func newSourceRates(perSecond float64, burst int) *sourceRates {
+	if perSecond < 0 || burst < 0 {
+		return nil
+	}
+	return &sourceRates{limit: rate.Limit(perSecond), burst: burst, buckets: map[netip.Prefix]*rate.Limiter{}}
+}
+
+// take takes a token for src at now; a positive result is how long until
+// one is available, and nothing was taken.
+func (r *sourceRates) take(src netip.Prefix, now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.buckets[src]
+	if b == nil {
+		if len(r.buckets) >= sweepSize && now.Sub(r.lastSweep) >= time.Second {
+			r.lastSweep = now
+			for k, v := range r.buckets {
+				if v.TokensAt(now) >= float64(r.burst) {
+					delete(r.buckets, k)
+				}
+			}
+		}
+		b = rate.NewLimiter(r.limit, r.burst)
+		r.buckets[src] = b
+	}
+	res := b.ReserveN(now, 1)
+	if !res.OK() { // a burst of 0: nothing is ever allowed
+		return time.Hour
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+func (r *sourceRates) size() int {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.buckets)
 }

@@ -60,6 +60,10 @@ type Config struct {
 	// LiveNodes returns the public base URLs of the cluster's live nodes,
 	// least loaded first, for handing clients a node. Nil means this node.
 	LiveNodes func() []string
+	// Limits caps connections per user and per source address and rates
+	// negotiate and connect requests per source address; zero fields mean
+	// the defaults (see ClientLimits).
+	Limits ClientLimits
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -84,7 +88,9 @@ type Store interface {
 
 	AccessKeys(ctx context.Context) ([]store.Key, error)
 	SetAccessKeys(ctx context.Context, keys []store.Key) error
-	AdminKey(ctx context.Context) (string, error)
+	// AdminKeyHash is the admin key as the store keeps it (see
+	// store.AdminKeyMatches).
+	AdminKeyHash(ctx context.Context) (string, error)
 }
 
 // Readiness is what /readyz answers: 503 unless Ready; 200 "degraded" with
@@ -99,6 +105,9 @@ type Readiness struct {
 type Deliveries interface {
 	Status() delivery.Status
 	DeliveryLog(hub, name string) ([]delivery.Delivery, bool)
+	// CheckAddress applies the upstream address policy to a new upstream;
+	// CheckRegistration runs the receiver's abuse-protection check.
+	CheckAddress(ctx context.Context, hub, urlTemplate string) error
 	CheckRegistration(ctx context.Context, hub, urlTemplate string) error
 }
 
@@ -106,9 +115,10 @@ var _ Deliveries = (*delivery.Dispatcher)(nil)
 
 // Server serves the HTTP API.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	echo *echo.Echo
+	cfg    Config
+	log    *slog.Logger
+	echo   *echo.Echo
+	limits *clientLimits
 
 	// keysMu serialises access-key changes: rotate and revoke read the key
 	// list, change it and write it back, and two interleaved changes would
@@ -138,7 +148,7 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{cfg: cfg, log: cfg.Logger, echo: e}
+	s := &Server{cfg: cfg, log: cfg.Logger, echo: e, limits: newClientLimits(cfg.Limits)}
 	e.HTTPErrorHandler = s.handleError
 	s.routes()
 	return s

@@ -80,7 +80,7 @@ func joinCluster(cfg Config) (*clustering, error) {
 		}
 	}
 	err = retryJetStream(ctx, func(ctx context.Context) (err error) {
-		c.kv, err = store.OpenKV(ctx, c.js, store.WithKVReplicas(max(cfg.KVReplicas, 1)))
+		c.kv, err = store.OpenKV(ctx, c.js, store.WithKVReplicas(max(cfg.KVReplicas, 1)), store.WithKVSecrets(cfg.Secrets))
 		return err
 	})
 	if err != nil {

@@ -31,7 +31,7 @@ type configView struct {
 	hubs      map[string]store.Hub
 	upstreams map[string][]store.Upstream // by hub, in the order events try them
 	keys      []store.Key
-	adminKey  string
+	adminHash string
 	// stale says why the copy may be behind the store ("" when it is not):
 	// a refresh failed, and the next one reloads everything.
 	stale string
@@ -65,7 +65,7 @@ func (v *configView) load(ctx context.Context) error {
 		um[u.Hub] = append(um[u.Hub], u)
 	}
 	v.mu.Lock()
-	v.hubs, v.upstreams, v.keys, v.adminKey, v.stale = hm, um, keys, admin, ""
+	v.hubs, v.upstreams, v.keys, v.adminHash, v.stale = hm, um, keys, admin, ""
 	v.mu.Unlock()
 	return nil
 }
@@ -133,7 +133,7 @@ func (v *configView) reloadKeys(ctx context.Context) error {
 		return err
 	}
 	v.mu.Lock()
-	v.keys, v.adminKey = keys, admin
+	v.keys, v.adminHash = keys, admin
 	v.mu.Unlock()
 	return nil
 }
@@ -143,7 +143,7 @@ func (v *configView) readKeys(ctx context.Context) ([]store.Key, string, error) 
 	if err != nil {
 		return nil, "", err
 	}
-	admin, err := v.store.AdminKey(ctx)
+	admin, err := v.store.AdminKeyHash(ctx)
 	return keys, admin, err
 }
 
@@ -326,13 +326,13 @@ func (v *configView) SetAccessKeys(ctx context.Context, keys []store.Key) error 
 	return nil
 }
 
-func (v *configView) AdminKey(context.Context) (string, error) {
+func (v *configView) AdminKeyHash(context.Context) (string, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	if v.adminKey == "" {
+	if v.adminHash == "" {
 		return "", fmt.Errorf("node: no admin key loaded: %w", store.ErrNotFound)
 	}
-	return v.adminKey, nil
+	return v.adminHash, nil
 }
 
 // ---- user groups, read from the store per user

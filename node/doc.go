@@ -16,6 +16,13 @@
 //     shared configuration in KV with KVReplicas replicas, the bus and the
 //     connection registry, each JetStream request tried again in short
 //     attempts until JoinTimeout, and an error that names the real cause.
+//   - The order of Start: the listener first, so a node that cannot serve
+//     fails before it makes keys nobody would see printed; then the store
+//     (sealing secrets with Config.Secrets, and resealing at start what is
+//     not sealed with the current key), the keys, the dispatcher (with the
+//     upstream address policy in Config.Delivery.Addresses), the gateway,
+//     and the HTTP server with Config.HTTP's timeouts and
+//     Config.ClientLimits.
 //   - Background work it owns and stops in Close: the configuration watch
 //     and the purge of expired user-group memberships (purge.go, one node
 //     of a cluster at a time).

@@ -32,12 +32,25 @@ type Config struct {
 	// PublicURL is the base URL clients and servers reach this node at.
 	// Empty means http://localhost:PORT of the listener.
 	PublicURL string
-	// AllowedOrigins for hubs that set none. Empty allows any origin.
+	// AllowedOrigins for hubs that set none. Empty allows any origin but
+	// null.
 	AllowedOrigins []string
+	// ClientLimits caps connections per user and per source address and
+	// rates negotiate and connect requests per source address; zero fields
+	// mean the defaults (see httpapi.ClientLimits). The caps count this
+	// node's connections.
+	ClientLimits httpapi.ClientLimits
 	// NodeID prefixes connection ids. Empty means random.
 	NodeID string
 	// Gateway timing; zero means the gateway's defaults.
 	PingInterval, ClientTimeout time.Duration
+	// HandshakeTimeout bounds the wait for a new socket's SignalR
+	// handshake; a client silent that long is closed with 1002. Zero means
+	// 15 s.
+	HandshakeTimeout time.Duration
+	// HTTP bounds how long a client may hold the HTTP server with a
+	// request or an idle connection; zero fields mean the defaults.
+	HTTP HTTPTimeouts
 	// ShutdownTimeout bounds Close. Zero means 10 s.
 	ShutdownTimeout time.Duration
 	// NATS joins a cluster through the NATS server at this URL: config is
@@ -78,6 +91,14 @@ type Config struct {
 	// PurgeInterval is how often expired user-group memberships are
 	// deleted from the store (by one node of a cluster). Zero means 5 min.
 	PurgeInterval time.Duration
+	// Secrets seals access key secrets and upstream signing secrets at
+	// rest (in the bbolt file, or in NATS KV in a cluster) with
+	// Secrets.Current, and opens those sealed with it or with Secrets.Old.
+	// At start the node reseals every stored secret not sealed with the
+	// current key (see store.Config.Reseal), which is how a key is
+	// rotated. Zero keeps secrets in clear. The admin key is kept as a
+	// hash either way.
+	Secrets store.SecretsKeys
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -145,7 +166,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
 	}
 	n.ln = ln
-	db, err := store.Open(cfg.DBPath)
+	db, err := store.Open(cfg.DBPath, store.WithSecrets(cfg.Secrets))
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -163,7 +184,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	startCtx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	_, admin, created, err := n.store.EnsureKeys(startCtx, func() store.Key { return store.NewKey(time.Now()) }, newAdminKey)
+	if err := n.reseal(startCtx); err != nil {
+		n.abort()
+		return nil, err
+	}
+	_, admin, created, err := n.store.EnsureKeys(startCtx, func() store.Key { return store.NewKey(time.Now()) }, NewAdminKey)
 	if err != nil {
 		n.abort()
 		return nil, fmt.Errorf("node: keys: %w", err)
@@ -186,12 +211,13 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	gc := gateway.Config{
-		NodeID:        n.cfg.NodeID,
-		PingInterval:  cfg.PingInterval,
-		ClientTimeout: cfg.ClientTimeout,
-		Webhooks:      n.dispatcher,
-		UserGroups:    n.config,
-		Logger:        cfg.Logger,
+		NodeID:           n.cfg.NodeID,
+		PingInterval:     cfg.PingInterval,
+		ClientTimeout:    cfg.ClientTimeout,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		Webhooks:         n.dispatcher,
+		UserGroups:       n.config,
+		Logger:           cfg.Logger,
 	}
 	if n.cl == nil {
 		n.gw = gateway.New(gc) // the only node: the gateway's own bus
@@ -221,6 +247,7 @@ func Start(cfg Config) (*Node, error) {
 		AllowedOrigins:   cfg.AllowedOrigins,
 		MaxActions:       cfg.MaxActions,
 		MaxTokenLifetime: cfg.MaxTokenLifetime,
+		Limits:           cfg.ClientLimits,
 		Logger:           cfg.Logger,
 	}
 	api.Readiness = n.readiness
@@ -229,9 +256,46 @@ func Start(cfg Config) (*Node, error) {
 		api.LiveNodes = n.cl.liveNodes
 	}
 	n.api = httpapi.New(api)
-	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second}
+	n.srv = n.cfg.HTTP.server(n.api)
 	go func() { n.serveErr <- n.srv.Serve(ln) }()
 	return n, nil
+}
+
+// HTTPTimeouts bound what a client may hold of the HTTP server. None of
+// them applies to a WebSocket once it is upgraded: net/http clears a
+// connection's deadlines when it is hijacked, and from then on the gateway's
+// pings and client timeout keep the socket honest. Zero fields mean the
+// defaults.
+type HTTPTimeouts struct {
+	// ReadHeader bounds reading a request's headers. Zero means 10 s.
+	ReadHeader time.Duration
+	// Read bounds reading a whole request, body included, so a client that
+	// trickles a body is cut off. Zero means 30 s.
+	Read time.Duration
+	// Write bounds writing a response, from the end of the request's
+	// headers. Zero means 30 s (admin and REST requests are bounded by
+	// 10 s on their own).
+	Write time.Duration
+	// Idle bounds how long a keep-alive connection waits for its next
+	// request. Zero means 2 min.
+	Idle time.Duration
+}
+
+// server is an http.Server serving h with t's timeouts.
+func (t HTTPTimeouts) server(h http.Handler) *http.Server {
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: or(t.ReadHeader, 10*time.Second),
+		ReadTimeout:       or(t.Read, 30*time.Second),
+		WriteTimeout:      or(t.Write, 30*time.Second),
+		IdleTimeout:       or(t.Idle, 2*time.Minute),
+	}
 }
 
 // abort releases what Start acquired before it failed.
@@ -285,8 +349,26 @@ func (n *Node) URL() string { return n.cfg.PublicURL }
 // Addr is the address the node listens on.
 func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 
-// AdminKey is the key of the admin API.
+// AdminKey is the key of the admin API when this start created it (it is
+// shown once), else "": the store keeps only its hash.
 func (n *Node) AdminKey() string { return n.adminKey }
+
+// reseal brings the stored secrets to the form n.cfg.Secrets asks for:
+// sealed with the current key, or in clear without one.
+func (n *Node) reseal(ctx context.Context) error {
+	count, err := n.store.Reseal(ctx)
+	if err != nil {
+		return fmt.Errorf("node: secrets at rest: %w", err)
+	}
+	if count > 0 {
+		how := "in clear (no secrets key)"
+		if n.cfg.Secrets.Current != nil {
+			how = "with secrets key " + n.cfg.Secrets.Current.ID()
+		}
+		n.log.Info("stored secrets rewritten "+how, "records", count)
+	}
+	return nil
+}
 
 // Store is where the node's configuration lives (its bbolt file, or the
 // cluster's KV), for wiring examples and tests; after writing to it
@@ -348,7 +430,8 @@ func (n *Node) Close() error {
 // startTimeout bounds what Start reads from and writes to the store.
 const startTimeout = 30 * time.Second
 
-func newAdminKey() string {
+// NewAdminKey returns a fresh admin key: "sbadm_" and 24 random bytes.
+func NewAdminKey() string {
 	var b [24]byte
 	rand.Read(b[:]) // crypto/rand never fails: it crashes the program instead (Go 1.24+)
 	return "sbadm_" + base64.RawURLEncoding.EncodeToString(b[:])

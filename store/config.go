@@ -35,7 +35,11 @@ type Config interface {
 	EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error)
 	AccessKeys(ctx context.Context) ([]Key, error)
 	SetAccessKeys(ctx context.Context, keys []Key) error
-	AdminKey(ctx context.Context) (string, error)
+	AdminKeyHash(ctx context.Context) (string, error)
+	SetAdminKey(ctx context.Context, key string) error
+	// Reseal brings every stored secret to the form the store writes now
+	// (see WithSecrets) and returns how many records it rewrote.
+	Reseal(ctx context.Context) (int, error)
 
 	AddUserToGroup(ctx context.Context, m UserGroup) error
 	RemoveUserFromGroup(ctx context.Context, hub, user, group string) error

@@ -18,7 +18,7 @@
 //	hubs        name                              → Hub
 //	upstreams   part(hub) + uint64be(seq)         → Upstream
 //	keys        "access"                          → []Key (newest first)
-//	            "admin"                           → string
+//	            "admin"                           → "sha256:" + hash of the admin key
 //	usergroups  part(hub) + part(user) + group    → UserGroup
 //	outbox      uint64be(seq)                     → opaque notification (OutboxCommit)
 //
@@ -29,6 +29,17 @@
 // the same transaction. seq comes from the upstreams bucket's sequence, so
 // within a hub the key order is the creation order: the order in which
 // events are tried. Replacing an upstream keeps its key, hence its place.
+//
+// # Secrets at rest
+//
+// The admin key is only compared, so only its SHA-256 is stored
+// (HashAdminKey, AdminKeyMatches). Access key secrets and upstream signing
+// secrets are needed as they are; opened WithSecrets (WithKVSecrets), the
+// store seals them with AES-256-GCM under SecretsKeys.Current, bound to
+// their record, and opens those sealed with any key it was given. Reseal
+// rewrites whatever is not in the current form, which is how a key is
+// rotated or encryption turned on or off. A sealed secret the store has no
+// key for is an error matching ErrSecretsKey.
 //
 // # Shared configuration
 //

@@ -59,10 +59,12 @@ func validAccessKeys(keys []Key) error {
 	return nil
 }
 
-// EnsureKeys returns the access keys (newest first) and the admin key,
-// creating on first start whichever is missing with the generators given (so
-// the store does not depend on the key format). created reports whether
-// anything was created now. A generated Key with a zero CreatedAt gets now.
+// EnsureKeys returns the access keys (newest first), creating on first
+// start whichever of them and the admin key is missing with the generators
+// given (so the store does not depend on the key format). admin is the new
+// admin key when this call created it, and "" otherwise: the store keeps
+// only its hash. created reports whether anything was created now. A
+// generated Key with a zero CreatedAt gets now.
 func (db *DB) EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error) {
 	err = db.update(ctx, "ensure keys", func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucketKeys))
@@ -76,20 +78,25 @@ func (db *DB) EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminK
 			if err := validAccessKeys(access); err != nil {
 				return err
 			}
-			if err := putJSON(b, keyAccess, access); err != nil {
+			if err := putJSON(b, keyAccess, db.seal.sealKeys(access)); err != nil {
 				return err
 			}
 			created = true
 		case err != nil:
 			return err
+		default:
+			if err := db.seal.openKeys(access); err != nil {
+				return err
+			}
 		}
-		switch err := getJSON(b, keyAdmin, &admin); {
+		var stored string
+		switch err := getJSON(b, keyAdmin, &stored); {
 		case errors.Is(err, ErrNotFound):
 			admin = newAdminKey()
 			if admin == "" {
 				return fmt.Errorf("%w: empty admin key", ErrInvalid)
 			}
-			if err := putJSON(b, keyAdmin, admin); err != nil {
+			if err := putJSON(b, keyAdmin, HashAdminKey(admin)); err != nil {
 				return err
 			}
 			created = true
@@ -112,7 +119,10 @@ func (db *DB) EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminK
 func (db *DB) AccessKeys(ctx context.Context) ([]Key, error) {
 	var keys []Key
 	err := db.view(ctx, "get access keys", func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket([]byte(bucketKeys)), keyAccess, &keys)
+		if err := getJSON(tx.Bucket([]byte(bucketKeys)), keyAccess, &keys); err != nil {
+			return err
+		}
+		return db.seal.openKeys(keys)
 	})
 	if err != nil {
 		return nil, err
@@ -127,18 +137,104 @@ func (db *DB) SetAccessKeys(ctx context.Context, keys []Key) error {
 		if err := validAccessKeys(keys); err != nil {
 			return err
 		}
-		return putJSON(tx.Bucket([]byte(bucketKeys)), keyAccess, keys)
+		return putJSON(tx.Bucket([]byte(bucketKeys)), keyAccess, db.seal.sealKeys(keys))
 	}), Change{Kind: ChangeKeys, Key: "access"})
 }
 
-// AdminKey returns the admin key, or ErrNotFound before EnsureKeys created it.
-func (db *DB) AdminKey(ctx context.Context) (string, error) {
-	var admin string
+// AdminKeyHash returns the admin key's hash (compare keys with
+// AdminKeyMatches), or ErrNotFound before EnsureKeys created it.
+func (db *DB) AdminKeyHash(ctx context.Context) (string, error) {
+	var stored string
 	err := db.view(ctx, "get admin key", func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket([]byte(bucketKeys)), keyAdmin, &admin)
+		return getJSON(tx.Bucket([]byte(bucketKeys)), keyAdmin, &stored)
 	})
 	if err != nil {
 		return "", err
 	}
-	return admin, nil
+	return adminHash(stored), nil
+}
+
+// SetAdminKey replaces the admin key (the store keeps its hash): to
+// recover access when the key is lost.
+func (db *DB) SetAdminKey(ctx context.Context, key string) error {
+	return db.changed(db.update(ctx, "set admin key", func(tx *bolt.Tx) error {
+		if key == "" {
+			return fmt.Errorf("%w: empty admin key", ErrInvalid)
+		}
+		return putJSON(tx.Bucket([]byte(bucketKeys)), keyAdmin, HashAdminKey(key))
+	}), Change{Kind: ChangeKeys, Key: "admin"})
+}
+
+// Reseal rewrites every stored secret not in the form the store writes now
+// (see WithSecrets): sealed with another key, in clear while a key is
+// given, sealed while none is, and an admin key stored in clear by an
+// earlier version, which becomes its hash. It returns how many records it
+// rewrote, all in one transaction.
+func (db *DB) Reseal(ctx context.Context) (int, error) {
+	n := 0
+	var changes []Change
+	err := db.update(ctx, "reseal secrets", func(tx *bolt.Tx) error {
+		kb := tx.Bucket([]byte(bucketKeys))
+		var access []Key
+		switch err := getJSON(kb, keyAccess, &access); {
+		case err == nil:
+			changed, err := db.seal.resealKeys(access)
+			if err != nil {
+				return err
+			}
+			if changed {
+				if err := putJSON(kb, keyAccess, access); err != nil {
+					return err
+				}
+				n++
+				changes = append(changes, Change{Kind: ChangeKeys, Key: "access"})
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		var admin string
+		switch err := getJSON(kb, keyAdmin, &admin); {
+		case err == nil && admin != adminHash(admin):
+			if err := putJSON(kb, keyAdmin, adminHash(admin)); err != nil {
+				return err
+			}
+			n++
+			changes = append(changes, Change{Kind: ChangeKeys, Key: "admin"})
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return err
+		}
+		ub := tx.Bucket([]byte(bucketUpstreams))
+		type rewrite struct {
+			key []byte
+			u   Upstream
+		}
+		var rewrites []rewrite
+		err := ub.ForEach(func(k, v []byte) error {
+			var u Upstream
+			if err := decode(k, v, &u); err != nil {
+				return err
+			}
+			changed, err := db.seal.resealUpstream(&u)
+			if changed {
+				rewrites = append(rewrites, rewrite{append([]byte(nil), k...), u})
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range rewrites { // not under ForEach: a put may move the cursor
+			if err := putJSON(ub, r.key, r.u); err != nil {
+				return err
+			}
+			n++
+			changes = append(changes, Change{Kind: ChangeUpstreams, Hub: r.u.Hub, Key: r.u.Name})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	db.watch.notify(changes...)
+	return n, nil
 }

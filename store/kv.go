@@ -44,7 +44,8 @@ const kvSeqKey = "seq"
 type KV struct {
 	hubs, upstreams, keys, groups jetstream.KeyValue
 
-	now func() time.Time
+	now  func() time.Time
+	seal *sealer // secrets at rest; nil keeps them in clear
 }
 
 // KVOption configures OpenKV.
@@ -53,6 +54,7 @@ type KVOption func(*kvOptions)
 type kvOptions struct {
 	replicas int
 	now      func() time.Time
+	secrets  SecretsKeys
 }
 
 // WithKVReplicas sets how many JetStream servers keep each bucket (1 to 5;
@@ -62,6 +64,10 @@ func WithKVReplicas(n int) KVOption { return func(o *kvOptions) { o.replicas = n
 // WithKVClock makes the KV read the time from now instead of time.Now, like
 // WithClock for DB.
 func WithKVClock(now func() time.Time) KVOption { return func(o *kvOptions) { o.now = now } }
+
+// WithKVSecrets is WithSecrets for KV. Every node of a cluster must be able
+// to open what the others seal: see Reseal for a rotation.
+func WithKVSecrets(k SecretsKeys) KVOption { return func(o *kvOptions) { o.secrets = k } }
 
 // OpenKV creates the buckets if they are missing (or updates their replica
 // count) and returns a KV on them. Several nodes may call it at once.
@@ -73,7 +79,7 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, opts ...KVOption) (*KV,
 	if o.replicas < 1 || o.replicas > 5 {
 		return nil, fmt.Errorf("store: open kv: %w: %d replicas, want 1 to 5", ErrInvalid, o.replicas)
 	}
-	s := &KV{now: o.now}
+	s := &KV{now: o.now, seal: newSealer(o.secrets)}
 	for _, b := range []struct {
 		name string
 		kv   *jetstream.KeyValue
@@ -90,6 +96,33 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, opts ...KVOption) (*KV,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("store: open kv bucket %s: %w", b.name, err)
+		}
+		*b.kv = kv
+	}
+	return s, nil
+}
+
+// BindKV returns a KV on the buckets a cluster's nodes made (OpenKV),
+// without creating or changing them: for tools that work on a cluster's
+// configuration from outside. WithKVReplicas is ignored.
+func BindKV(ctx context.Context, js jetstream.JetStream, opts ...KVOption) (*KV, error) {
+	o := kvOptions{now: time.Now}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	s := &KV{now: o.now, seal: newSealer(o.secrets)}
+	for _, b := range []struct {
+		name string
+		kv   *jetstream.KeyValue
+	}{
+		{kvBucketHubs, &s.hubs},
+		{kvBucketUpstreams, &s.upstreams},
+		{kvBucketKeys, &s.keys},
+		{kvBucketUserGroups, &s.groups},
+	} {
+		kv, err := js.KeyValue(ctx, b.name)
+		if err != nil {
+			return nil, fmt.Errorf("store: bind kv bucket %s (has a node of the cluster started?): %w", b.name, err)
 		}
 		*b.kv = kv
 	}
@@ -137,7 +170,7 @@ func kvWrap(op string, err error) error {
 		return nil
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		err = ErrNotFound
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrInvalid), errors.Is(err, ErrSecretsKey):
 	default:
 		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 	}
@@ -157,10 +190,14 @@ func kvGet(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint6
 	return e.Revision(), decode([]byte(key), e.Value(), v)
 }
 
+// errUnchanged, returned by a casUpdate fn, leaves the value as it is.
+var errUnchanged = errors.New("store: unchanged")
+
 // casUpdate applies fn to the value at key with optimistic concurrency,
 // retrying when another writer changed the key in between. fn gets the
-// current value (nil if absent) and returns the next one, or nil to delete
-// the key. It returns fn's error as is.
+// current value (nil if absent) and returns the next one, nil to delete
+// the key, or errUnchanged to write nothing. It returns fn's other errors
+// as they are.
 func casUpdate(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur []byte) ([]byte, error)) error {
 	for {
 		var cur []byte
@@ -173,6 +210,9 @@ func casUpdate(ctx context.Context, kv jetstream.KeyValue, key string, fn func(c
 			return err
 		}
 		next, err := fn(cur)
+		if err == errUnchanged {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

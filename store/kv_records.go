@@ -212,6 +212,7 @@ func (s *KV) putUpstream(ctx context.Context, u *Upstream, replace bool) error {
 			next.CreatedAt, next.Seq = u.UpdatedAt, seq
 		}
 		*u = next.Upstream
+		next.Upstream = s.seal.sealUpstream(next.Upstream)
 		return marshal(key, next)
 	})
 }
@@ -243,6 +244,9 @@ func (s *KV) Upstream(ctx context.Context, hub, name string) (Upstream, error) {
 	if _, err := kvGet(ctx, s.upstreams, key, &u); err != nil {
 		return Upstream{}, kvWrap(op, err)
 	}
+	if err := s.seal.openUpstream(&u.Upstream); err != nil {
+		return Upstream{}, wrap(op, err)
+	}
 	return u.Upstream, nil
 }
 
@@ -272,6 +276,9 @@ func (s *KV) listUpstreams(ctx context.Context, op, filter string) ([]Upstream, 
 	})
 	var ups []Upstream
 	for _, u := range list {
+		if err := s.seal.openUpstream(&u.Upstream); err != nil {
+			return nil, wrap(op, err)
+		}
 		ups = append(ups, u.Upstream)
 	}
 	return ups, nil
@@ -320,7 +327,8 @@ func (s *KV) SetUpstreamDisabled(ctx context.Context, hub, name string, disabled
 
 // EnsureKeys implements [Config.EnsureKeys]. Each key is written with
 // kv.Create, so when nodes start together the first writer wins and the
-// others return the winner's keys.
+// others return the winner's keys (and no admin key: only the winner saw
+// it).
 func (s *KV) EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminKey func() string) (access []Key, admin string, created bool, err error) {
 	access, c1, err := ensureKey(ctx, s.keys, string(keyAccess), func() ([]Key, error) {
 		k := newAccessKey()
@@ -328,20 +336,27 @@ func (s *KV) EnsureKeys(ctx context.Context, newAccessKey func() Key, newAdminKe
 			k.CreatedAt = s.stamp()
 		}
 		keys := []Key{k}
-		return keys, validAccessKeys(keys)
+		return s.seal.sealKeys(keys), validAccessKeys(keys)
+	})
+	if err == nil {
+		err = s.seal.openKeys(access)
+	}
+	if err != nil {
+		return nil, "", false, kvWrap("ensure keys", err)
+	}
+	var fresh string
+	_, c2, err := ensureKey(ctx, s.keys, string(keyAdmin), func() (string, error) {
+		fresh = newAdminKey()
+		if fresh == "" {
+			return "", fmt.Errorf("%w: empty admin key", ErrInvalid)
+		}
+		return HashAdminKey(fresh), nil
 	})
 	if err != nil {
 		return nil, "", false, kvWrap("ensure keys", err)
 	}
-	admin, c2, err := ensureKey(ctx, s.keys, string(keyAdmin), func() (string, error) {
-		a := newAdminKey()
-		if a == "" {
-			return "", fmt.Errorf("%w: empty admin key", ErrInvalid)
-		}
-		return a, nil
-	})
-	if err != nil {
-		return nil, "", false, kvWrap("ensure keys", err)
+	if c2 {
+		admin = fresh
 	}
 	return access, admin, c1 || c2, nil
 }
@@ -375,6 +390,9 @@ func (s *KV) AccessKeys(ctx context.Context) ([]Key, error) {
 	if _, err := kvGet(ctx, s.keys, string(keyAccess), &keys); err != nil {
 		return nil, kvWrap("get access keys", err)
 	}
+	if err := s.seal.openKeys(keys); err != nil {
+		return nil, wrap("get access keys", err)
+	}
 	return keys, nil
 }
 
@@ -383,20 +401,123 @@ func (s *KV) SetAccessKeys(ctx context.Context, keys []Key) error {
 	if err := validAccessKeys(keys); err != nil {
 		return wrap("set access keys", err)
 	}
-	raw, err := marshal(string(keyAccess), keys)
+	raw, err := marshal(string(keyAccess), s.seal.sealKeys(keys))
 	if err == nil {
 		_, err = s.keys.Put(ctx, string(keyAccess), raw)
 	}
 	return kvWrap("set access keys", err)
 }
 
-// AdminKey implements [Config.AdminKey].
-func (s *KV) AdminKey(ctx context.Context) (string, error) {
-	var admin string
-	if _, err := kvGet(ctx, s.keys, string(keyAdmin), &admin); err != nil {
+// AdminKeyHash implements [Config.AdminKeyHash].
+func (s *KV) AdminKeyHash(ctx context.Context) (string, error) {
+	var stored string
+	if _, err := kvGet(ctx, s.keys, string(keyAdmin), &stored); err != nil {
 		return "", kvWrap("get admin key", err)
 	}
-	return admin, nil
+	return adminHash(stored), nil
+}
+
+// SetAdminKey implements [Config.SetAdminKey].
+func (s *KV) SetAdminKey(ctx context.Context, key string) error {
+	if key == "" {
+		return wrap("set admin key", fmt.Errorf("%w: empty admin key", ErrInvalid))
+	}
+	raw, err := marshal(string(keyAdmin), HashAdminKey(key))
+	if err == nil {
+		_, err = s.keys.Put(ctx, string(keyAdmin), raw)
+	}
+	return kvWrap("set admin key", err)
+}
+
+// Reseal implements [Config.Reseal], one revision-checked write per record
+// that needs one, so nodes resealing at once (each at its start) do the
+// work once and lose nothing written meanwhile. During a key rotation in a
+// cluster, every node must hold the new key (as an Old key) before any
+// node seals with it.
+func (s *KV) Reseal(ctx context.Context) (int, error) {
+	const op = "reseal secrets"
+	n := 0
+	count := func(changed bool) {
+		if changed {
+			n++
+		}
+	}
+	var changed bool
+	err := casUpdate(ctx, s.keys, string(keyAccess), func(cur []byte) ([]byte, error) {
+		changed = false
+		if cur == nil {
+			return nil, errUnchanged
+		}
+		var keys []Key
+		if err := decode(keyAccess, cur, &keys); err != nil {
+			return nil, err
+		}
+		c, err := s.seal.resealKeys(keys)
+		if err == nil && !c {
+			err = errUnchanged
+		}
+		if err != nil {
+			return nil, err
+		}
+		changed = true
+		return marshal(string(keyAccess), keys)
+	})
+	if err != nil {
+		return n, kvWrap(op, err)
+	}
+	count(changed)
+	err = casUpdate(ctx, s.keys, string(keyAdmin), func(cur []byte) ([]byte, error) {
+		changed = false
+		if cur == nil {
+			return nil, errUnchanged
+		}
+		var stored string
+		if err := decode(keyAdmin, cur, &stored); err != nil {
+			return nil, err
+		}
+		if stored == adminHash(stored) {
+			return nil, errUnchanged
+		}
+		changed = true
+		return marshal(string(keyAdmin), adminHash(stored))
+	})
+	if err != nil {
+		return n, kvWrap(op, err)
+	}
+	count(changed)
+	entries, err := kvlist.List(ctx, s.upstreams, jetstream.AllKeys)
+	if err != nil {
+		return n, kvWrap(op, err)
+	}
+	for _, e := range entries {
+		if e.Key() == kvSeqKey {
+			continue
+		}
+		err := casUpdate(ctx, s.upstreams, e.Key(), func(cur []byte) ([]byte, error) {
+			changed = false
+			if cur == nil {
+				return nil, errUnchanged // deleted meanwhile
+			}
+			var u kvUpstream
+			if err := decode([]byte(e.Key()), cur, &u); err != nil {
+				return nil, err
+			}
+			c, err := s.seal.resealUpstream(&u.Upstream)
+			if err == nil && !c {
+				err = errUnchanged
+			}
+			if err != nil {
+				return nil, err
+			}
+			changed = true
+			return marshal(e.Key(), u)
+		})
+		if err != nil {
+			return n, kvWrap(op, err)
+		}
+		count(changed)
+	}
+	return n, nil
 }
 
 // ---- user groups

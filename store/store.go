@@ -45,6 +45,7 @@ const lockTimeout = time.Second
 type DB struct {
 	bolt  *bolt.DB
 	now   func() time.Time
+	seal  *sealer  // secrets at rest; nil keeps them in clear
 	watch watchers // Watch calls, told of every committed write
 }
 
@@ -55,6 +56,14 @@ type Option func(*DB)
 // CreatedAt/UpdatedAt and decides which user-group memberships have expired.
 func WithClock(now func() time.Time) Option {
 	return func(db *DB) { db.now = now }
+}
+
+// WithSecrets seals access key secrets and upstream signing secrets with
+// k.Current (AES-256-GCM) and opens those sealed with it or with k.Old.
+// Without it secrets are kept in clear and sealed ones cannot be read
+// (ErrSecretsKey). Reseal brings stored secrets to the current form.
+func WithSecrets(k SecretsKeys) Option {
+	return func(db *DB) { db.seal = newSealer(k) }
 }
 
 // inUseError names the file another process holds.
@@ -142,7 +151,7 @@ func wrap(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrInvalid), errors.Is(err, ErrSecretsKey):
 		return fmt.Errorf("%s: %w", op, err)
 	default:
 		return fmt.Errorf("store: %s: %w", op, err)

@@ -29,7 +29,7 @@ type Upstream struct {
 }
 
 // findUpstream returns the key and value of the hub's upstream called name,
-// or ErrNotFound. A hub has a handful of upstreams, so a scan of its prefix
+// as stored (secrets sealed), or ErrNotFound. A hub has a handful of upstreams, so a scan of its prefix
 // is cheaper to keep right than a second index bucket.
 func findUpstream(b *bolt.Bucket, hub, name string) ([]byte, Upstream, error) {
 	prefix := appendPart(nil, hub)
@@ -72,7 +72,7 @@ func (db *DB) putUpstream(tx *bolt.Tx, u *Upstream, replace bool) error {
 	default:
 		return err
 	}
-	return putJSON(b, key, u)
+	return putJSON(b, key, db.seal.sealUpstream(*u))
 }
 
 // CreateUpstream saves a new upstream after the hub's existing ones. It fails
@@ -105,8 +105,10 @@ func (db *DB) Upstream(ctx context.Context, hub, name string) (Upstream, error) 
 	var u Upstream
 	err := db.view(ctx, fmt.Sprintf("get upstream %q of hub %q", name, hub), func(tx *bolt.Tx) error {
 		var err error
-		_, u, err = findUpstream(tx.Bucket([]byte(bucketUpstreams)), hub, name)
-		return err
+		if _, u, err = findUpstream(tx.Bucket([]byte(bucketUpstreams)), hub, name); err != nil {
+			return err
+		}
+		return db.seal.openUpstream(&u)
 	})
 	if err != nil {
 		return Upstream{}, err
@@ -124,6 +126,9 @@ func (db *DB) Upstreams(ctx context.Context, hub string) ([]Upstream, error) {
 		for k, v := c.Seek(prefix); hasPrefix(k, prefix); k, v = c.Next() {
 			var u Upstream
 			if err := decode(k, v, &u); err != nil {
+				return err
+			}
+			if err := db.seal.openUpstream(&u); err != nil {
 				return err
 			}
 			ups = append(ups, u)
@@ -144,6 +149,9 @@ func (db *DB) AllUpstreams(ctx context.Context) ([]Upstream, error) {
 		return tx.Bucket([]byte(bucketUpstreams)).ForEach(func(k, v []byte) error {
 			var u Upstream
 			if err := decode(k, v, &u); err != nil {
+				return err
+			}
+			if err := db.seal.openUpstream(&u); err != nil {
 				return err
 			}
 			ups = append(ups, u)

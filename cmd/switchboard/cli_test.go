@@ -96,8 +96,10 @@ func TestHelpShowsNoSecrets(t *testing.T) {
 		accessKey = "SECRETACCESSKEYVALUE0123456789"
 		natsPass  = "SECRETNATSPASSWORD"
 		natsToken = "SECRETNATSTOKEN"
+		sealKey   = "U0VDUkVUU0VBTElOR0tFWVNFQ1JFVFNFQUxJTkdLRVk="
+		readKey   = "UkVBRE9OTFlTRUFMSU5HS0VZUkVBRE9OTFlTRUFMSU5H"
 	)
-	secrets := []string{adminKey, accessKey, natsPass, natsToken}
+	secrets := []string{adminKey, accessKey, natsPass, natsToken, sealKey, readKey}
 	var paths [][]string
 	var walk func(c *cobra.Command, path []string)
 	walk = func(c *cobra.Command, path []string) {
@@ -117,6 +119,8 @@ func TestHelpShowsNoSecrets(t *testing.T) {
 			"SWITCHBOARD_ADMIN_KEY=" + adminKey,
 			"SWITCHBOARD_CONNECTION_STRING=Endpoint=http://127.0.0.1:9;AccessKey=" + accessKey + ";Version=1.0;",
 			"SWITCHBOARD_NATS=" + nats,
+			"SWITCHBOARD_SECRETS_KEY=" + sealKey,
+			"SWITCHBOARD_SECRETS_READ_KEY=" + readKey,
 		}
 		for _, p := range paths {
 			out, errOut, err := sb(t, env, append(p, "--help")...)

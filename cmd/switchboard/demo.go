@@ -51,7 +51,11 @@ func demoCmd() *cobra.Command {
 			fmt.Fprintf(out, "Switchboard gateway on %s\n", n.URL())
 			fmt.Fprintf(out, "Chat app (negotiate + webhook + page) on %s\n\n", appURL)
 			fmt.Fprintf(out, "  Open %s in two browser tabs and chat.\n\n", appURL)
-			fmt.Fprintf(out, "Admin key for this run: %s\n", n.AdminKey())
+			if n.AdminKey() != "" {
+				fmt.Fprintf(out, "Admin key for this run: %s\n", n.AdminKey())
+			} else {
+				fmt.Fprintf(out, "Admin key: the one printed when %s was made (lost: switchboard recover reset-admin-key --db %s)\n", f.db, f.db)
+			}
 			return runUntilSignal(n)
 		},
 	}

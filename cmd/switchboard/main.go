@@ -7,6 +7,9 @@
 //	                             make, show and rotate their signing secrets
 //	switchboard token …          issue a client token from a connection string
 //	switchboard keys …           list, rotate and revoke access keys
+//	switchboard recover …        print the connection string, reset the admin
+//	                             key: on a stopped node's database file
+//	switchboard secrets …        make a key that seals secrets at rest
 //
 // Settings come from flags, or from SWITCHBOARD_* environment variables
 // named after the flags (--public-url → SWITCHBOARD_PUBLIC_URL). The admin
@@ -39,7 +42,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), hubCmd(), upstreamCmd(), tokenCmd(), keysCmd())
+	root.AddCommand(serveCmd(), demoCmd(), hubCmd(), upstreamCmd(), tokenCmd(), keysCmd(), recoverCmd(), secretsCmd())
 	return root
 }
 

@@ -40,6 +40,8 @@ type serveFlags struct {
 	maxActions       int
 
 	pprof string
+
+	edge edgeFlags
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
@@ -74,6 +76,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.DurationVar(&d.Breaker.CoolDown, "breaker-cooldown", 0, "how long an open breaker waits before a probe (default 10s)")
 	fl.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", 0, "longest a client or REST token may still be valid when presented, and the most :generateToken issues (default 24h)")
 	fl.IntVar(&f.maxActions, "max-actions", 0, "most actions one webhook reply or one REST :actions batch may carry (default 100)")
+	f.edge.register(fl)
 }
 
 func (f *serveFlags) config() (node.Config, error) {
@@ -109,6 +112,9 @@ func (f *serveFlags) config() (node.Config, error) {
 	case f.natsPort != 0 || f.natsClusterPort != 0 || len(f.natsRoutes) > 0 || f.natsStore != "":
 		return node.Config{}, fmt.Errorf("--nats-port, --nats-cluster-port, --nats-route and --nats-store configure the embedded server: add --nats-embedded")
 	}
+	if err := f.edge.apply(&cfg); err != nil {
+		return node.Config{}, err
+	}
 	return cfg, nil
 }
 
@@ -128,7 +134,7 @@ func serveCmd() *cobra.Command {
 			}
 			n, err := node.Start(cfg)
 			if err != nil {
-				return err
+				return explainSecrets(err)
 			}
 			announce(cmd.OutOrStdout(), n)
 			return runUntilSignal(n)
@@ -139,7 +145,9 @@ func serveCmd() *cobra.Command {
 }
 
 // announce prints where the node listens and, on its first start only, the
-// secrets an operator needs: they are shown once and never logged.
+// secrets an operator needs: they are shown once and never logged (the
+// store keeps the admin key as a hash). Lost, they are recovered with
+// switchboard recover.
 func announce(w io.Writer, n *node.Node) {
 	fmt.Fprintf(w, "Switchboard listening on %s (%s)\n", n.Addr(), n.URL())
 	if !n.KeysCreated {
@@ -151,7 +159,9 @@ func announce(w io.Writer, n *node.Node) {
 	}
 	fmt.Fprintf(w, "First start: keys generated and stored. Keep these secret.\n")
 	fmt.Fprintf(w, "  Connection string: %s\n", cs)
-	fmt.Fprintf(w, "  Admin key:         %s\n", n.AdminKey())
+	if n.AdminKey() != "" { // "" on the node of a cluster whose admin key lost the race to another's
+		fmt.Fprintf(w, "  Admin key:         %s\n", n.AdminKey())
+	}
 }
 
 // runUntilSignal serves until SIGINT or SIGTERM, then shuts the node down.
