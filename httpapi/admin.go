@@ -572,6 +572,7 @@ func (s *Server) status(c echo.Context) error {
 		"node":          s.cfg.Gateway.NodeID(),
 		"hubs":          hubs,
 		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
+		"limits":        s.cfg.Gateway.LimitStats(),
 	}
 	if s.cfg.Deliveries != nil {
 		st := s.cfg.Deliveries.Status()

@@ -38,6 +38,10 @@ type Config struct {
 	NodeID string
 	// Gateway timing; zero means the gateway's defaults.
 	PingInterval, ClientTimeout time.Duration
+	// Limits bound what one connection may ask (invocations in flight,
+	// queued and per second, groups); zero fields mean the gateway's
+	// defaults.
+	Limits gateway.Limits
 	// ShutdownTimeout bounds Close. Zero means 10 s.
 	ShutdownTimeout time.Duration
 	// NATS joins a cluster through the NATS server at this URL: config is
@@ -178,6 +182,7 @@ func Start(cfg Config) (*Node, error) {
 		NodeID:        n.cfg.NodeID,
 		PingInterval:  cfg.PingInterval,
 		ClientTimeout: cfg.ClientTimeout,
+		Limits:        cfg.Limits,
 		Webhooks:      n.dispatcher,
 		UserGroups:    n.config,
 		Logger:        cfg.Logger,
