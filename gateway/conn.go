@@ -20,9 +20,6 @@ type Conn struct {
 	claims map[string]any
 	g      *Gateway
 	tr     Transport
-	// inv runs the connection's invocations; the read loop creates it at
-	// the first one (invoke.go).
-	inv *invoker
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame from the client
 	lastWrite atomic.Int64 // unix nanoseconds of the last frame to the client
@@ -62,6 +59,10 @@ type Conn struct {
 	// (a Completion): it goes out at once instead of waiting out the
 	// coalescing window, which only pays for server-initiated traffic.
 	urgent atomic.Bool
+
+	// inv runs the connection's invocations; the read loop creates it at
+	// the first one (invoke.go).
+	inv *invoker
 }
 
 // ID is the connection id (URL-safe, prefixed with the node id).
