@@ -449,3 +449,83 @@ func requireNodeModules(t *testing.T, dir, install string) {
 		t.Fatalf("%s has no node_modules: run `%s` first (make test does)", dir, install)
 	}
 }
+
+// TestInteropSlowUpstream runs test/interop/slow/slow-upstream.mjs: the
+// official client invokes a function that takes longer than both the
+// gateway's client timeout and the client's own server timeout. The node
+// and the client are set to timeouts of seconds so the run stays short.
+// The client keeps pinging and stays connected, gets its completion, and a
+// second invocation queued behind the first reaches the function only
+// after it, then completes too.
+func TestInteropSlowUpstream(t *testing.T) {
+	root := repoRoot(t)
+	requireNodeModules(t, filepath.Join(root, "test", "interop"), "npm ci --prefix test/interop")
+	const clientTimeout = 3 * time.Second
+	g := startNode(t, func(c *node.Config) { c.PingInterval, c.ClientTimeout = 500*time.Millisecond, clientTimeout })
+	g.createHub("slow", true)
+
+	fn := &slowFunction{release: make(chan struct{})}
+	secret := upstream.NewSecret()
+	app := httptest.NewServer(upstream.Handler([]string{secret}, fn.handle))
+	t.Cleanup(app.Close)
+	t.Cleanup(fn.open) // before the app's Close, which waits for held calls
+	// The upstream's timeout is far longer than the client timeout.
+	g.admin(http.MethodPost, "/admin/hubs/slow/upstreams", map[string]any{
+		"name": "slow-fn", "urlTemplate": app.URL + "/api/{event}", "timeout": "60s",
+		"events": []string{"message:*"}, "secrets": []string{secret},
+	}, http.StatusCreated)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /arrived", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(fn.arrivals())
+	})
+	mux.HandleFunc("POST /release", func(w http.ResponseWriter, r *http.Request) {
+		fn.open()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ctl := httptest.NewServer(mux)
+	t.Cleanup(ctl.Close)
+
+	// The function holds the call for twice the client timeout: time that
+	// must pass for the old behaviour (no reading while an invocation
+	// waits) to show; the client pings every 500 ms meanwhile.
+	runNode(t, root, []string{"APP_URL=" + g.url, "GATEWAY_URL=" + g.url, "CONTROL_URL=" + ctl.URL,
+		fmt.Sprint("HOLD_MS=", (2 * clientTimeout).Milliseconds()), fmt.Sprint("TIMEOUT_MS=", clientTimeout.Milliseconds())},
+		"--test", "--test-reporter=spec", filepath.Join("test", "interop", "slow", "slow-upstream.mjs"))
+}
+
+// slowFunction answers target "slow" with "done " and its argument, once
+// released (or when the call is cancelled), and records the order in which
+// calls arrived.
+type slowFunction struct {
+	once    sync.Once
+	release chan struct{}
+
+	mu      sync.Mutex // guards arrived
+	arrived []string
+}
+
+func (f *slowFunction) open() { f.once.Do(func() { close(f.release) }) }
+
+func (f *slowFunction) arrivals() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string{}, f.arrived...)
+}
+
+func (f *slowFunction) handle(ctx context.Context, ev *upstream.Event) (*upstream.Reply, error) {
+	var args []string
+	if err := json.Unmarshal(ev.Arguments, &args); err != nil || len(args) != 1 {
+		return nil, upstream.Reject("slow takes one string")
+	}
+	f.mu.Lock()
+	f.arrived = append(f.arrived, args[0])
+	f.mu.Unlock()
+	select {
+	case <-f.release:
+		return upstream.NewReply().WithResult("done " + args[0]), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

@@ -87,10 +87,9 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time)
 			return fmt.Errorf("%w: %q", ErrNoConnection, a.ConnectionID)
 		}
 		if a.Action == actions.AddToGroup {
-			h.joinGroup(c, a.Group)
-		} else {
-			h.leaveGroup(c, a.Group)
+			return h.joinGroup(c, a.Group)
 		}
+		h.leaveGroup(c, a.Group)
 	case actions.CloseConnection:
 		c := h.conn(a.ConnectionID)
 		if c == nil {
@@ -164,10 +163,13 @@ func (g *Gateway) userGroupLocal(hubName string, a *actions.Action, until time.T
 		until = g.membershipEnd(a.TTL)
 	}
 	for _, c := range members(&h.users, a.User) {
-		if a.Action == actions.AddUserToGroup {
-			h.joinUserGroup(c, a.Group, until)
-		} else {
+		if a.Action != actions.AddUserToGroup {
 			h.leaveGroup(c, a.Group)
+		} else if err := h.joinUserGroup(c, a.Group, until); err != nil {
+			// The membership is saved; this connection of the user is
+			// left out of the group (counted), the others join.
+			g.log.Warn("connection of a user added to a group did not join it", "hub", hubName, "user", a.User,
+				"group", a.Group, "conn", c.id, "err", err)
 		}
 	}
 }

@@ -44,7 +44,8 @@ func clientMessage(err error, generic string) string {
 
 // actionError is the failure of one action of a reply. Its text, for the
 // log, wraps the cause; its client message names the action and, for a
-// connection that is not there, the connection, and nothing else.
+// connection that is not there, the connection, or gives the cause's own
+// client message (a join past the groups limit), and nothing else.
 type actionError struct {
 	index  int
 	action actions.Action
@@ -60,6 +61,10 @@ func (e *actionError) Unwrap() error { return e.err }
 func (e *actionError) ClientMessage() string {
 	if errors.Is(e.err, ErrNoConnection) {
 		return fmt.Sprintf("actions[%d] %s: connection %q not found", e.index, e.action.Action, e.action.ConnectionID)
+	}
+	var ce ClientError
+	if errors.As(e.err, &ce) {
+		return fmt.Sprintf("actions[%d] %s: %s", e.index, e.action.Action, ce.ClientMessage())
 	}
 	return fmt.Sprintf("actions[%d] %s %s", e.index, e.action.Action, clientActionFailed)
 }

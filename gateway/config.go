@@ -39,6 +39,9 @@ type Config struct {
 	// MaxQueueBytes is the per-connection send queue limit; a client that
 	// falls further behind is closed as a slow consumer. Zero means 4 MiB.
 	MaxQueueBytes int
+	// Limits bound what one connection may ask: invocations in flight,
+	// queued and per second, and groups. Zero fields mean their defaults.
+	Limits Limits
 	// SweepInterval is how often pings, timeouts and expired negotiations are
 	// checked. Zero means 1 s; negative disables the background sweep (tests
 	// drive it by hand).
@@ -92,6 +95,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 4 << 20
 	}
+	c.Limits = c.Limits.withDefaults()
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Second
 	}

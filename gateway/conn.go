@@ -59,6 +59,10 @@ type Conn struct {
 	// (a Completion): it goes out at once instead of waiting out the
 	// coalescing window, which only pays for server-initiated traffic.
 	urgent atomic.Bool
+
+	// inv runs the connection's invocations; the read loop creates it at
+	// the first one (invoke.go).
+	inv *invoker
 }
 
 // ID is the connection id (URL-safe, prefixed with the node id).
@@ -351,17 +355,22 @@ func (m membership) userEnded(now time.Time) bool {
 // addGroup records that c is in group g: directly, or through its user
 // (user set) until until (zero: until removed; a later add replaces the end,
 // as the saved membership's does). It reports whether c was not in g
-// before; a closing connection joins nothing.
-func (c *Conn) addGroup(g string, user bool, until time.Time) bool {
+// before; a closing connection joins nothing. A join that would put c in
+// more than Limits.MaxGroupsPerConnection groups fails with a
+// groupLimitError.
+func (c *Conn) addGroup(g string, user bool, until time.Time) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing && c.groups == nil {
-		return false
+		return false, nil
 	}
 	if c.groups == nil {
 		c.groups = make(map[string]membership)
 	}
 	m, had := c.groups[g]
+	if limit := c.g.cfg.Limits.MaxGroupsPerConnection; !had && len(c.groups) >= limit {
+		return false, &groupLimitError{conn: c.id, limit: limit}
+	}
 	if user {
 		m.user, m.until = true, until
 		if !until.IsZero() {
@@ -373,7 +382,7 @@ func (c *Conn) addGroup(g string, user bool, until time.Time) bool {
 		m.direct = true
 	}
 	c.groups[g] = m
-	return !had
+	return !had, nil
 }
 
 func (c *Conn) removeGroup(g string) bool {

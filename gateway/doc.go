@@ -19,7 +19,11 @@
 // Concurrency: every exported method is safe for concurrent use. Each
 // connection has one reader (the goroutine in Serve) and at most one writer
 // (a write loop started only while its queue is non-empty); nothing else
-// touches the socket. Fan-out only appends already-encoded bytes to queues and
+// touches the socket. A connection's invocations run on workers of their
+// own (at most Limits.MaxInflightInvocations, started only while there are
+// invocations), so the reader goes on reading pings and a Close while
+// upstreams answer; Serve cancels their webhook calls when the connection
+// ends and waits for them before it returns (invoke.go). Fan-out only appends already-encoded bytes to queues and
 // never blocks on a socket: a connection whose queue passes its byte limit is
 // closed as a slow consumer. Writes to a busy socket are coalesced (see
 // Config.WriteCoalesce); replies a client waits for are not.
@@ -33,5 +37,6 @@
 // late, for sends and existence checks alike.
 //
 // Lock order: a hub shard's lock (connections, groups, users) may be held while
-// taking a Conn's mu; never the other way round. No I/O happens under any lock.
+// taking a Conn's mu; never the other way round. An invoker's mu is taken
+// alone. No I/O happens under any lock.
 package gateway

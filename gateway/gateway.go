@@ -33,6 +33,8 @@ type Gateway struct {
 	sweeperDone   chan struct{}
 	stopSweep     chan struct{}
 	slowConsumers atomic.Int64
+	limited       limitCounters
+	texts         limitTexts
 	// schedDelay averages how long write loops wait to run (nanoseconds);
 	// the gateway is congested until congestedUntil (monotonic
 	// nanoseconds; see noteSchedulingDelay).
@@ -75,6 +77,7 @@ func New(cfg Config) *Gateway {
 		tokens:      make(map[string]*negotiation),
 		sweeperDone: make(chan struct{}),
 		stopSweep:   make(chan struct{}),
+		texts:       newLimitTexts(cfg.Limits),
 	}
 	g.bus = cfg.Bus
 	if g.bus == nil {
@@ -122,8 +125,9 @@ func (g *Gateway) Check(token string) (hub, bearer string, err error) {
 }
 
 // Serve runs the connection negotiated under token over tr until it ends:
-// handshake, connect event, then reading client messages. It closes tr before
-// it returns. The returned error says why the handshake failed; once a
+// handshake, connect event, then reading client messages, whose invocations
+// run alongside (see invoke.go) and have ended when it returns. It closes tr
+// before it returns. The returned error says why the handshake failed; once a
 // connection is established Serve returns nil however it ends.
 func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info ConnectInfo) error {
 	g.mu.Lock()
@@ -185,7 +189,13 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 			break
 		}
 	}
+	// Nothing more is read: what is queued will not run, and running
+	// webhook calls are cancelled. Only once every invocation has ended
+	// does the connection leave its groups and the disconnected event go
+	// out, after all of its message events.
+	c.stopInvocations()
 	<-c.done
+	c.awaitInvocations()
 	h.removeConn(c)
 	reason := c.disconnectReason()
 	g.log.Debug("disconnected", "hub", h.name, "conn", c.id, "reason", reason)
@@ -237,6 +247,12 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 			g.rejectHandshake(c, ClosePolicyViolation, reply.Error)
 			return nil, fmt.Errorf("gateway: connect rejected: %s", reply.Error)
 		case reply != nil:
+			// ParseReply checked a webhook's reply; a Reply built any other
+			// way is checked here, before its user id and groups are used.
+			if err := reply.ValidateConnect(); err != nil {
+				g.rejectHandshake(c, ClosePolicyViolation, "invalid connect reply: "+err.Error())
+				return nil, fmt.Errorf("gateway: connect reply: %w", err)
+			}
 			if reply.UserID != nil {
 				c.userID = *reply.UserID
 			}
@@ -254,13 +270,24 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	if g.cfg.Tracker != nil {
 		g.cfg.Tracker.Opened(c.hub.name, c.id, c.userID)
 	}
+	// Groups past MaxGroupsPerConnection are left out (counted, and
+	// logged once); the connection is accepted in the others.
+	var refused []string
 	for _, grp := range groups {
-		c.hub.joinGroup(c, grp)
+		if err := c.hub.joinGroup(c, grp); err != nil {
+			refused = append(refused, grp)
+		}
 	}
 	if c.userID != "" {
 		for _, ug := range g.userGroups(ctx, c.hub, c.userID) {
-			c.hub.joinUserGroup(c, ug.Group, ug.Expires)
+			if err := c.hub.joinUserGroup(c, ug.Group, ug.Expires); err != nil {
+				refused = append(refused, ug.Group)
+			}
 		}
+	}
+	if len(refused) > 0 {
+		g.log.Warn("new connection left out of groups past the limit per connection", "hub", c.hub.name, "conn", c.id,
+			"limit", g.cfg.Limits.MaxGroupsPerConnection, "groups", len(refused), "first", refused[0])
 	}
 	c.startWriter()
 	return rest, nil

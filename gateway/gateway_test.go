@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,8 @@ type rig struct {
 	clk *testutil.Clock
 	srv *httptest.Server
 	wg  sync.WaitGroup
+	// served counts the Serve calls that returned.
+	served atomic.Int64
 }
 
 func newRig(t *testing.T) *rig {
@@ -51,6 +54,7 @@ func newRigWith(t *testing.T, cfg gateway.Config) *rig {
 		r.wg.Add(1)
 		defer r.wg.Done()
 		r.g.Serve(context.Background(), req.URL.Query().Get("id"), httpapi.WebSocketTransport(ws), gateway.ConnectInfo{})
+		r.served.Add(1)
 	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

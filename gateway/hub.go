@@ -102,26 +102,29 @@ func (h *hub) count() int {
 	return n
 }
 
-// joinGroup adds c to group as itself; it reports false if c was already a
-// member or is closing.
-func (h *hub) joinGroup(c *Conn, group string) bool {
+// joinGroup adds c to group as itself. Joining a group c is in, or
+// joining as a closing connection, does nothing; a join past
+// Limits.MaxGroupsPerConnection fails (groupLimitError) and is counted.
+func (h *hub) joinGroup(c *Conn, group string) error {
 	return h.join(c, group, false, time.Time{})
 }
 
 // joinUserGroup adds c to group through its user's membership, which ends
-// at until (zero: when removed).
-func (h *hub) joinUserGroup(c *Conn, group string, until time.Time) bool {
+// at until (zero: when removed), as joinGroup does.
+func (h *hub) joinUserGroup(c *Conn, group string, until time.Time) error {
 	return h.join(c, group, true, until)
 }
 
-func (h *hub) join(c *Conn, group string, user bool, until time.Time) bool {
-	if !c.addGroup(group, user, until) {
-		return false
+func (h *hub) join(c *Conn, group string, user bool, until time.Time) error {
+	added, err := c.addGroup(group, user, until)
+	if err != nil {
+		c.g.limited.groupsRefused.Add(1)
+		return err
 	}
-	if h.groups[shardOf(group)].add(group, c) {
+	if added && h.groups[shardOf(group)].add(group, c) {
 		h.interest(Route{RouteGroup, group})
 	}
-	return true
+	return nil
 }
 
 // endUserGroups takes c out of the groups it was in only through its

@@ -10,8 +10,9 @@ import (
 // Transport is an accepted client socket. The gateway reads from it in one
 // goroutine and writes from at most one other; Close may be called from any.
 type Transport interface {
-	// ReadFrame returns the next whole message. binary reports a binary
-	// WebSocket frame. A clean close by the client returns an error wrapping
+	// ReadFrame returns the next whole message, in a slice of its own that
+	// the gateway may keep (queued invocations hold their arguments).
+	// binary reports a binary WebSocket frame. A clean close by the client returns an error wrapping
 	// ErrClientClosed; a frame over the read limit one wrapping
 	// ErrMessageTooLarge.
 	ReadFrame(ctx context.Context) (data []byte, binary bool, err error)

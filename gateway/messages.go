@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/protocol"
@@ -49,7 +48,7 @@ func (c *Conn) protocolError(code int, text string) {
 func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
 	switch m.Type {
 	case protocol.TypeInvocation:
-		c.invoke(ctx, m)
+		c.receiveInvocation(ctx, m)
 	case protocol.TypeStreamInvocation:
 		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil,
 			"streaming invocations are not supported; use invoke or send"))
@@ -61,49 +60,6 @@ func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
 	// cancels, acks and sequences have no meaning without server-side hub
 	// methods or stateful reconnect, so they are ignored, as are unknown types.
 	return nil
-}
-
-// invoke delivers a client invocation as a message event, runs the reply's
-// actions in order and, when the client expects one, sends a Completion.
-func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
-	g := c.g
-	wantsReply := m.HasInvocationID
-	if !g.wants(c.hub.name, upstream.EventMessage, m.Target) {
-		if wantsReply {
-			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil,
-				fmt.Sprintf("no upstream of hub %q handles %q", c.hub.name, m.Target)))
-		}
-		return
-	}
-	ev := c.event(upstream.EventMessage)
-	if wantsReply {
-		id := m.InvocationID
-		ev.InvocationID = &id
-	}
-	ev.Target = m.Target
-	ev.Arguments = m.Arguments
-	reply, err := g.cfg.Webhooks.Call(ctx, ev)
-	if err != nil {
-		g.log.Warn("message event failed", "hub", c.hub.name, "conn", c.id, "target", m.Target, "err", err)
-		if wantsReply {
-			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, clientMessage(err, clientUpstreamFailed)))
-		}
-		return
-	}
-	actErr := g.RunReply(ctx, ev, reply)
-	if !wantsReply {
-		return
-	}
-	switch {
-	case reply != nil && reply.Error != "":
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, reply.Error))
-	case actErr != nil:
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, clientMessage(actErr, clientActionFailed)))
-	case reply != nil:
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, reply.Result, ""))
-	default:
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, ""))
-	}
 }
 
 // RunReply carries out the actions of an upstream's reply to ev, in order,

@@ -572,6 +572,7 @@ func (s *Server) status(c echo.Context) error {
 		"hubs":          hubs,
 		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
 		"clientLimits":  s.limits.status(),
+		"limits":        s.cfg.Gateway.LimitStats(),
 	}
 	if s.cfg.Deliveries != nil {
 		st := s.cfg.Deliveries.Status()

@@ -51,6 +51,10 @@ type Config struct {
 	// HTTP bounds how long a client may hold the HTTP server with a
 	// request or an idle connection; zero fields mean the defaults.
 	HTTP HTTPTimeouts
+	// Limits bound what one connection may ask (invocations in flight,
+	// queued and per second, groups); zero fields mean the gateway's
+	// defaults.
+	Limits gateway.Limits
 	// ShutdownTimeout bounds Close. Zero means 10 s.
 	ShutdownTimeout time.Duration
 	// NATS joins a cluster through the NATS server at this URL: config is
@@ -215,6 +219,7 @@ func Start(cfg Config) (*Node, error) {
 		PingInterval:     cfg.PingInterval,
 		ClientTimeout:    cfg.ClientTimeout,
 		HandshakeTimeout: cfg.HandshakeTimeout,
+		Limits:           cfg.Limits,
 		Webhooks:         n.dispatcher,
 		UserGroups:       n.config,
 		Logger:           cfg.Logger,

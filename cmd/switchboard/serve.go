@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
 	"github.com/switchboard-gw/switchboard/node"
 )
@@ -27,6 +28,7 @@ type serveFlags struct {
 	listen, db, publicURL, nodeID, logLevel string
 	origins                                 []string
 	delivery                                delivery.DispatcherConfig
+	limits                                  gateway.Limits
 
 	natsURL                   string
 	natsEmbedded              bool
@@ -67,6 +69,12 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.StringVar(&f.natsName, "nats-name", "", "server name of the embedded NATS server (default from --node-id or random)")
 	fl.IntVar(&f.natsBuffer, "nats-buffer", 0, "bytes buffered for other nodes while NATS is unreachable, then dropped and counted (default 8 MiB)")
 	fl.IntVar(&f.kvReplicas, "kv-replicas", 1, "JetStream servers that keep each bucket of the shared config and connection registry (1-5, at most the NATS cluster's size); 3 survives the loss of any one server")
+	l := &f.limits
+	fl.IntVar(&l.MaxInflightInvocations, "max-inflight-invocations", 0, "invocations of one connection waiting on upstreams at once; more queue, in order (default 1, as ASP.NET Core SignalR)")
+	fl.IntVar(&l.MaxQueuedInvocations, "max-queued-invocations", 0, "invocations of one connection queued behind those in flight; one more gets a completion error, or is dropped if a send (default 32; -1 for none)")
+	fl.Float64Var(&l.InvocationRate, "invocation-rate", 0, "invocations per second one connection may make; more get a completion error or are dropped, and a client sending over twice that is closed (default 200; -1 for no limit)")
+	fl.IntVar(&l.InvocationBurst, "invocation-burst", 0, "invocations one connection may make at once before --invocation-rate applies (default one second's worth)")
+	fl.IntVar(&l.MaxGroupsPerConnection, "max-groups-per-connection", 0, "groups one connection may be in; joins beyond fail with an error (default 1000; -1 for no limit)")
 	d := &f.delivery
 	fl.IntVar(&d.OutboxLimit, "outbox-limit", 0, "undelivered notifications kept before the oldest are dropped (default 100000)")
 	fl.DurationVar(&d.OutboxTTL, "outbox-ttl", 0, "how long a notification is retried (default 24h)")
@@ -86,7 +94,7 @@ func (f *serveFlags) config() (node.Config, error) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
-		AllowedOrigins: f.origins, Delivery: f.delivery, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
+		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
 		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions}
 	switch {
 	case f.maxTokenLifetime < 0:
