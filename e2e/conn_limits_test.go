@@ -35,7 +35,7 @@ func TestGroupsLimitThroughRESTAndStatus(t *testing.T) {
 	p.expect(t, "to g2")
 
 	var status struct {
-		Limits gateway.LimitStats `json:"limits"`
+		Limits gateway.LimitStats `json:"connectionLimits"`
 	}
 	if err := json.Unmarshal(g.admin(http.MethodGet, "/admin/status", nil, http.StatusOK), &status); err != nil {
 		t.Fatal(err)

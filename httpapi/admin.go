@@ -568,11 +568,11 @@ func (s *Server) status(c echo.Context) error {
 		hubs = []gateway.HubStatus{} // an idle node answers [], not null
 	}
 	out := map[string]any{
-		"node":          s.cfg.Gateway.NodeID(),
-		"hubs":          hubs,
-		"slowConsumers": s.cfg.Gateway.SlowConsumers(),
-		"clientLimits":  s.limits.status(),
-		"limits":        s.cfg.Gateway.LimitStats(),
+		"node":             s.cfg.Gateway.NodeID(),
+		"hubs":             hubs,
+		"slowConsumers":    s.cfg.Gateway.SlowConsumers(),
+		"clientLimits":     s.limits.status(),
+		"connectionLimits": s.cfg.Gateway.LimitStats(),
 	}
 	if s.cfg.Deliveries != nil {
 		st := s.cfg.Deliveries.Status()
