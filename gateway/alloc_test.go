@@ -29,7 +29,7 @@ func (d *discard) ReadFrame(ctx context.Context) ([]byte, bool, error) {
 	}
 }
 
-func (d *discard) WriteFrame(_ context.Context, b []byte) error {
+func (d *discard) WriteFrame(_ context.Context, b []byte, _ bool) error {
 	d.written.Add(int64(len(b)))
 	return nil
 }
@@ -41,7 +41,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // testConn is a registered connection of hub h served by tr, with no read
 // loop: enough for fan-out, which only touches queues.
 func testConn(g *Gateway, h *hub, id string, tr Transport) *Conn {
-	c := &Conn{id: id, hub: h, g: g, tr: tr, done: make(chan struct{})}
+	c := &Conn{id: id, hub: h, g: g, tr: tr, codec: protocol.JSON, done: make(chan struct{})}
 	h.addConn(c)
 	return c
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/actions"
-	"github.com/switchboard-gw/switchboard/protocol"
 )
 
 // Apply carries out a on every node concerned: a user's group membership is
@@ -59,27 +58,31 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time)
 	}
 	switch a.Action {
 	case actions.Broadcast:
-		msg := protocol.AppendInvocation(nil, "", a.Target, a.Arguments)
+		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
 		h.eachConn(func(c *Conn) {
 			if !skip(c.id) {
-				c.enqueue(msg)
+				c.enqueueFrame(&frames)
 			}
 		})
 	case actions.SendToGroup:
-		msg := protocol.AppendInvocation(nil, "", a.Target, a.Arguments)
+		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
 		eachMember(&h.groups, a.Group, func(c *Conn) {
 			if !skip(c.id) {
-				c.enqueue(msg)
+				c.enqueueFrame(&frames)
 			}
 		})
 	case actions.SendToUser:
-		msg := protocol.AppendInvocation(nil, "", a.Target, a.Arguments)
-		eachMember(&h.users, a.User, func(c *Conn) { c.enqueue(msg) })
+		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
+		eachMember(&h.users, a.User, func(c *Conn) { c.enqueueFrame(&frames) })
 	case actions.SendToConnection:
 		if c := h.conn(a.ConnectionID); c != nil {
-			c.enqueue(protocol.AppendInvocation(nil, "", a.Target, a.Arguments))
+			if msg, err := c.codec.AppendInvocation(nil, "", a.Target, a.Arguments); err == nil {
+				c.enqueue(msg)
+			} else {
+				g.log.Warn("message has no form in the connection's protocol; not sent", "hub", hubName, "conn", c.id, "err", err)
+			}
 		}
 	case actions.AddToGroup, actions.RemoveFromGroup:
 		c := h.conn(a.ConnectionID)
@@ -99,7 +102,7 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time)
 		if reason == "" {
 			reason = "closed by the server"
 		}
-		c.closeWith(CloseNormal, reason, protocol.AppendClose(nil, a.Reason, false))
+		c.closeWith(CloseNormal, reason, c.codec.AppendClose(nil, a.Reason, false))
 	default:
 		return fmt.Errorf("%w: unknown action %q", actions.ErrInvalid, a.Action)
 	}

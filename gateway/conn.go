@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,13 @@ type Conn struct {
 	claims map[string]any
 	g      *Gateway
 	tr     Transport
+	// codec is the hub protocol: JSON until the handshake chose one, set
+	// before the connection joins its hub (whose lock publishes it) and
+	// never changed after.
+	codec protocol.Codec
+	// keepsAlive: the transport tells a dead client apart itself (Long
+	// Polling), so the sweep neither pings it nor times it out.
+	keepsAlive bool
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame from the client
 	lastWrite atomic.Int64 // unix nanoseconds of the last frame to the client
@@ -87,7 +95,7 @@ func (c *Conn) enqueue(msg []byte) bool {
 	if len(c.buf)+len(msg) > c.g.cfg.MaxQueueBytes {
 		c.mu.Unlock()
 		c.g.slowConsumers.Add(1)
-		c.closeWith(CloseTryAgainLater, ReasonSlowConsumer, protocol.AppendClose(nil, ReasonSlowConsumer, true))
+		c.closeWith(CloseTryAgainLater, ReasonSlowConsumer, c.codec.AppendClose(nil, ReasonSlowConsumer, true))
 		return false
 	}
 	c.appendLocked(msg)
@@ -98,6 +106,27 @@ func (c *Conn) enqueue(msg []byte) bool {
 		c.startWriter()
 	}
 	return true
+}
+
+// enqueueFrame queues the connection's protocol's form of a message encoded
+// for many; a message its protocol cannot carry is skipped.
+func (c *Conn) enqueueFrame(f *frameSet) bool {
+	msg := f.get(c.codec)
+	if msg == nil {
+		return false
+	}
+	return c.enqueue(msg)
+}
+
+// replyCompletion queues the Completion of an invocation, in the
+// connection's protocol. A result the protocol cannot carry (a number
+// beyond MessagePack's range) becomes a completion error saying so.
+func (c *Conn) replyCompletion(invocationID string, result json.RawMessage, errMsg string) bool {
+	msg, err := c.codec.AppendCompletion(nil, invocationID, result, errMsg)
+	if err != nil {
+		msg, _ = c.codec.AppendCompletion(nil, invocationID, nil, "the upstream's result cannot be sent in the "+c.codec.Name()+" protocol: "+err.Error())
+	}
+	return c.reply(msg)
 }
 
 // reply queues a message the client is waiting for (a Completion); it is
@@ -190,7 +219,7 @@ func (c *Conn) writeLoop() {
 		}
 		c.lastFlush.Store(int64(time.Since(processStart)))
 		ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
-		err := c.tr.WriteFrame(ctx, out)
+		err := c.tr.WriteFrame(ctx, out, c.codec.Binary())
 		cancel()
 		if !c.recycle(out, err) {
 			return

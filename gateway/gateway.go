@@ -155,7 +155,11 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 		claims: n.identity.Claims,
 		g:      g,
 		tr:     tr,
+		codec:  protocol.JSON,
 		done:   make(chan struct{}),
+	}
+	if ka, ok := tr.(KeepAliveTransport); ok {
+		c.keepsAlive = ka.InherentKeepAlive()
 	}
 	n.conn = c
 	g.serving.Add(1)
@@ -229,7 +233,7 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 		g.rejectHandshake(c, CloseProtocolError, err.Error())
 		return nil, err
 	}
-	_ = req // only the JSON protocol exists so far; ParseHandshakeRequest refuses the rest
+	codec, _ := protocol.CodecFor(req.Protocol) // ParseHandshakeRequest took only protocols with a codec
 
 	var groups []string
 	if g.wants(c.hub.name, upstream.EventConnect, "") {
@@ -265,6 +269,9 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	// send right after start() reaches it. The answer is queued with the
 	// writer held back until registration is done; fan-out that finds the
 	// connection meanwhile queues behind the answer.
+	// From the answer on, the connection speaks its protocol: the answer
+	// itself goes out in the protocol's frame type.
+	c.codec = codec
 	c.holdWrites(protocol.HandshakeOK)
 	c.hub.addConn(c)
 	if g.cfg.Tracker != nil {
@@ -357,9 +364,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if !already {
 		close(g.stopSweep)
 	}
-	closeMsg := protocol.AppendClose(nil, ReasonShutdown, true)
 	g.hubs.Range(func(_, v any) bool {
-		v.(*hub).eachConn(func(c *Conn) { c.closeWith(CloseGoingAway, ReasonShutdown, closeMsg) })
+		h := v.(*hub)
+		frames := closeFrames(&h.codecs, ReasonShutdown, true)
+		h.eachConn(func(c *Conn) { c.closeWith(CloseGoingAway, ReasonShutdown, frames.get(c.codec)) })
 		return true
 	})
 	done := make(chan struct{})

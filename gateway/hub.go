@@ -21,6 +21,9 @@ type hub struct {
 	name string
 	// size counts the connections, so hub-wide interest is cheap to read.
 	size atomic.Int64
+	// codecs counts the connections per hub protocol, so a fan-out encodes
+	// only for the protocols in use.
+	codecs codecCounts
 	// interest is told when this node may have gained or lost its first or
 	// last connection of the hub, a group or a user (see InterestWatcher).
 	interest func(Route)
@@ -55,6 +58,7 @@ func (h *hub) addConn(c *Conn) {
 	s.mu.Lock()
 	s.m[c.id] = c
 	s.mu.Unlock()
+	h.codecs[codecIndex(c.codec)].Add(1)
 	if h.size.Add(1) == 1 {
 		h.interest(Route{RouteHub, ""})
 	}
@@ -70,6 +74,9 @@ func (h *hub) removeConn(c *Conn) {
 	_, had := s.m[c.id]
 	delete(s.m, c.id)
 	s.mu.Unlock()
+	if had {
+		h.codecs[codecIndex(c.codec)].Add(-1)
+	}
 	if had && h.size.Add(-1) == 0 {
 		h.interest(Route{RouteHub, ""})
 	}

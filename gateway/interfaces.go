@@ -16,10 +16,21 @@ type Transport interface {
 	// ErrClientClosed; a frame over the read limit one wrapping
 	// ErrMessageTooLarge.
 	ReadFrame(ctx context.Context) (data []byte, binary bool, err error)
-	// WriteFrame sends data as one text frame.
-	WriteFrame(ctx context.Context, data []byte) error
+	// WriteFrame sends data as one frame: binary (a WebSocket binary
+	// frame, an application/octet-stream poll answer) for a binary hub
+	// protocol, text otherwise.
+	WriteFrame(ctx context.Context, data []byte, binary bool) error
 	// Close closes the socket with a WebSocket status code and reason.
 	Close(code int, reason string) error
+}
+
+// KeepAliveTransport is implemented by transports that tell a dead client
+// apart themselves (Long Polling: the polls are the sign of life). When
+// InherentKeepAlive reports true the gateway neither pings the connection
+// nor closes it for silence; the transport's ReadFrame fails instead once
+// the client is gone.
+type KeepAliveTransport interface {
+	InherentKeepAlive() bool
 }
 
 // Webhooks delivers events to a hub's upstreams. delivery.Dispatcher

@@ -93,7 +93,7 @@ func (c *Conn) receiveInvocation(ctx context.Context, m *protocol.Message) {
 			if !iv.strikes.AllowN(now, 1) {
 				g.limited.rateCloses.Add(1)
 				g.log.Info("closing connection that keeps passing its invocation rate", "hub", c.hub.name, "conn", c.id)
-				c.closeWith(ClosePolicyViolation, g.texts.rateClose, protocol.AppendClose(nil, g.texts.rateClose, false))
+				c.closeWith(ClosePolicyViolation, g.texts.rateClose, c.codec.AppendClose(nil, g.texts.rateClose, false))
 				return
 			}
 			c.refuse(m, g.texts.rateLimited, &g.limited.invRate, &g.limited.sendRate)
@@ -106,14 +106,14 @@ func (c *Conn) receiveInvocation(ctx context.Context, m *protocol.Message) {
 	if err := input.Target(m.Target); err != nil {
 		g.log.Info("invocation refused", "hub", c.hub.name, "conn", c.id, "err", err)
 		if m.HasInvocationID {
-			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, "invalid invocation: "+err.Error()))
+			c.replyCompletion(m.InvocationID, nil, "invalid invocation: "+err.Error())
 		}
 		return
 	}
 	if !g.wants(c.hub.name, upstream.EventMessage, m.Target) {
 		if m.HasInvocationID {
-			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil,
-				fmt.Sprintf("no upstream of hub %q handles %q", c.hub.name, m.Target)))
+			c.replyCompletion(m.InvocationID, nil,
+				fmt.Sprintf("no upstream of hub %q handles %q", c.hub.name, m.Target))
 		}
 		return
 	}
@@ -128,7 +128,7 @@ func (c *Conn) receiveInvocation(ctx context.Context, m *protocol.Message) {
 func (c *Conn) refuse(m *protocol.Message, text string, invokes, sends *atomic.Int64) {
 	if m.HasInvocationID {
 		invokes.Add(1)
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, text))
+		c.replyCompletion(m.InvocationID, nil, text)
 		return
 	}
 	sends.Add(1)
@@ -231,7 +231,7 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 		}
 		g.log.Warn("message event failed", "hub", c.hub.name, "conn", c.id, "target", m.Target, "err", err)
 		if wantsReply {
-			c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, clientMessage(err, clientUpstreamFailed)))
+			c.replyCompletion(m.InvocationID, nil, clientMessage(err, clientUpstreamFailed))
 		}
 		return
 	}
@@ -241,13 +241,13 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	}
 	switch {
 	case reply != nil && reply.Error != "":
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, reply.Error))
+		c.replyCompletion(m.InvocationID, nil, reply.Error)
 	case actErr != nil:
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, clientMessage(actErr, clientActionFailed)))
+		c.replyCompletion(m.InvocationID, nil, clientMessage(actErr, clientActionFailed))
 	case reply != nil:
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, reply.Result, ""))
+		c.replyCompletion(m.InvocationID, reply.Result, "")
 	default:
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil, ""))
+		c.replyCompletion(m.InvocationID, nil, "")
 	}
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/protocol"
@@ -15,12 +16,16 @@ var errStop = errors.New("stop reading")
 // handleFrame processes one frame from the client. It reports false when the
 // connection is closing and the read loop should stop.
 func (c *Conn) handleFrame(ctx context.Context, data []byte, binary bool) bool {
-	if binary {
-		c.protocolError(CloseUnsupportedData, "binary frames are not supported by the json protocol; send text frames")
+	if binary != c.codec.Binary() {
+		got, want := "binary", "text"
+		if c.codec.Binary() {
+			got, want = want, got
+		}
+		c.protocolError(CloseUnsupportedData, fmt.Sprintf("%s frames are not supported by the %s protocol; send %s frames", got, c.codec.Name(), want))
 		return false
 	}
-	err := protocol.SplitMessages(data, func(raw []byte) error {
-		msg, err := protocol.ParseMessage(raw)
+	err := c.codec.Split(data, func(raw []byte) error {
+		msg, err := c.codec.Parse(raw)
 		if err != nil {
 			return err
 		}
@@ -42,7 +47,7 @@ func (c *Conn) handleFrame(ctx context.Context, data []byte, binary bool) bool {
 // the same again.
 func (c *Conn) protocolError(code int, text string) {
 	c.g.log.Info("closing connection on protocol error", "hub", c.hub.name, "conn", c.id, "err", text)
-	c.closeWith(code, text, protocol.AppendClose(nil, text, false))
+	c.closeWith(code, text, c.codec.AppendClose(nil, text, false))
 }
 
 func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
@@ -50,8 +55,7 @@ func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
 	case protocol.TypeInvocation:
 		c.receiveInvocation(ctx, m)
 	case protocol.TypeStreamInvocation:
-		c.reply(protocol.AppendCompletion(nil, m.InvocationID, nil,
-			"streaming invocations are not supported; use invoke or send"))
+		c.replyCompletion(m.InvocationID, nil, "streaming invocations are not supported; use invoke or send")
 	case protocol.TypeClose:
 		c.closeWith(CloseNormal, ReasonClientClosed, nil)
 		return errStop

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/switchboard-gw/switchboard/protocol"
 )
 
 // This file holds the operations the server REST API needs beyond Apply:
@@ -187,7 +185,7 @@ func (g *Gateway) closeLocal(hub string, scope Scope, excluded []string, reason 
 	default:
 		h.eachConn(func(c *Conn) { conns = append(conns, c) })
 	}
-	msg := protocol.AppendClose(nil, reason, false)
+	frames := closeFrames(&h.codecs, reason, false)
 	if reason == "" {
 		reason = "closed by the server"
 	}
@@ -195,7 +193,7 @@ func (g *Gateway) closeLocal(hub string, scope Scope, excluded []string, reason 
 	n := 0
 	for _, c := range conns {
 		if !skip(c.id) {
-			c.closeWith(CloseNormal, reason, msg)
+			c.closeWith(CloseNormal, reason, frames.get(c.codec))
 			n++
 		}
 	}

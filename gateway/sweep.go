@@ -3,11 +3,7 @@ package gateway
 import (
 	"fmt"
 	"time"
-
-	"github.com/switchboard-gw/switchboard/protocol"
 )
-
-var pingFrame = protocol.AppendPing(nil)
 
 // bufferIdleAfter is how long a connection keeps its send buffers after its
 // last write.
@@ -59,10 +55,11 @@ func (g *Gateway) sweep(now time.Time) {
 				leased = append(leased, c)
 			}
 			switch {
+			case c.keepsAlive: // the transport notices a dead client
 			case c.lastRead.Load() <= deadBefore:
-				c.closeWith(CloseNormal, "timeout: "+timeout, protocol.AppendClose(nil, timeout, true))
+				c.closeWith(CloseNormal, "timeout: "+timeout, c.codec.AppendClose(nil, timeout, true))
 			case c.lastWrite.Load() <= pingBefore:
-				c.enqueue(pingFrame)
+				c.enqueue(pingFrames[codecIndex(c.codec)])
 			}
 		})
 		// Outside eachConn: ending a membership takes a group shard lock.

@@ -40,9 +40,9 @@ type transport struct {
 	TransferFormats []string `json:"transferFormats"`
 }
 
-// Only WebSockets with the JSON (text) protocol are served so far; a client
-// asking for anything else fails with the stock client's own clear message.
-var transports = []transport{{Transport: "WebSockets", TransferFormats: []string{"Text"}}}
+// Only WebSockets are served so far, with either hub protocol: JSON in text
+// frames, MessagePack in binary ones.
+var transports = []transport{{Transport: "WebSockets", TransferFormats: []string{"Text", "Binary"}}}
 
 // negotiate answers POST /client/negotiate?hub=HUB: it checks the client's
 // token and reserves a connection.

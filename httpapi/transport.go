@@ -47,8 +47,12 @@ func isNormalClose(code websocket.StatusCode) bool {
 	return false
 }
 
-func (t *wsTransport) WriteFrame(ctx context.Context, data []byte) error {
-	return t.ws.Write(ctx, websocket.MessageText, data)
+func (t *wsTransport) WriteFrame(ctx context.Context, data []byte, binary bool) error {
+	typ := websocket.MessageText
+	if binary {
+		typ = websocket.MessageBinary
+	}
+	return t.ws.Write(ctx, typ, data)
 }
 
 func (t *wsTransport) Close(code int, reason string) error {

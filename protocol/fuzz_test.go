@@ -149,7 +149,7 @@ func FuzzParseHandshakeRequest(f *testing.F) {
 			}
 			return
 		}
-		if req.Protocol != "json" || req.Version < 1 || req.Version > 2 {
+		if _, ok := CodecFor(req.Protocol); !ok || req.Version < 1 || req.Version > 2 {
 			t.Fatalf("accepted %+v", req)
 		}
 		if !bytes.HasSuffix(frame, rest) || bytes.IndexByte(frame, RecordSeparator) != len(frame)-len(rest)-1 {

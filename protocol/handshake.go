@@ -13,15 +13,16 @@ type HandshakeRequest struct {
 	Version  int    `json:"version"`
 }
 
-// supported lists the hub protocols this package speaks and the handshake
-// versions accepted for each (2 means the client asked for stateful
-// reconnect). MessagePack joins this list when its codec exists.
+// supported lists the hub protocols this package speaks (each has a Codec)
+// and the handshake versions accepted for each (2 means the client asked
+// for stateful reconnect).
 var supported = []struct {
 	name       string
 	minVersion int
 	maxVersion int
 }{
 	{name: "json", minVersion: 1, maxVersion: 2},
+	{name: "messagepack", minVersion: 1, maxVersion: 2},
 }
 
 // HandshakeOK is the server's answer accepting a handshake.

@@ -32,7 +32,8 @@ func TestParseHandshakeRequest(t *testing.T) {
 		{name: "wrong case", frame: "{\"Protocol\":\"json\",\"version\":1}\x1e", wantErr: `"protocol" is missing`},
 		{name: "protocol number", frame: "{\"protocol\":1,\"version\":1}\x1e", wantErr: `"protocol" must be a non-empty string`},
 		{name: "protocol empty", frame: "{\"protocol\":\"\",\"version\":1}\x1e", wantErr: `"protocol" must be a non-empty string`},
-		{name: "messagepack", frame: "{\"protocol\":\"messagepack\",\"version\":1}\x1e", wantErr: `unsupported protocol "messagepack"`},
+		{name: "messagepack", frame: "{\"protocol\":\"messagepack\",\"version\":1}\x1e", want: HandshakeRequest{"messagepack", 1}},
+		{name: "unknown protocol", frame: "{\"protocol\":\"xml\",\"version\":1}\x1e", wantErr: `unsupported protocol "xml"`},
 		{name: "odd protocol quoted", frame: "{\"protocol\":\"a\\\"b\\n\",\"version\":1}\x1e", wantErr: `unsupported protocol "a\"b\n"`},
 		{name: "no version", frame: "{\"protocol\":\"json\"}\x1e", wantErr: `"version" is missing`},
 		{name: "version string", frame: "{\"protocol\":\"json\",\"version\":\"1\"}\x1e", wantErr: `"version" must be an integer`},
@@ -124,9 +125,9 @@ func TestHandshakeBothWays(t *testing.T) {
 		}
 	}
 	// The server's rejection text round-trips to the client.
-	_, _, herr := ParseHandshakeRequest([]byte("{\"protocol\":\"messagepack\",\"version\":1}\x1e"))
+	_, _, herr := ParseHandshakeRequest([]byte("{\"protocol\":\"xml\",\"version\":1}\x1e"))
 	_, err = ParseHandshakeResponse(AppendHandshakeError(nil, herr.Error()))
-	if !bytes.Contains([]byte(err.Error()), []byte(`unsupported protocol "messagepack"`)) {
+	if !bytes.Contains([]byte(err.Error()), []byte(`unsupported protocol "xml"`)) {
 		t.Errorf("client sees %q", err)
 	}
 }
