@@ -210,6 +210,12 @@ func (s *Server) redirectToOwner(c echo.Context, token string) (bool, error) {
 		query += "&access_token=" + url.QueryEscape(b)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
+	if acceptsEventStream(r) {
+		// The Node client's EventSource (the eventsource package) leaves
+		// the redirect's response unread, which would hold the socket open
+		// until the idle timeout.
+		c.Response().Header().Set("Connection", "close")
+	}
 	return true, c.Redirect(http.StatusTemporaryRedirect, base+r.URL.Path+"?"+query)
 }
 
