@@ -121,6 +121,10 @@ func (g *Gateway) Check(token string) (hub, bearer string, err error) {
 		return "", "", ErrUnknownToken
 	case n.conn != nil && n.conn.rs == nil:
 		return "", "", ErrTokenInUse
+	case n.conn != nil && n.conn.isClosing():
+		// The stock client opens a stray socket to a stateful connection
+		// it was just told to close: it gets 404, as for a token gone.
+		return "", "", ErrUnknownToken
 	}
 	return n.hub, n.identity.Bearer, nil
 }
