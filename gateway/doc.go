@@ -49,6 +49,7 @@
 // late, for sends and existence checks alike.
 //
 // Lock order: a hub shard's lock (connections, groups, users) may be held while
-// taking a Conn's mu; never the other way round. An invoker's mu is taken
-// alone. No I/O happens under any lock.
+// taking a Conn's mu, and so may Gateway.mu (the negotiated tokens); never
+// the other way round. An invoker's mu is taken alone. No I/O happens under
+// any lock.
 package gateway
