@@ -199,6 +199,19 @@ func TestHalfTransportBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("stateful reconnect over Long Polling", func(t *testing.T) {
+		t.Parallel()
+		h := newHalfClient(t, g.url, "half", alice, "LongPolling", "json", true)
+		status, body := h.postAs(protocol.AppendHandshakeRequest(nil, "json", 2), "text/plain")
+		if status != http.StatusBadRequest || !strings.Contains(errorOf(body), "only WebSockets serve") {
+			t.Errorf("handshake version 2 over Long Polling = %d %s, want 400", status, body)
+		}
+		// A poll waiting then gets 204; one that comes after the end 404.
+		if s := h.endedWith(); s != http.StatusNoContent && s != http.StatusNotFound {
+			t.Errorf("the poll ended with %d, want 204 or 404", s)
+		}
+	})
+
 	t.Run("DELETE of an SSE connection", func(t *testing.T) {
 		t.Parallel()
 		h := newHalfClient(t, g.url, "half", alice, "ServerSentEvents", "json", false)

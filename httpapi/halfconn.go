@@ -493,14 +493,10 @@ func (s *Server) send(c echo.Context) error {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/octet-stream" {
 		binary = true
 	}
-	if hc.sse != nil && hc.tr.takenFrames() == 0 {
-		// The handshake: Server-Sent Events carry text only.
-		if req, _, err := protocol.ParseHandshakeRequest(body); err == nil {
-			if codec, ok := protocol.CodecFor(req.Protocol); ok && codec.Binary() {
-				why := fmt.Sprintf("the %s protocol needs binary frames, which Server-Sent Events cannot carry; connect over WebSockets or Long Polling", req.Protocol)
-				hc.tr.clientLeft(errors.New("handshake refused: " + why))
-				return fail(http.StatusBadRequest, why)
-			}
+	if hc.tr.takenFrames() == 0 {
+		if why := refuseHandshake(hc, body); why != "" {
+			hc.tr.clientLeft(errors.New("handshake refused: " + why))
+			return fail(http.StatusBadRequest, why)
 		}
 	}
 	var fault *clientFault
@@ -513,6 +509,25 @@ func (s *Server) send(c echo.Context) error {
 		return nil // the client gave up on the request
 	}
 	return c.NoContent(http.StatusOK)
+}
+
+// refuseHandshake says why the handshake in body cannot be served over
+// hc's transport, "" if it can (or is no handshake: the gateway says what
+// is wrong with it). Server-Sent Events carry text only; stateful
+// reconnect (handshake version 2) resumes a WebSocket, and the stock
+// client asks for it on no other transport.
+func refuseHandshake(hc *halfConn, body []byte) string {
+	req, _, err := protocol.ParseHandshakeRequest(body)
+	if err != nil {
+		return ""
+	}
+	if codec, ok := protocol.CodecFor(req.Protocol); ok && codec.Binary() && hc.sse != nil {
+		return fmt.Sprintf("the %s protocol needs binary frames, which Server-Sent Events cannot carry; connect over WebSockets or Long Polling", req.Protocol)
+	}
+	if req.Version >= 2 {
+		return fmt.Sprintf("handshake version %d asks for stateful reconnect, which only WebSockets serve; send version 1 over %s", req.Version, hc.kind)
+	}
+	return ""
 }
 
 // endLongPolling serves DELETE /client/?hub=HUB&id=TOKEN: the stock client
