@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gw/switchboard/httpapi"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/protocol"
 )
@@ -103,14 +103,14 @@ func TestHubTransports(t *testing.T) {
 	// The CLI: hub add and update take --transport; --all-transports
 	// clears the list.
 	bin := switchboardBinary(t)
+	env := []string{"SWITCHBOARD_SERVER=" + g.url, "SWITCHBOARD_ADMIN_KEY=" + g.adminKey}
 	cli := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, "--server", g.url, "--admin-key", g.adminKey)...)
-		out, err := cmd.CombinedOutput()
+		out, errOut, err := testutil.RunBinary(t, requestWait, bin, env, args...)
 		if err != nil {
-			t.Fatalf("switchboard %s: %v\n%s", strings.Join(args, " "), err, out)
+			t.Fatalf("switchboard %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
 		}
-		return string(out)
+		return out
 	}
 	if out := cli("hub", "add", "cli", "--transport", "LongPolling", "--transport", "websockets"); !strings.Contains(out, "transports: WebSockets,LongPolling") {
 		t.Errorf("hub add printed %q, want the transports", out)
@@ -121,9 +121,9 @@ func TestHubTransports(t *testing.T) {
 	if out := cli("hub", "update", "cli", "--all-transports"); !strings.Contains(out, "transports: WebSockets,ServerSentEvents,LongPolling") {
 		t.Errorf("hub update --all-transports printed %q", out)
 	}
-	cmd := exec.Command(bin, "hub", "update", "cli", "--transport", "smoke", "--server", g.url, "--admin-key", g.adminKey)
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), `"smoke" is not a transport`) {
-		t.Errorf("hub update --transport smoke = %v %s, want the API's refusal", err, out)
+	_, errOut, err := testutil.RunBinary(t, requestWait, bin, env, "hub", "update", "cli", "--transport", "smoke")
+	if err == nil || !strings.Contains(errOut, `"smoke" is not a transport`) {
+		t.Errorf("hub update --transport smoke = %v %s, want the API's refusal", err, errOut)
 	}
 }
 
