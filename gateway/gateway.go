@@ -132,6 +132,16 @@ func (g *Gateway) Check(token string) (hub, bearer string, err error) {
 	return n.hub, n.identity.Bearer, nil
 }
 
+// Resumable reports whether token belongs to a live stateful connection: a
+// new socket for it resumes that connection (a WebSocket, the only
+// transport stateful reconnect runs on).
+func (g *Gateway) Resumable(token string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := g.tokens[token]
+	return n != nil && n.conn != nil && n.conn.rs != nil && !n.conn.isClosing()
+}
+
 // Serve runs the connection negotiated under token over tr until it ends:
 // handshake, connect event, then reading client messages, whose invocations
 // run alongside (see invoke.go) and have ended when it returns. It closes tr

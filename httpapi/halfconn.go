@@ -304,6 +304,11 @@ func (s *Server) openHalf(c echo.Context, name string, hub store.Hub, token, kin
 	if err := s.limitConnect(c); err != nil {
 		return nil, gateway.ConnectInfo{}, nil, err
 	}
+	if s.cfg.Gateway.Resumable(token) {
+		// A stateful WebSocket connection: only a new WebSocket resumes it.
+		return nil, gateway.ConnectInfo{}, nil, fail(http.StatusBadRequest,
+			"cannot change transports mid-connection: this connection runs over WebSockets with stateful reconnect")
+	}
 	negotiated, err := s.checkToken(name, token)
 	if err != nil {
 		return nil, gateway.ConnectInfo{}, nil, err
