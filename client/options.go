@@ -59,9 +59,9 @@ type Options struct {
 	// Transport is the transport: "websockets", "serversentevents" or
 	// "longpolling" (the negotiate names, in any case). Server-Sent Events
 	// carry only JSON. Empty means any, chosen as the JS client does: the
-	// first of the negotiate answer's availableTransports (the server's
-	// order; ours is WebSockets, Server-Sent Events, Long Polling) that
-	// carries the protocol; when it fails to start, Dial negotiates again
+	// first of the negotiate answer's availableTransports (in the server's
+	// order, which ASP.NET Core makes WebSockets, Server-Sent Events, Long
+	// Polling) that carries the protocol; when it fails to start, Dial negotiates again
 	// and tries the next. A transport the server does not offer is an error
 	// naming what it offers.
 	Transport string

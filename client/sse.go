@@ -103,8 +103,10 @@ func (t *sseTransport) write(ctx context.Context, typ websocket.MessageType, b [
 func (t *sseTransport) read(ctx context.Context, buf []byte) (websocket.MessageType, []byte, error) {
 	t.readMu.Lock()
 	defer t.readMu.Unlock()
-	stop := context.AfterFunc(ctx, t.cancel) // a read cut short ends the stream
-	defer stop()
+	if ctx.Done() != nil { // Dial's handshake read: cut short, it ends the stream
+		stop := context.AfterFunc(ctx, t.cancel)
+		defer stop()
+	}
 	data := buf[:0]
 	if cap(data) > maxKeptBuffer {
 		data = nil
