@@ -63,7 +63,6 @@ func dialLongPolling(ctx context.Context, n *negotiated, o *options) (transport,
 	}
 	t.base, t.cancel = context.WithCancel(context.Background())
 	resp, err := t.get(ctx, 0) // bounded by ctx, which bounds Dial
-
 	if err != nil {
 		t.cancel()
 		return nil, fmt.Errorf("client: long polling connect: %w", err)
@@ -86,12 +85,15 @@ func (t *lpTransport) write(ctx context.Context, typ websocket.MessageType, b []
 // Its context ends with ctx, with the transport, or after timeout (unless
 // zero).
 func (t *lpTransport) get(ctx context.Context, timeout time.Duration) (*http.Response, error) {
-	pctx, cancel := context.WithCancel(t.base)
+	var pctx context.Context
+	var cancel context.CancelFunc
 	if timeout > 0 {
 		pctx, cancel = context.WithTimeout(t.base, timeout)
+	} else {
+		pctx, cancel = context.WithCancel(t.base)
 	}
 	stop := context.AfterFunc(ctx, cancel)
-	u := t.url + "&_=" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	u := appendQuery(t.url, "_="+strconv.FormatInt(time.Now().UnixMilli(), 10))
 	req, err := http.NewRequestWithContext(pctx, http.MethodGet, u, nil)
 	if err != nil {
 		stop()

@@ -38,8 +38,10 @@ type transport interface {
 	// an error (a failed close handshake); the HTTP transports' requests
 	// are best effort.
 	stop(status websocket.StatusCode, typ websocket.MessageType, closeFrame []byte) error
-	// abort drops the transport at once, unblocking read. Safe to call
-	// from any goroutine, several times, and after stop.
+	// abort drops the transport without a close message and unblocks
+	// read at once (Long Polling still sends its DELETE, as it does for
+	// every end the client decides, unless the server ended it). Safe to
+	// call from any goroutine, several times, and after stop.
 	abort()
 }
 
