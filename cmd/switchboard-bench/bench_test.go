@@ -42,15 +42,18 @@ func startGateway(t *testing.T) *target {
 	return tg
 }
 
-// servedCombos are the protocol and transport pairs the in-process gateway
-// serves, each as --transport and --protocol.
+// servedCombos are the transport and protocol pairs the JS client allows,
+// each as --transport and --protocol.
 var servedCombos = [][2]string{
 	{"websockets", "json"},
 	{"websockets", "messagepack"},
+	{"longpolling", "json"},
+	{"longpolling", "messagepack"},
+	{"serversentevents", "json"},
 }
 
 // TestWorkloads runs each workload briefly against an in-process gateway,
-// on every transport and protocol it serves, and checks the counts: every
+// on every transport and protocol, and checks the counts: every
 // client connected, every message accounted for, nothing lost, and the
 // report names the transport and protocol. No figure of speed is asserted.
 func TestWorkloads(t *testing.T) {
