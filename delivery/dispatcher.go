@@ -26,6 +26,10 @@ type DispatcherConfig struct {
 	// the addresses Addresses allows. A Client given here is used as it is:
 	// Addresses then applies at registration only.
 	Client *http.Client
+	// TLS is how the dispatcher's own client (Client nil) verifies HTTPS
+	// upstreams and the certificate it presents to them. The zero value
+	// trusts the system's roots and presents none.
+	TLS UpstreamTLS
 	// Addresses is the upstream address policy, applied at registration
 	// (CheckAddress) and on every dial. The zero value refuses link-local
 	// and metadata addresses (BuiltinDenied) and allows the rest.
@@ -142,7 +146,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		tr.MaxIdleConns = 1024
 		tr.MaxIdleConnsPerHost = 256
 		cfg.Client = &http.Client{
-			Transport:     tr,
+			Transport:     cfg.TLS.transport(tr),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}

@@ -254,6 +254,11 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 			return result{err: failureDetail(fmt.Sprintf("upstream %q is unreachable", t.Name), "upstream %q not called: %v", t.Name, unwrapURLError(err)),
 				outcome: outcomeIgnored, retry: true}, 0
 		}
+		if why := tlsReason(err); why != "" {
+			// Nothing was sent before the handshake failed.
+			return result{err: failureDetail(fmt.Sprintf("upstream %q is unreachable", t.Name), "upstream %q not called: %s", t.Name, why),
+				outcome: outcomeFailure, retry: true}, 0
+		}
 		return result{err: failureDetail(fmt.Sprintf("upstream %q is unreachable", t.Name), "upstream %q is unreachable: %v", t.Name, unwrapURLError(err)),
 			sent: !dialFailed(err), outcome: outcomeFailure, retry: true}, 0
 	}

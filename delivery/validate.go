@@ -47,6 +47,9 @@ func CheckRegistration(ctx context.Context, client *http.Client, url, origin str
 	if errors.Is(err, ErrAddressRefused) {
 		return fmt.Errorf("%w: OPTIONS %s: %w", ErrRegistrationRefused, url, unwrapURLError(err))
 	}
+	if why := tlsReason(err); why != "" {
+		return fmt.Errorf("%w: OPTIONS %s: the receiver is not trusted: %s", ErrRegistrationRefused, url, why)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: OPTIONS %s got no answer (%s): start the function first so it can answer this check, "+
 			"then register it; or, for local development, register with skipValidation "+

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +73,12 @@ type Config struct {
 	// negotiate and connect requests per source address; zero fields mean
 	// the defaults (see ClientLimits).
 	Limits ClientLimits
+	// TrustedProxies are the networks of proxies in front of the gateway
+	// whose Forwarded and X-Forwarded-For/-Proto/-Host headers say who the
+	// client is, which scheme it used and which host it asked for (see
+	// fromProxy). From other peers those headers are ignored. Empty means
+	// none: the peer of the TCP connection is the client.
+	TrustedProxies []netip.Prefix
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -177,7 +184,9 @@ func New(cfg Config) *Server {
 func (s *Server) StopPolling() { s.stopPolling.Do(func() { close(s.noPolls) }) }
 
 // ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.echo.ServeHTTP(w, s.fromProxy(r))
+}
 
 func (s *Server) routes() {
 	e := s.echo
@@ -281,10 +290,11 @@ func (s *Server) health(c echo.Context) error {
 	return c.NoContent(http.StatusOK)
 }
 
-// baseURL is the scheme and host the request reached us at.
+// baseURL is the scheme and host the request reached us at, or, through a
+// trusted proxy, the client reached the proxy at.
 func baseURL(r *http.Request) string {
 	scheme := "http"
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+	if r.TLS != nil || forwardedHTTPS(r) {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host

@@ -61,6 +61,12 @@ func joinCluster(cfg Config) (*clustering, error) {
 		c.embedded, url = srv, srv.URL()
 	}
 	opts := append(cluster.DialOptions("switchboard-"+cfg.NodeID, cfg.NATSBuffer), nats.Timeout(5*time.Second))
+	if tlsOpt, err := cfg.TLS.natsTLS(cfg); err != nil {
+		c.close(context.Background())
+		return nil, err
+	} else if tlsOpt != nil {
+		opts = append(opts, tlsOpt)
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		c.close(context.Background())

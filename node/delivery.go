@@ -21,6 +21,10 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 	dc.Logger = n.log
 	dc.Origin = originOf(n.cfg.PublicURL)
 	dc.OnReply = n.runReply
+	var err error
+	if dc.TLS, err = n.cfg.TLS.upstreamTLS(n); err != nil {
+		return nil, err
+	}
 	dc.OnDisable = func(hub, name, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 		defer cancel()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,14 @@ type Config struct {
 	// rotated. Zero keeps secrets in clear. The admin key is kept as a
 	// hash either way.
 	Secrets store.SecretsKeys
+	// TLS serves HTTPS and WSS, and verifies upstreams and NATS; the zero
+	// value is plain HTTP (see TLS).
+	TLS TLS
+	// TrustedProxies are the addresses of TLS-terminating proxies in front
+	// of the node: only requests from them have their Forwarded and
+	// X-Forwarded-* headers honoured (see httpapi.Config.TrustedProxies).
+	// Empty means none.
+	TrustedProxies []netip.Prefix
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -174,6 +183,11 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
 	}
 	n.ln = ln
+	tlsConfig, err := n.serverTLS()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	db, err := store.Open(cfg.DBPath, store.WithSecrets(cfg.Secrets))
 	if err != nil {
 		ln.Close()
@@ -210,7 +224,7 @@ func Start(cfg Config) (*Node, error) {
 	keys, _ := n.config.AccessKeys(startCtx)
 	n.verifier = negotiate.NewVerifier(store.AccessKeys(keys), negotiate.WithMaxLifetime(cfg.MaxTokenLifetime))
 	if n.cfg.PublicURL == "" {
-		n.cfg.PublicURL = fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+		n.cfg.PublicURL = fmt.Sprintf("%s://localhost:%d", cfg.TLS.scheme(), ln.Addr().(*net.TCPAddr).Port)
 	}
 	n.cfg.PublicURL = strings.TrimRight(n.cfg.PublicURL, "/")
 
@@ -258,6 +272,7 @@ func Start(cfg Config) (*Node, error) {
 		MaxTokenLifetime: cfg.MaxTokenLifetime,
 		Limits:           cfg.ClientLimits,
 		LongPolling:      cfg.LongPolling,
+		TrustedProxies:   cfg.TrustedProxies,
 		Logger:           cfg.Logger,
 	}
 	api.Readiness = n.readiness
@@ -275,8 +290,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.api = httpapi.New(api)
 	n.srv = n.cfg.HTTP.server(n.api)
+	n.srv.TLSConfig, n.srv.ErrorLog = tlsConfig, httpErrorLog(n.log)
 	n.srv.RegisterOnShutdown(n.api.StopPolling)
-	go func() { n.serveErr <- n.srv.Serve(ln) }()
+	go func() { n.serveErr <- serve(n.srv, ln) }()
 	return n, nil
 }
 

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/switchboard-gw/switchboard/internal/certfile"
+	"github.com/switchboard-gw/switchboard/node"
+)
+
+// tlsFlags are the settings of every TLS hop: the listener's certificate,
+// the proxies trusted to say what the client used, and how upstreams and
+// NATS are verified.
+type tlsFlags struct {
+	certFile, keyFile string
+	trustedProxies    []string
+	upstreams         certfile.Client
+	upstreamHostCAs   []string
+	nats              certfile.Client
+}
+
+func (f *tlsFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.certFile, "tls-cert", env("TLS_CERT", ""), "serve HTTPS and WSS with this certificate (PEM, chain after the leaf); reloaded when the file changes (needs --tls-key)")
+	fl.StringVar(&f.keyFile, "tls-key", env("TLS_KEY", ""), "private key of --tls-cert (PEM); reloaded with it")
+	fl.StringSliceVar(&f.trustedProxies, "trusted-proxy", envList("TRUSTED_PROXIES"),
+		"network (CIDR) or address of a proxy in front of the gateway whose Forwarded and X-Forwarded-For/-Proto/-Host headers are believed (repeatable; default none)")
+	fl.StringVar(&f.upstreams.CAFile, "upstream-ca", env("UPSTREAM_CA", ""), "verify HTTPS upstreams against the CAs in this PEM file instead of the system's roots")
+	fl.StringVar(&f.upstreams.CertFile, "upstream-cert", env("UPSTREAM_CERT", ""), "client certificate (PEM) presented to upstreams that require one (mTLS; needs --upstream-key)")
+	fl.StringVar(&f.upstreams.KeyFile, "upstream-key", env("UPSTREAM_KEY", ""), "private key of --upstream-cert (PEM)")
+	fl.StringSliceVar(&f.upstreamHostCAs, "upstream-host-ca", envList("UPSTREAM_HOST_CA"),
+		"HOST=FILE: verify upstreams at this host name against the CAs in FILE (repeatable); --upstream-cert still applies")
+	fl.StringVar(&f.nats.CAFile, "nats-ca", env("NATS_CA", ""), "verify the NATS servers against the CAs in this PEM file (implies TLS to NATS)")
+	fl.StringVar(&f.nats.CertFile, "nats-cert", env("NATS_CERT", ""), "client certificate (PEM) presented to NATS servers that require one (needs --nats-key)")
+	fl.StringVar(&f.nats.KeyFile, "nats-key", env("NATS_KEY", ""), "private key of --nats-cert (PEM)")
+}
+
+// apply checks the flags and puts them into cfg; the files themselves are
+// read by node.Start, which says which one does not load.
+func (f *tlsFlags) apply(cfg *node.Config, natsEmbedded bool) error {
+	if (f.certFile == "") != (f.keyFile == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
+	}
+	if (f.upstreams.CertFile == "") != (f.upstreams.KeyFile == "") {
+		return fmt.Errorf("--upstream-cert and --upstream-key go together")
+	}
+	if (f.nats.CertFile == "") != (f.nats.KeyFile == "") {
+		return fmt.Errorf("--nats-cert and --nats-key go together")
+	}
+	if !f.nats.IsZero() && natsEmbedded {
+		return fmt.Errorf("--nats-ca, --nats-cert and --nats-key apply to an external NATS (--nats); the embedded server speaks plain NATS on loopback")
+	}
+	cfg.TLS = node.TLS{CertFile: f.certFile, KeyFile: f.keyFile, Upstreams: f.upstreams, NATS: f.nats}
+	for _, hc := range f.upstreamHostCAs {
+		if strings.TrimSpace(hc) == "" {
+			continue
+		}
+		host, file, ok := strings.Cut(hc, "=")
+		host = strings.ToLower(strings.TrimSpace(host))
+		if !ok || file == "" || host == "" || strings.ContainsAny(host, "/:@ ") {
+			return fmt.Errorf("--upstream-host-ca %q: give HOST=FILE, e.g. billing.internal=/etc/switchboard/billing-ca.pem", hc)
+		}
+		if cfg.TLS.UpstreamHosts == nil {
+			cfg.TLS.UpstreamHosts = map[string]certfile.Client{}
+		}
+		c := f.upstreams
+		c.CAFile = file
+		cfg.TLS.UpstreamHosts[host] = c
+	}
+	var err error
+	cfg.TrustedProxies, err = prefixList("--trusted-proxy", f.trustedProxies)
+	return err
+}
