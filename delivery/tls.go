@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -60,8 +61,8 @@ func tlsReason(err error) string {
 	var invalid x509.CertificateInvalidError
 	var host x509.HostnameError
 	var verify *tls.CertificateVerificationError
-	var alert tls.AlertError
-	var remote *tls.RecordHeaderError
+	var op *net.OpError
+	var remote tls.RecordHeaderError
 	switch {
 	case errors.As(err, &unknown):
 		return fmt.Sprintf("its TLS certificate (%s) is signed by an unknown authority: give the gateway the CA that signs it (--upstream-ca, or --upstream-host-ca for this host)",
@@ -72,10 +73,10 @@ func tlsReason(err error) string {
 		return fmt.Sprintf("its TLS certificate is invalid: %v", invalid)
 	case errors.As(err, &verify):
 		return fmt.Sprintf("its TLS certificate failed verification: %v", verify.Err)
-	case errors.As(err, &alert):
-		// The upstream refused the handshake: most often an mTLS upstream
-		// that got no client certificate, or one it does not trust.
-		return fmt.Sprintf("it refused the TLS handshake (%v): if it requires a client certificate, give one with --upstream-cert and --upstream-key", alert)
+	case errors.As(err, &op) && op.Op == "remote error":
+		// The upstream sent a TLS alert: most often an mTLS upstream that
+		// got no client certificate, or one it does not trust.
+		return fmt.Sprintf("it refused the TLS handshake (%v): if it requires a client certificate, give the gateway one it trusts (--upstream-cert and --upstream-key)", op.Err)
 	case errors.As(err, &remote):
 		return "it does not speak TLS on that port: use http:// in the URL, or the upstream's HTTPS port"
 	}
