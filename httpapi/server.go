@@ -79,6 +79,10 @@ type Config struct {
 	// fromProxy). From other peers those headers are ignored. Empty means
 	// none: the peer of the TCP connection is the client.
 	TrustedProxies []netip.Prefix
+	// SeparateAdmin moves the admin API off the main handler onto
+	// AdminHandler, for a listener of its own. False serves it on the main
+	// handler.
+	SeparateAdmin bool
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -148,6 +152,10 @@ type Server struct {
 	// secretsMu serialises upstream secret rotations, which read an
 	// upstream's secrets, change them and write them back.
 	secretsMu sync.Mutex
+
+	// adminEcho serves the operator routes when Config.SeparateAdmin is
+	// set; nil otherwise.
+	adminEcho *echo.Echo
 }
 
 // New builds the routes.
@@ -172,6 +180,9 @@ func New(cfg Config) *Server {
 		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{})}
 	e.HTTPErrorHandler = s.handleError
 	s.routes()
+	if cfg.SeparateAdmin {
+		s.adminEcho = s.newAdminEcho()
+	}
 	return s
 }
 
@@ -204,7 +215,9 @@ func (s *Server) routes() {
 
 	s.restRoutes(e)
 
-	s.adminRoutes(e.Group("/admin", s.withTimeout, s.adminAuth))
+	if !s.cfg.SeparateAdmin {
+		s.operatorRoutes(e)
+	}
 }
 
 // withTimeout bounds a request by Config.RequestTimeout: its context, and

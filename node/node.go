@@ -116,6 +116,9 @@ type Config struct {
 	// X-Forwarded-* headers honoured (see httpapi.Config.TrustedProxies).
 	// Empty means none.
 	TrustedProxies []netip.Prefix
+	// Admin serves the admin API on a listener of its own, optionally with
+	// mutual TLS; the zero value keeps it on the main listener.
+	Admin AdminListener
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -143,6 +146,7 @@ type Node struct {
 	srv        *http.Server
 	ln         net.Listener
 	serveErr   chan error
+	admin      *adminServer // nil without a separate admin listener
 
 	// KeysCreated reports that this start generated the access and admin
 	// keys (first start of a new store).
@@ -184,6 +188,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.ln = ln
 	tlsConfig, err := n.serverTLS()
+	if err == nil {
+		n.admin, err = n.listenAdmin(tlsConfig)
+	}
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -273,6 +280,7 @@ func Start(cfg Config) (*Node, error) {
 		Limits:           cfg.ClientLimits,
 		LongPolling:      cfg.LongPolling,
 		TrustedProxies:   cfg.TrustedProxies,
+		SeparateAdmin:    n.admin != nil,
 		Logger:           cfg.Logger,
 	}
 	api.Readiness = n.readiness
@@ -293,6 +301,9 @@ func Start(cfg Config) (*Node, error) {
 	n.srv.TLSConfig, n.srv.ErrorLog = tlsConfig, httpErrorLog(n.log)
 	n.srv.RegisterOnShutdown(n.api.StopPolling)
 	go func() { n.serveErr <- serve(n.srv, ln) }()
+	if n.admin != nil {
+		n.admin.start(n, n.api.AdminHandler())
+	}
 	return n, nil
 }
 
@@ -343,6 +354,7 @@ func (n *Node) abort() {
 	if n.ln != nil {
 		n.ln.Close()
 	}
+	_ = n.admin.close(context.Background())
 	if n.cl != nil {
 		n.cl.close(context.Background())
 	}
@@ -443,6 +455,9 @@ func (n *Node) Close() error {
 	}
 	if err := <-shutdownHTTP; err != nil {
 		errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
+	}
+	if err := n.admin.close(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	n.stopWatch()
 	<-n.watchDone

@@ -19,6 +19,7 @@ type tlsFlags struct {
 	upstreams         certfile.Client
 	upstreamHostCAs   []string
 	nats              certfile.Client
+	admin             node.AdminListener
 }
 
 func (f *tlsFlags) register(fl *pflag.FlagSet) {
@@ -34,6 +35,10 @@ func (f *tlsFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.nats.CAFile, "nats-ca", env("NATS_CA", ""), "verify the NATS servers against the CAs in this PEM file (implies TLS to NATS)")
 	fl.StringVar(&f.nats.CertFile, "nats-cert", env("NATS_CERT", ""), "client certificate (PEM) presented to NATS servers that require one (needs --nats-key)")
 	fl.StringVar(&f.nats.KeyFile, "nats-key", env("NATS_KEY", ""), "private key of --nats-cert (PEM)")
+	fl.StringVar(&f.admin.Listen, "admin-listen", env("ADMIN_LISTEN", ""), "serve the admin API (and /healthz, /readyz) on this address instead of --listen, e.g. 127.0.0.1:9090 (default: on --listen)")
+	fl.StringVar(&f.admin.CertFile, "admin-tls-cert", env("ADMIN_TLS_CERT", ""), "certificate (PEM) of --admin-listen, reloaded when it changes (default --tls-cert; plain HTTP without either)")
+	fl.StringVar(&f.admin.KeyFile, "admin-tls-key", env("ADMIN_TLS_KEY", ""), "private key of --admin-tls-cert (PEM)")
+	fl.StringVar(&f.admin.ClientCAFile, "admin-client-ca", env("ADMIN_CLIENT_CA", ""), "require clients of --admin-listen to present a certificate signed by these CAs (PEM; mutual TLS, on top of the admin key)")
 }
 
 // apply checks the flags and puts them into cfg; the files themselves are
@@ -51,6 +56,16 @@ func (f *tlsFlags) apply(cfg *node.Config, natsEmbedded bool) error {
 	if !f.nats.IsZero() && natsEmbedded {
 		return fmt.Errorf("--nats-ca, --nats-cert and --nats-key apply to an external NATS (--nats); the embedded server speaks plain NATS on loopback")
 	}
+	if (f.admin.CertFile == "") != (f.admin.KeyFile == "") {
+		return fmt.Errorf("--admin-tls-cert and --admin-tls-key go together")
+	}
+	if f.admin.Listen == "" && (f.admin.CertFile != "" || f.admin.ClientCAFile != "") {
+		return fmt.Errorf("--admin-tls-cert and --admin-client-ca configure the admin listener: add --admin-listen")
+	}
+	if f.admin.ClientCAFile != "" && f.admin.CertFile == "" && f.certFile == "" {
+		return fmt.Errorf("--admin-client-ca needs TLS on the admin listener: add --admin-tls-cert/--admin-tls-key, or --tls-cert/--tls-key")
+	}
+	cfg.Admin = f.admin
 	cfg.TLS = node.TLS{CertFile: f.certFile, KeyFile: f.keyFile, Upstreams: f.upstreams, NATS: f.nats}
 	for _, hc := range f.upstreamHostCAs {
 		if strings.TrimSpace(hc) == "" {

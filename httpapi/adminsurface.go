@@ -1,0 +1,38 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// operatorRoutes registers what only operators use: the admin API. It goes
+// on the main handler, or, with Config.SeparateAdmin, on AdminHandler's
+// alone, so an admin listener bound to a private address (optionally with
+// mutual TLS) carries it and the public listener does not. Other
+// operator-only routes (/metrics) belong here too, to move with it.
+func (s *Server) operatorRoutes(e *echo.Echo) {
+	s.adminRoutes(e.Group("/admin", s.withTimeout, s.adminAuth))
+}
+
+// newAdminEcho builds the handler of the separate admin listener: the
+// operator routes plus /healthz and /readyz, for probes that reach only
+// that listener.
+func (s *Server) newAdminEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	s.operatorRoutes(e)
+	return e
+}
+
+// AdminHandler serves the operator routes when Config.SeparateAdmin is set
+// (nil otherwise): serve it on the admin listener.
+func (s *Server) AdminHandler() http.Handler {
+	if s.adminEcho == nil {
+		return nil
+	}
+	return s.adminEcho
+}
