@@ -231,7 +231,7 @@ func Start(cfg Config) (*Node, error) {
 	keys, _ := n.config.AccessKeys(startCtx)
 	n.verifier = negotiate.NewVerifier(store.AccessKeys(keys), negotiate.WithMaxLifetime(cfg.MaxTokenLifetime))
 	if n.cfg.PublicURL == "" {
-		n.cfg.PublicURL = fmt.Sprintf("%s://localhost:%d", cfg.TLS.scheme(), ln.Addr().(*net.TCPAddr).Port)
+		n.cfg.PublicURL = cfg.TLS.defaultPublicURL(ln.Addr().(*net.TCPAddr).Port)
 	}
 	n.cfg.PublicURL = strings.TrimRight(n.cfg.PublicURL, "/")
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -41,10 +42,14 @@ type TLS struct {
 	// client certificate. Zero means TLS only if the URL is tls:// or the
 	// server requires it, verified against the system's roots.
 	NATS certfile.Client
+	// ACME gets the main listener's certificates from an ACME CA instead
+	// of files (CertFile and KeyFile must then be empty). The zero value
+	// means none.
+	ACME ACME
 }
 
 // on reports whether the main listener serves TLS.
-func (t TLS) on() bool { return t.CertFile != "" || t.KeyFile != "" }
+func (t TLS) on() bool { return t.CertFile != "" || t.KeyFile != "" || t.ACME.on() }
 
 // serverTLS loads the main listener's certificate, or returns nil for
 // plain HTTP. It runs before the store is opened: a node that cannot serve
@@ -52,6 +57,12 @@ func (t TLS) on() bool { return t.CertFile != "" || t.KeyFile != "" }
 func (n *Node) serverTLS() (*tls.Config, error) {
 	if !n.cfg.TLS.on() {
 		return nil, nil
+	}
+	if n.cfg.TLS.ACME.on() {
+		if n.cfg.TLS.CertFile != "" || n.cfg.TLS.KeyFile != "" {
+			return nil, errors.New("node: a certificate comes from files or from ACME, not both")
+		}
+		return n.acmeTLS()
 	}
 	r, err := certfile.New(n.cfg.TLS.CertFile, n.cfg.TLS.KeyFile, n.log)
 	if err != nil {
@@ -71,12 +82,18 @@ func serve(srv *http.Server, ln net.Listener) error {
 	return srv.Serve(ln)
 }
 
-// scheme is the public URL's scheme by default.
-func (t TLS) scheme() string {
-	if t.on() {
-		return "https"
+// defaultPublicURL is the public URL when none is configured: the first
+// ACME host name, else localhost; https when TLS is on.
+func (t TLS) defaultPublicURL(port int) string {
+	switch {
+	case len(t.ACME.Hosts) > 0 && port == 443:
+		return "https://" + t.ACME.Hosts[0]
+	case len(t.ACME.Hosts) > 0:
+		return fmt.Sprintf("https://%s:%d", t.ACME.Hosts[0], port)
+	case t.on():
+		return fmt.Sprintf("https://localhost:%d", port)
 	}
-	return "http"
+	return fmt.Sprintf("http://localhost:%d", port)
 }
 
 // upstreamTLS builds the dispatcher's TLS settings from the files.

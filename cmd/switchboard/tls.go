@@ -20,11 +20,18 @@ type tlsFlags struct {
 	upstreamHostCAs   []string
 	nats              certfile.Client
 	admin             node.AdminListener
+	acme              node.ACME
 }
 
 func (f *tlsFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.certFile, "tls-cert", env("TLS_CERT", ""), "serve HTTPS and WSS with this certificate (PEM, chain after the leaf); reloaded when the file changes (needs --tls-key)")
 	fl.StringVar(&f.keyFile, "tls-key", env("TLS_KEY", ""), "private key of --tls-cert (PEM); reloaded with it")
+	fl.StringSliceVar(&f.acme.Hosts, "acme-host", envList("ACME_HOSTS"),
+		"get the certificate from ACME (Let's Encrypt by default) for this host name (repeatable); TLS-ALPN-01 on --listen, which the CA must reach on port 443")
+	fl.StringVar(&f.acme.DirectoryURL, "acme-directory", env("ACME_DIRECTORY", ""), "ACME directory URL (default Let's Encrypt's production directory)")
+	fl.StringVar(&f.acme.CAFile, "acme-ca", env("ACME_CA", ""), "verify the ACME server's HTTPS against the CAs in this PEM file, for a private ACME server")
+	fl.StringVar(&f.acme.Email, "acme-email", env("ACME_EMAIL", ""), "contact address given to the ACME CA for expiry notices")
+	fl.StringVar(&f.acme.CacheDir, "acme-cache", env("ACME_CACHE", ""), "directory keeping the ACME account key and certificates (default next to --db, <db>.acme)")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxy", envList("TRUSTED_PROXIES"),
 		"network (CIDR) or address of a proxy in front of the gateway whose Forwarded and X-Forwarded-For/-Proto/-Host headers are believed (repeatable; default none)")
 	fl.StringVar(&f.upstreams.CAFile, "upstream-ca", env("UPSTREAM_CA", ""), "verify HTTPS upstreams against the CAs in this PEM file instead of the system's roots")
@@ -62,11 +69,19 @@ func (f *tlsFlags) apply(cfg *node.Config, natsEmbedded bool) error {
 	if f.admin.Listen == "" && (f.admin.CertFile != "" || f.admin.ClientCAFile != "") {
 		return fmt.Errorf("--admin-tls-cert and --admin-client-ca configure the admin listener: add --admin-listen")
 	}
-	if f.admin.ClientCAFile != "" && f.admin.CertFile == "" && f.certFile == "" {
+	if f.admin.ClientCAFile != "" && f.admin.CertFile == "" && f.certFile == "" && len(f.acme.Hosts) == 0 {
 		return fmt.Errorf("--admin-client-ca needs TLS on the admin listener: add --admin-tls-cert/--admin-tls-key, or --tls-cert/--tls-key")
 	}
+	if f.acme.DirectoryURL != "" || f.acme.CAFile != "" || f.acme.Email != "" || f.acme.CacheDir != "" {
+		if len(f.acme.Hosts) == 0 {
+			return fmt.Errorf("--acme-directory, --acme-ca, --acme-email and --acme-cache configure ACME: add --acme-host")
+		}
+	}
+	if len(f.acme.Hosts) > 0 && f.certFile != "" {
+		return fmt.Errorf("--acme-host and --tls-cert exclude each other: the certificate comes from ACME or from files")
+	}
 	cfg.Admin = f.admin
-	cfg.TLS = node.TLS{CertFile: f.certFile, KeyFile: f.keyFile, Upstreams: f.upstreams, NATS: f.nats}
+	cfg.TLS = node.TLS{CertFile: f.certFile, KeyFile: f.keyFile, Upstreams: f.upstreams, NATS: f.nats, ACME: f.acme}
 	for _, hc := range f.upstreamHostCAs {
 		if strings.TrimSpace(hc) == "" {
 			continue

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestServeTLSFlags: the TLS flags reach the node's configuration, and
+// combinations that cannot work are refused with what to change.
+func TestServeTLSFlags(t *testing.T) {
+	t.Parallel()
+	parse := func(t *testing.T, args ...string) (*serveFlags, error) {
+		t.Helper()
+		var f serveFlags
+		cmd := &cobra.Command{Use: "serve"}
+		f.register(cmd, ":0", "x.db")
+		if err := cmd.Flags().Parse(args); err != nil {
+			return nil, err
+		}
+		return &f, nil
+	}
+	t.Run("accepted", func(t *testing.T) {
+		t.Parallel()
+		f, err := parse(t, "--tls-cert", "c.pem", "--tls-key", "k.pem", "--trusted-proxy", "10.0.0.0/8,192.0.2.1",
+			"--upstream-ca", "ca.pem", "--upstream-host-ca", "Billing.Internal=b.pem", "--upstream-cert", "u.pem", "--upstream-key", "uk.pem",
+			"--nats", "tls://n:4222", "--nats-ca", "n.pem", "--admin-listen", "127.0.0.1:9090", "--admin-client-ca", "ops.pem")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.TLS.CertFile != "c.pem" || cfg.TLS.KeyFile != "k.pem" || cfg.TLS.NATS.CAFile != "n.pem" || cfg.Admin.ClientCAFile != "ops.pem" {
+			t.Errorf("TLS config %+v, admin %+v", cfg.TLS, cfg.Admin)
+		}
+		if want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}; len(cfg.TrustedProxies) != 2 ||
+			cfg.TrustedProxies[0] != want[0] || cfg.TrustedProxies[1] != want[1] {
+			t.Errorf("trusted proxies %v, want %v", cfg.TrustedProxies, want)
+		}
+		if h := cfg.TLS.UpstreamHosts["billing.internal"]; h.CAFile != "b.pem" || h.CertFile != "u.pem" {
+			t.Errorf("per-host upstream TLS %+v, want b.pem with the global client certificate", h)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"certificate without key", []string{"--tls-cert", "c.pem"}, "--tls-key"},
+		{"bad trusted proxy", []string{"--trusted-proxy", "not-a-network"}, "--trusted-proxy"},
+		{"bad per-host CA", []string{"--upstream-host-ca", "no-equals-sign"}, "HOST=FILE"},
+		{"NATS TLS on the embedded server", []string{"--nats-embedded", "--nats-ca", "n.pem"}, "--nats"},
+		{"admin mTLS without TLS", []string{"--admin-listen", ":9090", "--admin-client-ca", "ops.pem"}, "needs TLS"},
+		{"admin certificate without listener", []string{"--admin-tls-cert", "a.pem", "--admin-tls-key", "ak.pem"}, "--admin-listen"},
+		{"ACME and files", []string{"--acme-host", "gw.example.com", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, "exclude each other"},
+		{"ACME directory without host", []string{"--acme-directory", "https://acme.example/dir"}, "--acme-host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := parse(t, tc.args...)
+			if err == nil {
+				_, err = f.config()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v; want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
