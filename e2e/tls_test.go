@@ -181,7 +181,8 @@ func TestTLSInteropSignalRClient(t *testing.T) {
 }
 
 // TestTLSListener checks the main listener from Go: HTTP/2 for HTTP routes
-// and HTTP/1.1 WebSockets on the same port, TLS 1.2 minimum, https URLs
+// (Server-Sent Events and Long Polling included) and HTTP/1.1 WebSockets on
+// the same port, TLS 1.2 minimum, https URLs
 // from :generateToken and in the connection string, and a certificate
 // replaced under an open WebSocket.
 func TestTLSListener(t *testing.T) {
@@ -212,15 +213,30 @@ func TestTLSListener(t *testing.T) {
 
 	// A Go client over wss with an HTTP client that would use HTTP/2: the
 	// WebSocket upgrade still happens on HTTP/1.1.
-	inbox := newInbox()
+	ws := newInbox()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	conn, err := client.Dial(ctx, g.url+"/client/?hub=room", &client.Options{HTTPClient: g.hc,
-		Handlers: map[string]func([]json.RawMessage){"hi": inbox.handler()}})
+		Handlers: map[string]func([]json.RawMessage){"hi": ws.handler()}})
 	if err != nil {
 		t.Fatalf("dial over wss: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
+
+	// Server-Sent Events and Long Polling ride HTTP/2 with the same client:
+	// the per-request deadlines they set work on HTTP/2 streams too.
+	half := map[string]*inbox{}
+	for _, transport := range []string{"serversentevents", "longpolling"} {
+		half[transport] = newInbox()
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		c, err := client.Dial(ctx, g.url+"/client/?hub=room", &client.Options{HTTPClient: g.hc, Transport: transport,
+			Handlers: map[string]func([]json.RawMessage){"hi": half[transport].handler()}})
+		cancel()
+		if err != nil {
+			t.Fatalf("dial over %s on HTTP/2: %v", transport, err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
 
 	before := servedSerial(t, g, ca)
 	next := replaceCert(t, ca, site)
@@ -233,8 +249,13 @@ func TestTLSListener(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("broadcast: %d %s", status, body)
 	}
-	if got := str(t, inbox.next(t)[0]); got != "after renewal" {
+	if got := str(t, ws.next(t)[0]); got != "after renewal" {
 		t.Errorf("old socket got %q, want the broadcast", got)
+	}
+	for transport, in := range half {
+		if got := str(t, in.next(t)[0]); got != "after renewal" {
+			t.Errorf("%s client got %q, want the broadcast", transport, got)
+		}
 	}
 }
 
