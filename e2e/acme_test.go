@@ -147,3 +147,36 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestACMECacheSharedInCluster: two nodes of a cluster configured for the
+// same host name share one certificate through NATS KV: the second node
+// serves the first one's without ordering.
+func TestACMECacheSharedInCluster(t *testing.T) {
+	p := startPebble(t)
+	nats := startNATS(t)
+	start := func(id string) *node.Node {
+		n, err := node.Start(node.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "switchboard.db"), Logger: quietLogger(t),
+			NodeID: id, NATS: nats.url(), TLS: node.TLS{ACME: node.ACME{Hosts: []string{"gw.test"}, DirectoryURL: p.url, CAFile: p.caFile}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a, b := start("a"), start("b")
+	serial := func(n *node.Node) string {
+		conn, err := tls.DialWithDialer(&netDialer, "tcp", n.Addr().String(), &tls.Config{ServerName: "gw.test", RootCAs: p.roots})
+		if err != nil {
+			t.Fatalf("handshake with node %s: %v", n.Addr(), err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial(a)
+	if got := serial(b); got != first {
+		t.Errorf("node b serves serial %s, want node a's %s", got, first)
+	}
+	if got := p.orders.Load(); got != 1 {
+		t.Errorf("%d orders placed by the cluster, want 1", got)
+	}
+}

@@ -36,6 +36,8 @@ type ACME struct {
 	Email string
 	// CacheDir keeps the account key and the certificates, so a restart
 	// reuses them instead of ordering again. Empty means DBPath + ".acme".
+	// In a cluster they are also kept in a JetStream KV bucket the nodes
+	// share, so one node's order serves every node.
 	CacheDir string
 }
 
@@ -67,10 +69,11 @@ func (n *Node) acmeTLS() (*tls.Config, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		client.HTTPClient = &http.Client{Transport: tr}
 	}
+	n.acme = &acmeCache{disk: autocert.DirCache(dir)}
 	m := &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
 		HostPolicy: autocert.HostWhitelist(a.Hosts...),
-		Cache:      autocert.DirCache(dir),
+		Cache:      n.acme,
 		Email:      a.Email,
 		Client:     client,
 	}

@@ -147,6 +147,7 @@ type Node struct {
 	ln         net.Listener
 	serveErr   chan error
 	admin      *adminServer // nil without a separate admin listener
+	acme       *acmeCache   // nil without ACME
 
 	// KeysCreated reports that this start generated the access and admin
 	// keys (first start of a new store).
@@ -214,6 +215,10 @@ func Start(cfg Config) (*Node, error) {
 	startCtx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := n.reseal(startCtx); err != nil {
+		n.abort()
+		return nil, err
+	}
+	if err := n.shareACMECache(startCtx); err != nil {
 		n.abort()
 		return nil, err
 	}
