@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchboard-gw/switchboard/internal/certfile"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -25,6 +26,7 @@ const defaultServer = "http://127.0.0.1:8080"
 // adminClient calls a running gateway's admin API.
 type adminClient struct {
 	server, key string
+	tls         certfile.Client
 }
 
 // register adds --server and --admin-key. Neither shows a value from the
@@ -35,6 +37,7 @@ func (a *adminClient) register(cmd *cobra.Command) {
 	fl.StringVar(&a.server, "server", "", "base URL of the gateway (default $SWITCHBOARD_SERVER, else the Endpoint of "+
 		"$SWITCHBOARD_CONNECTION_STRING, else "+defaultServer+")")
 	fl.StringVar(&a.key, "admin-key", "", "admin key printed at the gateway's first start (default $SWITCHBOARD_ADMIN_KEY)")
+	a.registerTLS(fl)
 }
 
 // target resolves the gateway's URL and says where it came from, for
@@ -89,7 +92,10 @@ func (a *adminClient) do(method, path string, in, out any) error {
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	client, err := a.httpClient()
+	if err != nil {
+		return err
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error

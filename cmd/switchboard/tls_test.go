@@ -1,11 +1,17 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
+	"github.com/switchboard-gw/switchboard/node"
 )
 
 // TestServeTLSFlags: the TLS flags reach the node's configuration, and
@@ -69,5 +75,39 @@ func TestServeTLSFlags(t *testing.T) {
 				t.Errorf("error %v; want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCLIAdminOverMutualTLS: the admin commands reach an admin listener
+// that requires a client certificate, given --server-ca and
+// --client-cert/--client-key (or their SWITCHBOARD_ variables), and fail
+// with the TLS error without them.
+func TestCLIAdminOverMutualTLS(t *testing.T) {
+	t.Parallel()
+	ca := testutil.NewCA(t, "site CA")
+	site := ca.Issue(t.TempDir(), "gateway", "127.0.0.1")
+	operator := ca.Issue(t.TempDir(), "operator")
+	n, err := node.Start(node.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "sb.db"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TLS:    node.TLS{CertFile: site.CertFile, KeyFile: site.KeyFile},
+		Admin:  node.AdminListener{Listen: "127.0.0.1:0", ClientCAFile: ca.CertFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	server := "https://" + n.AdminAddr().String()
+	env := []string{"SWITCHBOARD_ADMIN_KEY=" + n.AdminKey(), "SWITCHBOARD_SERVER=" + server}
+
+	if _, stderr, err := sb(t, env, "hub", "add", "nocert", "--server-ca", ca.CertFile); err == nil || !strings.Contains(stderr, "certificate") {
+		t.Errorf("hub add without a client certificate: %v %s; want a TLS error", err, stderr)
+	}
+	if stdout, stderr, err := sb(t, env, "hub", "add", "viaflags", "--server-ca", ca.CertFile,
+		"--client-cert", operator.CertFile, "--client-key", operator.KeyFile); err != nil {
+		t.Fatalf("hub add with flags: %v\n%s%s", err, stdout, stderr)
+	}
+	withEnv := append(env, "SWITCHBOARD_SERVER_CA="+ca.CertFile, "SWITCHBOARD_CLIENT_CERT="+operator.CertFile, "SWITCHBOARD_CLIENT_KEY="+operator.KeyFile)
+	stdout, stderr, err := sb(t, withEnv, "hub", "list")
+	if err != nil || !strings.Contains(stdout, "viaflags") {
+		t.Errorf("hub list with the environment: %v\n%s%s", err, stdout, stderr)
 	}
 }
