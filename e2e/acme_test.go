@@ -10,23 +10,27 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/letsencrypt/challtestsrv"
 	"github.com/letsencrypt/pebble/v2/ca"
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/node"
 )
 
 // pebbleServer is Let's Encrypt's test ACME server, pebble, run in the
-// process on an HTTPS httptest server. It skips challenge validation
-// (PEBBLE_VA_ALWAYS_VALID: the CA cannot reach "gw.test" on port 443) but
-// otherwise runs the real ACME flow: account, order, authorization,
-// finalization, issuance.
+// process on an HTTPS httptest server, with the DNS server of pebble's own
+// test setup (challtestsrv) answering 127.0.0.1 for every name. It runs the
+// whole ACME flow, challenge validation included: account, order,
+// authorization, a TLS-ALPN-01 handshake from pebble's validation
+// authority to the gateway's listener, finalization, issuance.
 type pebbleServer struct {
 	url    string // the directory URL
 	caFile string // PEM of the server's own HTTPS certificate
@@ -34,17 +38,40 @@ type pebbleServer struct {
 	orders atomic.Int32 // new orders placed
 }
 
-// startPebble starts pebble. Its validation authority keeps one goroutine
-// for the rest of the test binary (pebble has no way to stop it).
-func startPebble(t *testing.T) *pebbleServer {
+// startPebble starts pebble, validating TLS-ALPN-01 challenges on
+// 127.0.0.1:gwPort, where the test's gateway is to listen. Its validation
+// authority keeps one goroutine for the rest of the test binary (pebble
+// has no way to stop it).
+func startPebble(t *testing.T, gwPort string) *pebbleServer {
 	t.Helper()
-	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no random badNonce answers
 	logger := log.New(testWriter{t}, "pebble ", 0)
+
+	dnsAddr := "127.0.0.1:" + freePort(t)
+	dns, err := challtestsrv.New(challtestsrv.Config{DNSAddrs: []string{dnsAddr}, Log: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns.SetDefaultDNSIPv4("127.0.0.1")
+	dns.SetDefaultDNSIPv6("") // the gateway listens on IPv4 loopback only
+	dns.Run()
+	t.Cleanup(dns.Shutdown)
+	testutil.Eventually(t, waitFor, "the DNS server to listen", func() bool {
+		c, err := net.Dial("tcp", dnsAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	port, err := strconv.Atoi(gwPort)
+	if err != nil {
+		t.Fatal(err)
+	}
 	store := db.NewMemoryStore()
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, 80, 443, false, "", store)
+	validator := va.New(logger, 80, port, false, dnsAddr, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 3, 5)
 	p := &pebbleServer{roots: x509.NewCertPool()}
 	p.roots.AppendCertsFromPEM(authority.GetRootCert(0).PEM())
@@ -70,9 +97,10 @@ func startPebble(t *testing.T) *pebbleServer {
 // restart on the same database directory serves the cached certificate
 // without ordering again.
 func TestACMECertificate(t *testing.T) {
-	p := startPebble(t)
+	port := freePort(t)
+	p := startPebble(t, port)
 	dbPath := filepath.Join(t.TempDir(), "switchboard.db")
-	cfg := node.Config{Listen: "127.0.0.1:0", DBPath: dbPath, Logger: quietLogger(t),
+	cfg := node.Config{Listen: "127.0.0.1:" + port, DBPath: dbPath, Logger: quietLogger(t),
 		TLS: node.TLS{ACME: node.ACME{Hosts: []string{"gw.test"}, DirectoryURL: p.url, CAFile: p.caFile}}}
 
 	handshake := func(n *node.Node, name string) (*x509.Certificate, error) {
@@ -152,10 +180,11 @@ func contains(list []string, s string) bool {
 // same host name share one certificate through NATS KV: the second node
 // serves the first one's without ordering.
 func TestACMECacheSharedInCluster(t *testing.T) {
-	p := startPebble(t)
+	port := freePort(t)
+	p := startPebble(t, port) // validates on node a's port
 	nats := startNATS(t)
-	start := func(id string) *node.Node {
-		n, err := node.Start(node.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "switchboard.db"), Logger: quietLogger(t),
+	start := func(id, listen string) *node.Node {
+		n, err := node.Start(node.Config{Listen: listen, DBPath: filepath.Join(t.TempDir(), "switchboard.db"), Logger: quietLogger(t),
 			NodeID: id, NATS: nats.url(), TLS: node.TLS{ACME: node.ACME{Hosts: []string{"gw.test"}, DirectoryURL: p.url, CAFile: p.caFile}}})
 		if err != nil {
 			t.Fatal(err)
@@ -163,7 +192,7 @@ func TestACMECacheSharedInCluster(t *testing.T) {
 		t.Cleanup(func() { n.Close() })
 		return n
 	}
-	a, b := start("a"), start("b")
+	a, b := start("a", "127.0.0.1:"+port), start("b", "127.0.0.1:0")
 	serial := func(n *node.Node) string {
 		conn, err := tls.DialWithDialer(&netDialer, "tcp", n.Addr().String(), &tls.Config{ServerName: "gw.test", RootCAs: p.roots})
 		if err != nil {
