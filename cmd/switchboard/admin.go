@@ -104,7 +104,7 @@ func (a *adminClient) do(method, path string, in, out any) error {
 		}
 		return fmt.Errorf("no gateway answered at %s (from %s): %v.\n"+
 			"Start one with `switchboard serve`, or point the CLI at yours with --server URL, "+
-			"SWITCHBOARD_SERVER=URL, or SWITCHBOARD_CONNECTION_STRING (its Endpoint is used)", base, source, err)
+			"SWITCHBOARD_SERVER=URL, or SWITCHBOARD_CONNECTION_STRING (its Endpoint is used)%s", base, source, err, a.tlsHint(u))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -42,4 +43,16 @@ func (a *adminClient) httpClient() (*http.Client, error) {
 	tr.TLSClientConfig = cfg
 	client.Transport = tr
 	return client, nil
+}
+
+// tlsHint completes the error of a request to an https gateway that got
+// no answer: an admin listener requiring a client certificate may drop the
+// connection before the CLI reads its TLS alert, so the error itself does
+// not always say so.
+func (a *adminClient) tlsHint(u *url.URL) string {
+	if u.Scheme != "https" || a.tls.CertFile != "" || env("CLIENT_CERT", "") != "" {
+		return ""
+	}
+	return ".\nIf the gateway's admin listener requires a client certificate (serve --admin-client-ca), " +
+		"pass yours with --client-cert and --client-key"
 }
