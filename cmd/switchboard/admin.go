@@ -309,6 +309,7 @@ type upstreamView struct {
 	Secrets     []string `json:"secrets"`
 	Warnings    []string `json:"warnings"`
 	Disabled    bool     `json:"disabled"`
+	azureView
 }
 
 type secretsView struct {
@@ -414,10 +415,7 @@ func upstreamCmd() *cobra.Command {
 			fmt.Fprintln(w, "#\tNAME\tURL TEMPLATE\tEVENTS\tTIMEOUT\tSECRETS")
 			var warnings []string
 			for i, u := range ups {
-				ev := strings.Join(u.Events, ",")
-				if ev == "" {
-					ev = "all"
-				}
+				ev := u.eventsColumn()
 				t := u.Timeout
 				if t == "" || t == "0s" {
 					t = "default"

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 )
 
@@ -29,3 +32,29 @@ func (f *azureFlags) apply(in map[string]any) {
 // azure reports whether the upstream being added is of the azure-signalr
 // profile, which has no signing secret of its own.
 func (f *azureFlags) azure() bool { return f.profile == "azure-signalr" }
+
+// azureView is the profile part of an upstream as the admin API shows it.
+type azureView struct {
+	Profile         string `json:"profile"`
+	HubPattern      string `json:"hubPattern"`
+	CategoryPattern string `json:"categoryPattern"`
+	EventPattern    string `json:"eventPattern"`
+}
+
+// eventsColumn is what `upstream list` shows of the events an upstream
+// receives: its filter, or for the azure-signalr profile its rules.
+func (u upstreamView) eventsColumn() string {
+	if u.Profile == "azure-signalr" {
+		or := func(p string) string {
+			if p == "" {
+				return "*"
+			}
+			return p
+		}
+		return fmt.Sprintf("azure-signalr hub=%s category=%s event=%s", or(u.HubPattern), or(u.CategoryPattern), or(u.EventPattern))
+	}
+	if len(u.Events) == 0 {
+		return "all"
+	}
+	return strings.Join(u.Events, ",")
+}
