@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/input"
 	"github.com/switchboard-gw/switchboard/protocol"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -175,4 +176,34 @@ func TestAzureCompletion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAzureCompletion: whatever an upstream answers an invocation with,
+// reading it never panics, and what it accepts is a valid result (JSON) or
+// an error text that passes input.Reason.
+func FuzzAzureCompletion(f *testing.F) {
+	framed, _ := protocol.AppendBinaryCompletion(nil, "1", json.RawMessage(`[1,"x",{"$binary":"AQID"}]`), "")
+	f.Add(false, []byte("{\"type\":3,\"invocationId\":\"1\",\"result\":42}\x1e"))
+	f.Add(false, []byte(`{"type":3,"invocationId":"1","error":"no"}`))
+	f.Add(true, framed)
+	f.Add(true, framed[1:])
+	f.Fuzz(func(t *testing.T, msgpack bool, body []byte) {
+		if len(body) == 0 {
+			return // interpretAzure never reads an empty body
+		}
+		proto := "json"
+		if msgpack {
+			proto = "messagepack"
+		}
+		r, err := azureCompletion(proto, body)
+		if err != nil {
+			return
+		}
+		if r.Result != nil && !json.Valid(r.Result) {
+			t.Errorf("result %q is not JSON", r.Result)
+		}
+		if r.Error != "" && input.Reason(r.Error) != nil {
+			t.Errorf("error %q passed unchecked", r.Error)
+		}
+	})
 }
