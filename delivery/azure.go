@@ -175,8 +175,16 @@ func prepareAzure(t Target, ev *upstream.Event) (request, error) {
 		return request{}, err
 	}
 	// Every value was checked where it entered (package input: text, no
-	// control characters); what is left is their total size. Generously
-	// for the fixed parts: names, two signatures, the user agent.
+	// control characters). An event replayed from the outbox may predate
+	// a rule, and net/http would refuse to send a bad header value, an
+	// error that would count against the upstream: refuse it here instead.
+	for _, v := range [...]string{az.hub, az.connID, az.event, az.userID, az.claims, az.query} {
+		if !input.Text(v) {
+			return request{}, fmt.Errorf("%w: a header value would hold %s", ErrRefused, input.Quote(v))
+		}
+	}
+	// What is left is their total size. Generously for the fixed parts:
+	// names, two signatures, the user agent.
 	size := len(u) + len(az.hub) + len(az.connID) + len(az.category) + len(az.event) + len(az.userID) + len(az.claims) + len(az.query) + 1024
 	if size > maxHeaderBytes {
 		return request{}, fmt.Errorf("%w: the request would carry %d bytes of URL and headers (X-ASRS-User-Claims and X-ASRS-Client-Query included); the limit is %d",

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -206,4 +207,23 @@ func FuzzAzureCompletion(f *testing.F) {
 			t.Errorf("error %q passed unchecked", r.Error)
 		}
 	})
+}
+
+// TestAzureRefusesBadHeaderValues: a value no header may carry (from an
+// event stored before a rule existed) is refused before the request, never
+// sent and never counted against the upstream.
+func TestAzureRefusesBadHeaderValues(t *testing.T) {
+	t.Parallel()
+	rules, _ := ParseAzureRules("*", "*", "*")
+	tg := Target{Hub: "chat", Name: "fn", URLTemplate: "http://127.0.0.1:1/{event}", Azure: &AzureUpstream{Rules: rules, AccessKeys: []string{"k"}}}
+	user := "ann\r\nX-Evil: 1"
+	ev := &upstream.Event{Hub: "chat", ConnectionID: "c", UserID: &user, Event: upstream.EventConnected}
+	if _, err := prepare(tg, ev); !errors.Is(err, ErrRefused) {
+		t.Errorf("prepare: %v, want ErrRefused", err)
+	}
+	ev.UserID = nil
+	ev.Client.Claims = map[string]any{"role": strings.Repeat("x", maxHeaderBytes)}
+	if _, err := prepare(tg, ev); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "X-ASRS-User-Claims") {
+		t.Errorf("prepare with huge claims: %v, want ErrRefused naming the size", err)
+	}
 }
