@@ -653,7 +653,8 @@ func (o *outbox) setTargets(ts []Target, each func(Target, *lane)) []*breaker {
 
 func sameEndpoint(a, b Target) bool {
 	return a.URLTemplate == b.URLTemplate && a.Timeout == b.Timeout &&
-		strings.Join(a.Secrets, " ") == strings.Join(b.Secrets, " ")
+		strings.Join(a.Secrets, " ") == strings.Join(b.Secrets, " ") &&
+		(a.Azure == nil) == (b.Azure == nil) // a change of profile is a new receiver
 }
 
 func (o *outbox) status() OutboxStatus {
