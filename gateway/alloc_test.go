@@ -64,11 +64,11 @@ func TestEnqueueDoesNotAllocate(t *testing.T) {
 				t.Fatal("enqueue refused a message on an open connection")
 			}
 		}
-		out := c.take()
+		out, _, gen := c.take()
 		if want := 16 * len(msg); len(out) < want {
 			t.Fatalf("took %d bytes, want at least %d", len(out), want)
 		}
-		if !c.recycle(out, nil) {
+		if !c.recycle(out, nil, gen) {
 			t.Fatal("recycle after a good write reported a closed connection")
 		}
 	}
@@ -89,7 +89,7 @@ func TestEnqueueKeepsOrderAndClosesSlowConsumer(t *testing.T) {
 	for _, m := range []string{"B", "CC", "DDD"} {
 		c.enqueue([]byte(m))
 	}
-	if got := string(c.take()); got != "ABCCDDD" {
+	if got, _, _ := c.take(); string(got) != "ABCCDDD" {
 		t.Fatalf("queued %q, want %q", got, "ABCCDDD")
 	}
 	big := make([]byte, 1000)

@@ -79,7 +79,7 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time)
 	case actions.SendToConnection:
 		if c := h.conn(a.ConnectionID); c != nil {
 			if msg, err := c.codec.AppendInvocation(nil, "", a.Target, a.Arguments); err == nil {
-				c.enqueue(msg)
+				c.enqueueTracked(msg)
 			} else {
 				g.log.Warn("message has no form in the connection's protocol; not sent", "hub", hubName, "conn", c.id, "err", err)
 			}

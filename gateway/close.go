@@ -34,4 +34,7 @@ const (
 	ReasonClientClosed = "client closed the connection"
 	ReasonShutdown     = "server shutting down"
 	ReasonSlowConsumer = "slow consumer: send queue full"
+	// ReasonResumeBufferFull closes a stateful connection whose client
+	// left more than StatefulReconnectBuffer bytes unacknowledged.
+	ReasonResumeBufferFull = "stateful reconnect buffer full: the client acknowledged too little"
 )

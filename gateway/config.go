@@ -46,6 +46,15 @@ type Config struct {
 	// checked. Zero means 1 s; negative disables the background sweep (tests
 	// drive it by hand).
 	SweepInterval time.Duration
+	// StatefulReconnectWindow is how long a stateful connection (a client
+	// with stateful reconnect) whose socket broke waits for its client to
+	// open a new one before it is disconnected. Zero means 30 s.
+	StatefulReconnectWindow time.Duration
+	// StatefulReconnectBuffer bounds, in bytes, what a stateful connection
+	// keeps of the messages its client has not acknowledged; a client that
+	// lets more go unacknowledged is closed. Zero means 100 000, as ASP.NET
+	// Core.
+	StatefulReconnectBuffer int
 	// Webhooks delivers events upstream. Nil means no upstreams: connects are
 	// accepted as they are and invocations fail with a clear error.
 	Webhooks Webhooks
@@ -104,6 +113,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.StatefulReconnectWindow <= 0 {
+		c.StatefulReconnectWindow = 30 * time.Second
+	}
+	if c.StatefulReconnectBuffer <= 0 {
+		c.StatefulReconnectBuffer = 100_000
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 5 * time.Second

@@ -28,6 +28,9 @@ type Conn struct {
 	// keepsAlive: the transport tells a dead client apart itself (Long
 	// Polling), so the sweep neither pings it nor times it out.
 	keepsAlive bool
+	// rs is the state of a stateful connection (handshake version 2), set
+	// with codec; nil for the others.
+	rs *resumable
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame from the client
 	lastWrite atomic.Int64 // unix nanoseconds of the last frame to the client
@@ -115,7 +118,7 @@ func (c *Conn) enqueueFrame(f *frameSet) bool {
 	if msg == nil {
 		return false
 	}
-	return c.enqueue(msg)
+	return c.enqueueTracked(msg)
 }
 
 // replyCompletion queues the Completion of an invocation, in the
@@ -133,7 +136,7 @@ func (c *Conn) replyCompletion(invocationID string, result json.RawMessage, errM
 // written without waiting for the coalescing window.
 func (c *Conn) reply(msg []byte) bool {
 	c.urgent.Store(true)
-	return c.enqueue(msg)
+	return c.enqueueTracked(msg)
 }
 
 // appendLocked adds msg to buf, taking a pooled buffer when there is none,
@@ -178,6 +181,13 @@ func (c *Conn) closeWith(code int, reason string, final []byte) {
 	c.closing = true
 	c.closeCode = code
 	c.closeReason = reason
+	if c.rs != nil && c.rs.detached {
+		// No socket to say it on: the connection just ends, and the Serve
+		// waiting for a resume tears it down.
+		close(c.done)
+		c.mu.Unlock()
+		return
+	}
 	if final != nil {
 		c.appendLocked(final)
 	}
@@ -213,15 +223,15 @@ func (c *Conn) writeLoop() {
 		if wait := last + window - int64(time.Since(processStart)); window > 0 && last != 0 && wait > 0 && !c.urgent.Load() && c.pending() {
 			time.Sleep(time.Duration(wait))
 		}
-		out := c.take()
+		out, tr, gen := c.take()
 		if out == nil {
 			return
 		}
 		c.lastFlush.Store(int64(time.Since(processStart)))
 		ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
-		err := c.tr.WriteFrame(ctx, out, c.codec.Binary())
+		err := tr.WriteFrame(ctx, out, c.codec.Binary())
 		cancel()
-		if !c.recycle(out, err) {
+		if !c.recycle(out, err, gen) {
 			return
 		}
 		c.lastWrite.Store(c.g.cfg.Now().UnixNano())
@@ -273,12 +283,13 @@ func (c *Conn) pending() bool {
 	return len(c.buf) > 0
 }
 
-// take swaps the send buffer for the spare and returns what was queued. With
-// nothing queued it ends the write loop's turn: it closes the socket if the
-// connection is closing, and returns nil.
-func (c *Conn) take() []byte {
+// take swaps the send buffer for the spare and returns what was queued, with
+// the socket to write it to and that socket's generation (see resumable).
+// With nothing queued it ends the write loop's turn: it closes the socket
+// if the connection is closing, and returns nil.
+func (c *Conn) take() ([]byte, Transport, int) {
 	c.mu.Lock()
-	if len(c.buf) == 0 {
+	if len(c.buf) == 0 || (c.rs != nil && c.rs.detached) {
 		c.writing = false
 		closing, code, reason := c.closing, c.closeCode, c.closeReason
 		if closing {
@@ -288,7 +299,7 @@ func (c *Conn) take() []byte {
 		if closing {
 			c.closeSocket(code, reason)
 		}
-		return nil
+		return nil, nil, 0
 	}
 	out := c.buf
 	c.urgent.Store(false)
@@ -297,18 +308,33 @@ func (c *Conn) take() []byte {
 		c.buf = c.buf[:0]
 	}
 	c.spare = nil
+	tr, gen := c.tr, 0
+	if c.rs != nil {
+		gen = c.rs.gen
+	}
 	c.mu.Unlock()
-	return out
+	return out, tr, gen
 }
 
 // recycle keeps a written buffer as the spare. After a failed write it
-// closes the connection and reports false.
-func (c *Conn) recycle(out []byte, err error) bool {
+// closes the connection and reports false; a stateful connection loses only
+// the socket, which its reader then finds broken (the messages are kept for
+// the replay), and a write to a socket that was replaced meanwhile is no
+// failure of the connection at all.
+func (c *Conn) recycle(out []byte, err error, gen int) bool {
 	c.mu.Lock()
 	c.spare = out[:0]
-	if err == nil {
+	if err == nil || (c.rs != nil && c.rs.gen != gen) {
 		c.mu.Unlock()
 		return true
+	}
+	if c.rs != nil && !c.closing {
+		c.writing = false
+		c.buf = c.buf[:0]
+		tr := c.tr
+		c.mu.Unlock()
+		_ = tr.Close(CloseInternalError, "write failed")
+		return false
 	}
 	if !c.closing {
 		c.closing, c.closeCode, c.closeReason = true, CloseInternalError, "write failed: "+err.Error()

@@ -16,8 +16,20 @@
 // What a client is told about a failed connect or invocation is an error's
 // ClientMessage (ClientError), never its full text, which goes to the log.
 //
+// Hub protocols: a connection speaks the protocol its handshake chose, JSON
+// or MessagePack (protocol.Codec, codec.go). A message for many connections
+// is encoded once per protocol in use and the same bytes go to every
+// connection of that protocol. A client with stateful reconnect (handshake
+// version 2) keeps its connection across a broken socket: the connection is
+// detached, keeps what it sent until the client acknowledges it, and is
+// resumed on the client's new socket with a replay (stateful.go); only a
+// client that does not come back within StatefulReconnectWindow is
+// disconnected.
+//
 // Concurrency: every exported method is safe for concurrent use. Each
-// connection has one reader (the goroutine in Serve) and at most one writer
+// connection has one reader (the goroutine in Serve; after a resume, the
+// Serve of the new socket, which starts reading once the old reader
+// stopped) and at most one writer
 // (a write loop started only while its queue is non-empty); nothing else
 // touches the socket. A connection's invocations run on workers of their
 // own (at most Limits.MaxInflightInvocations, started only while there are
@@ -37,6 +49,7 @@
 // late, for sends and existence checks alike.
 //
 // Lock order: a hub shard's lock (connections, groups, users) may be held while
-// taking a Conn's mu; never the other way round. An invoker's mu is taken
-// alone. No I/O happens under any lock.
+// taking a Conn's mu, and so may Gateway.mu (the negotiated tokens); never
+// the other way round. An invoker's mu is taken alone. No I/O happens under
+// any lock.
 package gateway

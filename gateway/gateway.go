@@ -109,7 +109,8 @@ func (g *Gateway) Negotiate(hub string, id Identity) (connID, token string, err 
 }
 
 // Check reports whether token may open a socket now, so the HTTP layer can
-// answer 404 or 409 before it upgrades. It returns the token's hub and the
+// answer 404 or 409 before it upgrades: a token not yet used, or a stateful
+// connection's, whose client may resume it on a new socket. It returns the token's hub and the
 // access token it was negotiated with.
 func (g *Gateway) Check(token string) (hub, bearer string, err error) {
 	g.mu.Lock()
@@ -118,8 +119,12 @@ func (g *Gateway) Check(token string) (hub, bearer string, err error) {
 	switch {
 	case n == nil:
 		return "", "", ErrUnknownToken
-	case n.conn != nil:
+	case n.conn != nil && n.conn.rs == nil:
 		return "", "", ErrTokenInUse
+	case n.conn != nil && n.conn.isClosing():
+		// The stock client opens a stray socket to a stateful connection
+		// it was just told to close: it gets 404, as for a token gone.
+		return "", "", ErrUnknownToken
 	}
 	return n.hub, n.identity.Bearer, nil
 }
@@ -141,6 +146,20 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 		g.mu.Unlock()
 		_ = tr.Close(ClosePolicyViolation, "unknown connection token")
 		return ErrUnknownToken
+	case n.conn != nil && n.conn.rs != nil:
+		// A stateful connection's client resumes it on a new socket.
+		c := n.conn
+		g.serving.Add(1)
+		g.mu.Unlock()
+		defer g.serving.Done()
+		gen, ok := c.resumeWith(tr)
+		if !ok {
+			_ = tr.Close(ClosePolicyViolation, "connection closed; negotiate again")
+			return ErrUnknownToken
+		}
+		c.lastRead.Store(g.cfg.Now().UnixNano())
+		g.serveReads(ctx, c, tr, gen)
+		return nil
 	case n.conn != nil:
 		g.mu.Unlock()
 		_ = tr.Close(ClosePolicyViolation, "connection token already in use")
@@ -165,7 +184,6 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 	g.serving.Add(1)
 	g.mu.Unlock()
 	defer g.serving.Done()
-	defer g.forget(token)
 
 	now := g.cfg.Now().UnixNano()
 	c.lastRead.Store(now)
@@ -173,19 +191,37 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 
 	rest, err := g.handshake(ctx, c, info)
 	if err != nil {
+		g.forget(token)
 		return err
 	}
 	g.log.Debug("connected", "hub", h.name, "conn", c.id, "user", c.userID)
 	if g.wants(h.name, upstream.EventConnected, "") {
 		g.cfg.Webhooks.Notify(c.event(upstream.EventConnected))
 	}
-	if len(rest) > 0 {
-		c.handleFrame(ctx, rest, false)
+	if len(rest) > 0 && !c.handleFrame(ctx, rest, c.codec.Binary()) {
+		g.end(c)
+		return nil
 	}
+	g.serveReads(ctx, c, tr, 0)
+	return nil
+}
+
+// serveReads reads the client's messages from tr, the connection's socket
+// of generation gen, until it ends. Then the connection ends, unless it is
+// stateful and its client may resume it: it is detached and waits for a
+// new socket, whose Serve then goes on with it, or for its window to pass.
+func (g *Gateway) serveReads(ctx context.Context, c *Conn, tr Transport, gen int) {
+	var readerDone chan struct{}
+	if c.rs != nil {
+		c.mu.Lock()
+		readerDone = c.rs.readerDone
+		c.mu.Unlock()
+	}
+	var readErr error
 	for {
 		data, binary, err := tr.ReadFrame(ctx)
 		if err != nil {
-			c.readFailed(err)
+			readErr = err
 			break
 		}
 		c.lastRead.Store(g.cfg.Now().UnixNano())
@@ -193,10 +229,35 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 			break
 		}
 	}
-	// Nothing more is read: what is queued will not run, and running
-	// webhook calls are cancelled. Only once every invocation has ended
-	// does the connection leave its groups and the disconnected event go
-	// out, after all of its message events.
+	if c.rs != nil {
+		close(readerDone)
+		c.mu.Lock()
+		superseded, resumed := c.rs.gen != gen, c.rs.resumed
+		c.mu.Unlock()
+		if superseded {
+			return // a new socket took over: its Serve owns the connection
+		}
+		if readErr != nil && c.detach(gen) {
+			select {
+			case <-resumed:
+				return
+			case <-c.done: // closed while detached: its window passed, or the server closed it
+			}
+		}
+	}
+	if readErr != nil {
+		c.readFailed(readErr)
+	}
+	g.end(c)
+}
+
+// end tears a connection down once its reading ended: what is queued will
+// not run and running webhook calls are cancelled. Only once every
+// invocation has ended does the connection leave its groups and the
+// disconnected event go out, after all of its message events.
+func (g *Gateway) end(c *Conn) {
+	h := c.hub
+	defer g.forget(c.token)
 	c.stopInvocations()
 	<-c.done
 	c.awaitInvocations()
@@ -214,7 +275,6 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 	if g.cfg.Tracker != nil {
 		g.cfg.Tracker.Closed(c.id)
 	}
-	return nil
 }
 
 // handshake reads and answers the client's handshake and runs the connect
@@ -272,6 +332,9 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	// From the answer on, the connection speaks its protocol: the answer
 	// itself goes out in the protocol's frame type.
 	c.codec = codec
+	if req.Version >= 2 { // the client asked for stateful reconnect
+		c.rs = newResumable()
+	}
 	c.holdWrites(protocol.HandshakeOK)
 	c.hub.addConn(c)
 	if g.cfg.Tracker != nil {

@@ -51,6 +51,18 @@ func (c *Conn) protocolError(code int, text string) {
 }
 
 func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
+	if c.rs != nil {
+		switch {
+		case trackable(m.Type) && !c.receivedTrackable():
+			return nil // replayed after a resume, and processed already
+		case m.Type == protocol.TypeAck:
+			c.acknowledged(m.SequenceID)
+		case m.Type == protocol.TypeSequence:
+			// The client replays from here: count its messages anew,
+			// dropping those processed already.
+			c.rs.inSeq = m.SequenceID - 1
+		}
+	}
 	switch m.Type {
 	case protocol.TypeInvocation:
 		c.receiveInvocation(ctx, m)

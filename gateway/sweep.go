@@ -55,11 +55,17 @@ func (g *Gateway) sweep(now time.Time) {
 				leased = append(leased, c)
 			}
 			switch {
+			case c.detachedTooLong(now):
+				c.closeWith(CloseGoingAway, g.resumeTimeout(), nil)
+			case c.isDetached(): // its window runs; nothing to say to nobody
 			case c.keepsAlive: // the transport notices a dead client
 			case c.lastRead.Load() <= deadBefore:
 				c.closeWith(CloseNormal, "timeout: "+timeout, c.codec.AppendClose(nil, timeout, true))
 			case c.lastWrite.Load() <= pingBefore:
 				c.enqueue(pingFrames[codecIndex(c.codec)])
+			}
+			if ack, ok := c.ackDue(); ok {
+				c.enqueue(ack)
 			}
 		})
 		// Outside eachConn: ending a membership takes a group shard lock.

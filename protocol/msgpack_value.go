@@ -782,3 +782,66 @@ func (r *msgpackReader) extAsJSON(dst []byte, c byte) ([]byte, error) {
 	}
 	return appendJSONString(dst, t.UTC().Format(time.RFC3339Nano)), nil
 }
+
+// ValueReader reads MessagePack values one after another, with the same
+// limits as the hub protocol (every length checked against what is left,
+// nesting bounded), and converts them to JSON with the mapping above: the
+// REST API reads its MessagePack bodies with it, so that bytes from any
+// source reach the gateway in the same form. Errors say what is wrong in
+// words fit for the sender.
+type ValueReader struct{ r msgpackReader }
+
+// NewValueReader reads b.
+func NewValueReader(b []byte) *ValueReader { return &ValueReader{r: msgpackReader{b: b}} }
+
+// Len is the number of bytes not read yet.
+func (v *ValueReader) Len() int { return len(v.r.b) }
+
+// MapLen reads a map header: the number of key/value pairs that follow.
+func (v *ValueReader) MapLen() (int, error) { return v.r.mapLen() }
+
+// String reads a str.
+func (v *ValueReader) String() (string, error) { return v.r.str() }
+
+// Nil reads a nil and reports true, or reads nothing and reports false.
+func (v *ValueReader) Nil() bool {
+	if v.r.peekKind() == kindNil {
+		v.r.b = v.r.b[1:]
+		return true
+	}
+	return false
+}
+
+// Bytes reads the contents of a bin or a str.
+func (v *ValueReader) Bytes() ([]byte, error) {
+	c, err := v.r.byte1()
+	if err != nil {
+		return nil, err
+	}
+	var n uint64
+	switch {
+	case c&0xe0 == 0xa0:
+		n = uint64(c & 0x1f)
+	case c == 0xc4 || c == 0xd9:
+		n, err = v.r.uint(1)
+	case c == 0xc5 || c == 0xda:
+		n, err = v.r.uint(2)
+	case c == 0xc6 || c == 0xdb:
+		n, err = v.r.uint(4)
+	default:
+		return nil, fmt.Errorf("%w: expected bin or str", errValue)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.r.take(n)
+}
+
+// JSON reads one value of any kind as JSON.
+func (v *ValueReader) JSON() (json.RawMessage, error) { return v.r.json() }
+
+// Array reports whether the next value is an array.
+func (v *ValueReader) Array() bool { return v.r.peekKind() == kindArray }
+
+// Skip reads past one value.
+func (v *ValueReader) Skip() error { return v.r.skip() }
