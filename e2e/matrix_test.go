@@ -70,6 +70,8 @@ type matrixApp struct {
 	root string
 	g    *gw
 	url  string
+	// mux serves the app; tests add control endpoints of their own.
+	mux  *http.ServeMux
 	rest *rest.Client
 	// secret signs the webhooks of every hub of the matrix.
 	secret string
@@ -77,16 +79,19 @@ type matrixApp struct {
 	// vias are the gateway addresses a client may be sent to: "" is the
 	// node itself, others proxies in front of it (see addVia).
 	vias    map[string]negotiate.ConnectionString
+	cutters map[string]*cutter
 	events  []upstream.Event
-	changed chan struct{} // closed and replaced when an event is recorded
+	// tallies are the arguments of each connection's "tally" sends.
+	tallies map[string][]json.RawMessage
+	changed chan struct{} // closed and replaced when events or tallies grow
 }
 
 // startMatrix starts a node with the matrix hub, its function and the app.
-func startMatrix(t *testing.T) *matrixApp {
+func startMatrix(t *testing.T, opts ...nodeOption) *matrixApp {
 	t.Helper()
 	root := repoRoot(t)
 	requireNodeModules(t, filepath.Join(root, "test", "interop"), "npm ci --prefix test/interop")
-	g := startNode(t)
+	g := startNode(t, opts...)
 	a := &matrixApp{t: t, root: root, g: g, changed: make(chan struct{}),
 		vias: map[string]negotiate.ConnectionString{"": g.cs}}
 	rc, err := rest.New(g.cs.String())
@@ -97,6 +102,7 @@ func startMatrix(t *testing.T) *matrixApp {
 
 	a.secret = upstream.NewSecret()
 	mux := http.NewServeMux()
+	a.mux = mux
 	mux.Handle("/fn", upstream.Handler([]string{a.secret}, a.handle))
 	mux.HandleFunc("POST /app/{hub}/negotiate", a.negotiate)
 	mux.HandleFunc("GET /ctl/token", a.negotiate)
@@ -229,6 +235,15 @@ func (a *matrixApp) handle(_ context.Context, ev *upstream.Event) (*upstream.Rep
 			return nil, err
 		}
 		return upstream.NewReply().SendToGroup(group, "group", group, user, text, marked(text)).WithResult("sent"), nil
+	case "tally": // a client's send: kept, in the order it came
+		a.mu.Lock()
+		if a.tallies == nil {
+			a.tallies = map[string][]json.RawMessage{}
+		}
+		a.tallies[ev.ConnectionID] = append(a.tallies[ev.ConnectionID], args...)
+		a.notifyLocked()
+		a.mu.Unlock()
+		return nil, nil
 	case "toUser":
 		to, text, err := str2()
 		if err != nil {
@@ -246,16 +261,26 @@ func (a *matrixApp) record(ev *upstream.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, *ev)
+	a.notifyLocked()
+}
+
+// notifyLocked wakes the waiters on a.changed; the caller holds a.mu.
+func (a *matrixApp) notifyLocked() {
 	close(a.changed)
 	a.changed = make(chan struct{})
 }
 
 // waitEvent answers GET /ctl/event?event=E&connectionId=ID with the first
 // such event the function got, waiting for it (bounded: 504 after waitFor,
-// naming the events the connection did get).
+// or after ?within= up to a minute, naming the events the connection did
+// get).
 func (a *matrixApp) waitEvent(w http.ResponseWriter, r *http.Request) {
 	name, id := r.URL.Query().Get("event"), r.URL.Query().Get("connectionId")
-	deadline := time.After(waitFor)
+	within := waitFor
+	if d, err := time.ParseDuration(r.URL.Query().Get("within")); err == nil && d > 0 && d <= time.Minute {
+		within = d
+	}
+	deadline := time.After(within)
 	for {
 		a.mu.Lock()
 		changed := a.changed
@@ -277,7 +302,7 @@ func (a *matrixApp) waitEvent(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-deadline:
-			writeJSONError(w, http.StatusGatewayTimeout, fmt.Sprintf("no %s event for connection %q within %s; it had %v", name, id, waitFor, seen))
+			writeJSONError(w, http.StatusGatewayTimeout, fmt.Sprintf("no %s event for connection %q within %s; it had %v", name, id, within, seen))
 			return
 		}
 	}

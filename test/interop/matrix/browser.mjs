@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { TEST_TIMEOUT_MS } from "../common.mjs";
 import { comboName, parseCombos } from "./cases.mjs";
-import { SUITES } from "./suites.mjs";
+import { PER_COMBO, SUITES } from "./suites.mjs";
 
 function env(name) {
   const v = process.env[name];
@@ -59,16 +59,16 @@ async function openPage(label) {
 }
 
 for (const suite of suites) {
-  for (const combo of suite === "matrix" ? combos : [null]) {
-    const label = combo ? comboName(combo) : suite;
-    describe(`browser ${label}`, () => {
+  for (const combo of PER_COMBO.has(suite) ? combos : [null]) {
+    const label = combo ? comboName(combo) : "";
+    describe(`browser ${suite} ${label}`, () => {
       let p;
       before(async () => {
         p = await openPage(`[${label}]`);
       });
       after(() => p?.context.close());
       for (const c of SUITES[suite]) {
-        test(c.name, { timeout: TEST_TIMEOUT_MS }, async () => {
+        test(c.name, { timeout: c.timeout ?? TEST_TIMEOUT_MS }, async () => {
           const r = await p.page.evaluate(([s, n, co, all]) => window.matrix.run(s, n, co, all), [suite, c.name, combo, combos]);
           if (!r.ok) throw new Error(r.error);
         });

@@ -90,7 +90,8 @@ export async function rejects(p, re, what) {
 // ---- the client side of one case
 
 // Log records what the client logs (Trace, with message contents): the
-// transports it selected, and the lines a failure prints as the wire trace.
+// transports it selected, the handshakes it sent, and the lines a failure
+// prints as the wire trace.
 class Log {
   constructor(signalR, name) {
     this.signalR = signalR;
@@ -98,11 +99,14 @@ class Log {
     this.lines = [];
     this.dropped = 0;
     this.selected = [];
+    this.handshakes = [];
   }
 
   log(level, message) {
     const m = /^Selecting transport '(\w+)'/.exec(message);
     if (m) this.selected.push(m[1]);
+    const h = /sending data\. String data of length \d+\. Content: '\{"protocol":"(\w+)","version":(\d+)\}\x1e'/.exec(message);
+    if (h) this.handshakes.push({ protocol: h[1], version: Number(h[2]) });
     if (this.lines.length >= 200) {
       this.lines.shift();
       this.dropped++;
@@ -154,20 +158,25 @@ class Scope {
     }
     let b = new signalR.HubConnectionBuilder().withUrl(url, options).configureLogging(log);
     if (protocol === "messagepack") b = b.withHubProtocol(new MessagePackHubProtocol());
+    if (opts.stateful) b = b.withStatefulReconnect();
     const conn = b.build();
     const inbox = new Inbox(conn, ...(opts.targets ?? []));
     this.logs.push(log);
-    return { conn, inbox, log, user };
+    return { conn, inbox, log, user, transport };
   }
 
   // open builds and starts a connection (bounded); the scope stops it.
   async open(user, opts = {}) {
-    const c = await this.build(user, opts);
+    return this.start(await this.build(user, opts));
+  }
+
+  // start starts a connection from build (bounded); the scope stops it.
+  async start(c) {
     this.conns.push(c.conn);
     try {
-      await withTimeout(c.conn.start(), `start of ${user}`);
+      await withTimeout(c.conn.start(), `start of ${c.user}`);
     } catch (err) {
-      const want = "transport" in opts ? opts.transport : this.transport;
+      const want = c.transport;
       if (want && !c.log.selected.includes(want)) {
         throw new Error(`the client never selected ${want}: the gateway's negotiate did not offer it for this protocol (${err.message})`);
       }
@@ -201,9 +210,9 @@ export class Matrix {
 
   // ctl calls the app's control endpoint path (GET, or POST with body) and
   // returns its JSON answer; any status but 2xx fails.
-  async ctl(path, body) {
+  async ctl(path, body, ms = 20_000) {
     const init = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
-    const res = await withTimeout(fetch(`${this.appURL}/ctl/${path}`, init), `control ${path}`, 20_000);
+    const res = await withTimeout(fetch(`${this.appURL}/ctl/${path}`, init), `control ${path}`, ms);
     const text = await res.text();
     if (!res.ok) throw new Error(`control ${path}: ${res.status} ${text}`);
     return text ? JSON.parse(text) : null;
