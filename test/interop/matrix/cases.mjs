@@ -2,15 +2,15 @@
 // negotiate (through the app's redirect and directly), invoke with a result
 // and with an error, broadcast, group and user sends, REST sends, a rejected
 // connect and the disconnected event — on one transport and hub protocol at
-// a time, and with every combination in one group (fallback.mjs has the
-// cases where the client chooses its transport).
+// a time, and with every combination in one group. fallback.mjs and
+// stateful.mjs hold the cases where the client chooses its transport and
+// where its socket is cut; suites.mjs names them all.
 //
 // e2e/matrix_test.go serves the app this talks to (negotiate, tokens, the
-// hub's function, control endpoints) and runs these cases in Node (node.mjs)
-// and in headless Chromium (browser.mjs, page.html), which find the cases
-// in suites.mjs. The file loads in
-// both: the client library comes in as an argument, and it uses nothing but
-// fetch, btoa, TextEncoder and timers.
+// hub's function, control endpoints) and runs the cases in Node (node.mjs)
+// and in headless Chromium (browser.mjs, page.html). The files load in
+// both: the client library comes in as an argument, and they use nothing
+// but fetch, btoa, TextEncoder and timers.
 import { Inbox, unique, withTimeout } from "../common.mjs";
 
 // A combo is a transport and a hub protocol, such as
@@ -24,7 +24,7 @@ export const parseCombos = (list) =>
 
 export const comboName = (c) => `${c.transport}/${c.protocol}`;
 
-// HUB is the hub of the matrix; its function is matrixFunction in Go.
+// HUB is the hub of the matrix; its function is matrixApp.handle in Go.
 export const HUB = "matrix";
 
 // Every binary argument the function sends starts with these bytes (base64
