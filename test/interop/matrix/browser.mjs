@@ -4,10 +4,10 @@
 // (page.html, which loads the client's browser bundles from node_modules)
 // and runs this file with `node --test` and APP_URL, CHROMIUM (the
 // browser's path), SUITES (for example "matrix,mixed") and, for the matrix
-// and the mixed suite, COMBOS set, as for node.mjs. Each
-// combo of the matrix runs in a page of its own; every case reports to its
-// own node:test test. The file is not named *.test.mjs, so the run of
-// test/interop/ does not pick it up.
+// and the mixed suite, COMBOS set, as for node.mjs. Each combo of a suite
+// runs in a page of its own; every case reports to its own node:test test.
+// The file is not named *.test.mjs, so the run of test/interop/ does not
+// pick it up.
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { TEST_TIMEOUT_MS } from "../common.mjs";
@@ -58,21 +58,26 @@ async function openPage(label) {
   return { context, page };
 }
 
+// The matrix's combos run side by side, each in its page; the other
+// suites one combo at a time (the stateful suite's cuts would hit every
+// combo's sockets).
 for (const suite of suites) {
-  for (const combo of PER_COMBO.has(suite) ? combos : [null]) {
-    const label = combo ? comboName(combo) : "";
-    describe(`browser ${suite} ${label}`, () => {
-      let p;
-      before(async () => {
-        p = await openPage(`[${label}]`);
-      });
-      after(() => p?.context.close());
-      for (const c of SUITES[suite]) {
-        test(c.name, { timeout: c.timeout ?? TEST_TIMEOUT_MS }, async () => {
-          const r = await p.page.evaluate(([s, n, co, all]) => window.matrix.run(s, n, co, all), [suite, c.name, combo, combos]);
-          if (!r.ok) throw new Error(r.error);
+  describe(`browser ${suite}`, { concurrency: suite === "matrix" }, () => {
+    for (const combo of PER_COMBO.has(suite) ? combos : [null]) {
+      const label = combo ? comboName(combo) : suite;
+      describe(label, () => {
+        let p;
+        before(async () => {
+          p = await openPage(`[${label}]`);
         });
-      }
-    });
-  }
+        after(() => p?.context.close());
+        for (const c of SUITES[suite]) {
+          test(c.name, { timeout: c.timeout ?? TEST_TIMEOUT_MS }, async () => {
+            const r = await p.page.evaluate(([s, n, co, all]) => window.matrix.run(s, n, co, all), [suite, c.name, combo, combos]);
+            if (!r.ok) throw new Error(r.error);
+          });
+        }
+      });
+    }
+  });
 }
