@@ -95,10 +95,13 @@ func New(cfg Config) *Gateway {
 func (g *Gateway) NodeID() string { return g.cfg.NodeID }
 
 // Negotiate reserves a connection for a client of hub and returns its id and
-// the unguessable token the client presents when it opens its socket.
+// the unguessable token the client presents when it opens its socket and,
+// over Server-Sent Events and Long Polling, on every request after. Both
+// carry this node's id before a dot (see NodeOf), so a request that reaches
+// another node of a cluster can be sent to the connection's own.
 func (g *Gateway) Negotiate(hub string, id Identity) (connID, token string, err error) {
 	connID = g.cfg.NodeID + "." + randomID(12)
-	token = randomID(24)
+	token = g.cfg.NodeID + "." + randomID(24)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stopping {
@@ -127,6 +130,16 @@ func (g *Gateway) Check(token string) (hub, bearer string, err error) {
 		return "", "", ErrUnknownToken
 	}
 	return n.hub, n.identity.Bearer, nil
+}
+
+// Resumable reports whether token belongs to a live stateful connection: a
+// new socket for it resumes that connection (a WebSocket, the only
+// transport stateful reconnect runs on).
+func (g *Gateway) Resumable(token string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := g.tokens[token]
+	return n != nil && n.conn != nil && n.conn.rs != nil && !n.conn.isClosing()
 }
 
 // Serve runs the connection negotiated under token over tr until it ends:

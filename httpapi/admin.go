@@ -90,6 +90,8 @@ type hubInput struct {
 	AllowAnonymous bool     `json:"allowAnonymous"`
 	MaxMessageSize int      `json:"maxMessageSize"`
 	AllowedOrigins []string `json:"allowedOrigins"`
+	// Transports the hub offers; empty means all.
+	Transports []string `json:"transports"`
 }
 
 const maxMessageSizeLimit = 16 << 20
@@ -107,24 +109,41 @@ func (in *hubInput) validate() error {
 			return fail(http.StatusBadRequest, fmt.Sprintf("allowedOrigins: %q is not an origin like https://app.example.com", o))
 		}
 	}
+	// Transport names are taken in any case and kept as negotiate spells
+	// them.
+	for i, t := range in.Transports {
+		name, ok := transportName(t)
+		if !ok {
+			return fail(http.StatusBadRequest, fmt.Sprintf("transports: %q is not a transport; use WebSockets, ServerSentEvents and/or LongPolling (none listed: all three)", t))
+		}
+		if slices.Contains(in.Transports[:i], name) {
+			return fail(http.StatusBadRequest, fmt.Sprintf("transports: %s is listed twice", name))
+		}
+		in.Transports[i] = name
+	}
 	return nil
 }
 
 func (in *hubInput) hub() store.Hub {
-	return store.Hub{Name: in.Name, AllowAnonymous: in.AllowAnonymous, MaxMessageSize: in.MaxMessageSize, AllowedOrigins: in.AllowedOrigins}
+	return store.Hub{Name: in.Name, AllowAnonymous: in.AllowAnonymous, MaxMessageSize: in.MaxMessageSize, AllowedOrigins: in.AllowedOrigins,
+		Transports: in.Transports}
 }
 
 // hubView is a hub as the admin API shows it: with the limits in force,
 // so a hub that set none shows the defaults rather than 0.
 type hubView struct {
 	store.Hub
-	MaxMessageSize int `json:"maxMessageSize"`
+	MaxMessageSize int      `json:"maxMessageSize"`
+	Transports     []string `json:"transports"`
 }
 
 func viewHub(h store.Hub) hubView {
 	v := hubView{Hub: h, MaxMessageSize: h.MaxMessageSize}
 	if v.MaxMessageSize == 0 {
 		v.MaxMessageSize = DefaultMaxMessageSize
+	}
+	for _, t := range hubTransports(h) {
+		v.Transports = append(v.Transports, t.Transport)
 	}
 	return v
 }

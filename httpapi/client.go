@@ -19,7 +19,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gw/switchboard/gateway"
-	"github.com/switchboard-gw/switchboard/input"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 )
@@ -33,16 +32,16 @@ type negotiateResponse struct {
 	ConnectionID        string      `json:"connectionId"`
 	ConnectionToken     string      `json:"connectionToken"`
 	AvailableTransports []transport `json:"availableTransports"`
+	// UseStatefulReconnect answers a client that asked for it
+	// (useStatefulReconnect=true in the query); never set unasked, which
+	// the stock client takes for an error.
+	UseStatefulReconnect bool `json:"useStatefulReconnect,omitempty"`
 }
 
 type transport struct {
 	Transport       string   `json:"transport"`
 	TransferFormats []string `json:"transferFormats"`
 }
-
-// Only WebSockets are served so far, with either hub protocol: JSON in text
-// frames, MessagePack in binary ones.
-var transports = []transport{{Transport: "WebSockets", TransferFormats: []string{"Text", "Binary"}}}
 
 // negotiate answers POST /client/negotiate?hub=HUB: it checks the client's
 // token and reserves a connection.
@@ -71,15 +70,21 @@ func (s *Server) negotiate(c echo.Context) error {
 		return fail(http.StatusServiceUnavailable, "the gateway is shutting down; retry on another node")
 	}
 	return c.JSON(http.StatusOK, negotiateResponse{
-		NegotiateVersion:    1,
-		ConnectionID:        connID,
-		ConnectionToken:     token,
-		AvailableTransports: transports,
+		NegotiateVersion:     1,
+		ConnectionID:         connID,
+		ConnectionToken:      token,
+		AvailableTransports:  hubTransports(hub),
+		UseStatefulReconnect: strings.EqualFold(r.URL.Query().Get("useStatefulReconnect"), "true"),
 	})
 }
 
 // negotiatePreflight answers the browser's CORS preflight for negotiate.
 func (s *Server) negotiatePreflight(c echo.Context) error {
+	return s.preflight(c, "POST, OPTIONS")
+}
+
+// preflight answers a CORS preflight for a client endpoint serving methods.
+func (s *Server) preflight(c echo.Context, methods string) error {
 	var origins []string
 	if _, hub, err := s.hubFromQuery(c.Request()); err == nil {
 		origins = hub.AllowedOrigins
@@ -88,7 +93,7 @@ func (s *Server) negotiatePreflight(c echo.Context) error {
 		return err
 	}
 	h := c.Response().Header()
-	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	h.Set("Access-Control-Allow-Methods", methods)
 	if req := c.Request().Header.Get("Access-Control-Request-Headers"); req != "" {
 		h.Set("Access-Control-Allow-Headers", req)
 	} else {
@@ -188,32 +193,50 @@ func normalOrigin(origin string) (string, bool) {
 	return scheme + "://" + host, true
 }
 
-// connect serves GET /client/?hub=HUB&id=TOKEN: the WebSocket transport.
+// connect serves GET /client/?hub=HUB&id=TOKEN, for the transport the
+// request asks for: a WebSocket upgrade, an event stream (Accept:
+// text/event-stream) or else Long Polling.
 func (s *Server) connect(c echo.Context) error {
 	r := c.Request()
 	name, hub, err := s.hubFromQuery(r)
 	if err != nil {
+		_ = s.setCORS(c, nil)
 		return err
 	}
-	if err := s.checkOrigin(r, hub.AllowedOrigins); err != nil {
+	if err := s.setCORS(c, hub.AllowedOrigins); err != nil {
 		return err
+	}
+	token, err := connectionToken(r, name)
+	if err != nil {
+		return err
+	}
+	if done, err := s.redirectToOwner(c, token); done {
+		return err
+	}
+	switch {
+	case isWebSocketUpgrade(r):
+		return s.connectWebSocket(c, name, hub, token)
+	case acceptsEventStream(r):
+		return s.serveEventStream(c, name, hub, token)
+	}
+	return s.longPoll(c, name, hub, token)
+}
+
+// connectWebSocket serves the WebSocket transport.
+func (s *Server) connectWebSocket(c echo.Context, name string, hub store.Hub, token string) error {
+	r := c.Request()
+	if !hubAllows(hub, TransportWebSockets) {
+		return refuseTransport(hub, TransportWebSockets)
 	}
 	if err := s.limitConnect(c); err != nil {
 		return err
 	}
-	token := r.URL.Query().Get("id")
-	if token == "" {
-		return fail(http.StatusBadRequest, "missing id: negotiate first (POST /client/negotiate?hub="+url.QueryEscape(name)+") and pass its connectionToken as id")
+	if s.half.get(token) != nil {
+		return fail(http.StatusConflict, "connection token already has an open transport")
 	}
-	tokenHub, negotiated, err := s.cfg.Gateway.Check(token)
-	switch {
-	case errors.Is(err, gateway.ErrTokenInUse):
-		return fail(http.StatusConflict, "connection token already has an open socket")
-	case err != nil || tokenHub != name:
-		return fail(http.StatusNotFound, "unknown or closed connection; negotiate again")
-	}
-	if !isWebSocketUpgrade(r) {
-		return fail(http.StatusBadRequest, "only the WebSockets transport is served; send a WebSocket upgrade request")
+	negotiated, err := s.checkToken(name, token)
+	if err != nil {
+		return err
 	}
 	// The access token was verified at negotiate, moments ago; the same
 	// token on the socket needs no second signature check. Any other token
@@ -223,17 +246,9 @@ func (s *Server) connect(c echo.Context) error {
 			return err
 		}
 	}
-
-	// The query and headers go into the connect webhook: a request whose
-	// copy breaks the rules is refused here, before the upgrade, and never
-	// reaches (or counts against) an upstream.
-	info := gateway.ConnectInfo{Query: clientQuery(r.URL.Query()), Headers: clientHeaders(r.Header)}
-	if err := input.ConnectQuery(info.Query); err != nil {
-		return fail(http.StatusBadRequest, "the connect request's "+err.Error())
-	}
-	if err := input.ConnectHeaders(info.Headers); err != nil {
-		return fail(http.StatusRequestHeaderFieldsTooLarge, "the connect request's "+err.Error()+
-			" (credentials and WebSocket headers not counted); send fewer or smaller headers")
+	info, err := connectInfo(r)
+	if err != nil {
+		return err
 	}
 
 	release, err := s.limits.openConnection(r, name, s.negotiatedUser(r, name, negotiated))

@@ -1,8 +1,20 @@
 // Package httpapi is Switchboard's HTTP surface, built on echo: the client
-// negotiate endpoint and WebSocket transport (SignalR compatible), the server
-// REST API, the admin API and health checks. It authenticates requests,
-// resolves hubs in the store and hands accepted sockets to the gateway; it
-// knows nothing of fan-out.
+// negotiate endpoint and transports (SignalR compatible: WebSockets,
+// Server-Sent Events and Long Polling on the connection URL /client/), the
+// server REST API, the admin API and health checks. It authenticates
+// requests, resolves hubs in the store and hands accepted transports to the
+// gateway; it knows nothing of fan-out.
 //
-// Server is safe for concurrent use once built by New.
+// A WebSocket is served from a goroutine of its own once upgraded. An event
+// stream is served by its GET handler, which holds the response for the
+// connection's life; the client's messages arrive as POSTs. A Long Polling
+// connection is served from a goroutine of its own started by its first
+// GET; its later GETs are polls, which the gateway's writes answer (see
+// halftransport.go). Each of these goroutines ends when Gateway.Serve
+// returns, which Gateway.Shutdown waits for. Connection tokens carry the id
+// of the node that issued them: a request for another node's connection is
+// redirected there (Config.NodeURL).
+//
+// Server is safe for concurrent use once built by New. Call StopPolling
+// when the HTTP server begins to shut down.
 package httpapi

@@ -60,6 +60,14 @@ type Config struct {
 	// LiveNodes returns the public base URLs of the cluster's live nodes,
 	// least loaded first, for handing clients a node. Nil means this node.
 	LiveNodes func() []string
+	// NodeURL returns the public base URL of the live cluster node with
+	// the given id. A request on the connection URL for a connection of
+	// another node (its token carries the node's id) is redirected there
+	// (307). Nil means a single node: such a token is unknown (404).
+	NodeURL func(id string) (string, bool)
+	// LongPolling times the Long Polling transport; zero fields mean the
+	// defaults (see LongPolling).
+	LongPolling LongPolling
 	// Limits caps connections per user and per source address and rates
 	// negotiate and connect requests per source address; zero fields mean
 	// the defaults (see ClientLimits).
@@ -119,6 +127,11 @@ type Server struct {
 	log    *slog.Logger
 	echo   *echo.Echo
 	limits *clientLimits
+	half   *halfConns  // this node's SSE and Long Polling connections
+	lp     LongPolling // Config.LongPolling with the defaults filled in
+	// noPolls is closed by StopPolling: no poll can come any more.
+	noPolls     chan struct{}
+	stopPolling sync.Once
 
 	// keysMu serialises access-key changes: rotate and revoke read the key
 	// list, change it and write it back, and two interleaved changes would
@@ -148,11 +161,20 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	s := &Server{cfg: cfg, log: cfg.Logger, echo: e, limits: newClientLimits(cfg.Limits)}
+	s := &Server{cfg: cfg, log: cfg.Logger, echo: e, limits: newClientLimits(cfg.Limits),
+		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{})}
 	e.HTTPErrorHandler = s.handleError
 	s.routes()
 	return s
 }
+
+// StopPolling tells the Long Polling connections that no poll will come
+// any more: the HTTP server serving s is shutting down (wire it with
+// http.Server.RegisterOnShutdown). A message for a client with no poll
+// waiting then fails at once instead of waiting for the next poll, so the
+// gateway's Shutdown need not wait out its write timeout for each such
+// connection. Safe to call more than once.
+func (s *Server) StopPolling() { s.stopPolling.Do(func() { close(s.noPolls) }) }
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
@@ -164,8 +186,12 @@ func (s *Server) routes() {
 
 	e.POST("/client/negotiate", s.negotiate)
 	e.OPTIONS("/client/negotiate", s.negotiatePreflight)
-	e.GET("/client/", s.connect)
-	e.GET("/client", s.connect)
+	for _, path := range []string{"/client/", "/client"} {
+		e.GET(path, s.connect)
+		e.POST(path, s.send)
+		e.DELETE(path, s.endLongPolling)
+		e.OPTIONS(path, s.clientPreflight)
+	}
 
 	s.restRoutes(e)
 

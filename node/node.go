@@ -40,6 +40,10 @@ type Config struct {
 	// mean the defaults (see httpapi.ClientLimits). The caps count this
 	// node's connections.
 	ClientLimits httpapi.ClientLimits
+	// LongPolling times the Long Polling transport: how long a poll waits
+	// for messages and when a client that stopped polling is gone; zero
+	// fields mean the defaults (see httpapi.LongPolling).
+	LongPolling httpapi.LongPolling
 	// NodeID prefixes connection ids. Empty means random.
 	NodeID string
 	// Gateway timing; zero means the gateway's defaults.
@@ -253,15 +257,25 @@ func Start(cfg Config) (*Node, error) {
 		MaxActions:       cfg.MaxActions,
 		MaxTokenLifetime: cfg.MaxTokenLifetime,
 		Limits:           cfg.ClientLimits,
+		LongPolling:      cfg.LongPolling,
 		Logger:           cfg.Logger,
 	}
 	api.Readiness = n.readiness
 	api.NodeStatus = func() map[string]any { return map[string]any{"userGroupsPurged": n.purged.Load()} }
 	if n.cl != nil {
 		api.LiveNodes = n.cl.liveNodes
+		api.NodeURL = func(id string) (string, bool) {
+			for _, m := range n.cl.bus.Members() {
+				if m.ID == id && m.URL != "" {
+					return m.URL, true
+				}
+			}
+			return "", false
+		}
 	}
 	n.api = httpapi.New(api)
 	n.srv = n.cfg.HTTP.server(n.api)
+	n.srv.RegisterOnShutdown(n.api.StopPolling)
 	go func() { n.serveErr <- n.srv.Serve(ln) }()
 	return n, nil
 }

@@ -190,7 +190,8 @@ const (
 
 func contractHubs(t *testing.T, in instance, clk *testutil.Clock) {
 	c := in.cfg
-	created := must[store.Hub](t, "CreateHub")(c.CreateHub(t.Context(), store.Hub{Name: "chat", AllowAnonymous: true, AllowedOrigins: []string{"https://x"}}))
+	created := must[store.Hub](t, "CreateHub")(c.CreateHub(t.Context(), store.Hub{Name: "chat", AllowAnonymous: true, AllowedOrigins: []string{"https://x"},
+		Transports: []string{"ServerSentEvents", "LongPolling"}}))
 	equal(t, "CreatedAt", created.CreatedAt, clk.Now())
 	_, err := c.CreateHub(t.Context(), store.Hub{Name: "chat"})
 	wantErr(t, "CreateHub duplicate", err, store.ErrExists)
@@ -205,7 +206,7 @@ func contractHubs(t *testing.T, in instance, clk *testutil.Clock) {
 	}
 
 	clk.Advance(time.Minute)
-	put := must[store.Hub](t, "PutHub")(c.PutHub(t.Context(), store.Hub{Name: "chat", MaxMessageSize: 100}))
+	put := must[store.Hub](t, "PutHub")(c.PutHub(t.Context(), store.Hub{Name: "chat", MaxMessageSize: 100, Transports: []string{"WebSockets"}}))
 	equal(t, "PutHub CreatedAt", put.CreatedAt, created.CreatedAt)
 	equal(t, "PutHub UpdatedAt", put.UpdatedAt, clk.Now())
 	equal(t, "Hub after PutHub", must[store.Hub](t, "Hub")(c.Hub(t.Context(), "chat")), put)

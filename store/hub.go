@@ -13,12 +13,16 @@ import (
 // Hub is a hub's settings. Zero values mean defaults (documented on the
 // gateway side).
 type Hub struct {
-	Name           string    `json:"name"`
-	AllowAnonymous bool      `json:"allowAnonymous"`
-	MaxMessageSize int       `json:"maxMessageSize,omitempty"` // bytes; 0 = default 32 KiB
-	AllowedOrigins []string  `json:"allowedOrigins,omitempty"` // CORS/WebSocket origins; empty = any
-	CreatedAt      time.Time `json:"createdAt"`
-	UpdatedAt      time.Time `json:"updatedAt"`
+	Name           string   `json:"name"`
+	AllowAnonymous bool     `json:"allowAnonymous"`
+	MaxMessageSize int      `json:"maxMessageSize,omitempty"` // bytes; 0 = default 32 KiB
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"` // CORS/WebSocket origins; empty = any
+	// Transports are the client transports the hub offers in negotiate and
+	// serves, by their SignalR names (WebSockets, ServerSentEvents,
+	// LongPolling); empty = all three. The admin API checks the names.
+	Transports []string  `json:"transports,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
 
 func validHubName(name string) error {

@@ -126,6 +126,7 @@ type hubView struct {
 	AllowAnonymous bool     `json:"allowAnonymous"`
 	MaxMessageSize int      `json:"maxMessageSize"`
 	AllowedOrigins []string `json:"allowedOrigins"`
+	Transports     []string `json:"transports"`
 }
 
 func (h *hubView) print(w io.Writer) {
@@ -133,8 +134,12 @@ func (h *hubView) print(w io.Writer) {
 	if origins == "" {
 		origins = "any"
 	}
-	fmt.Fprintf(w, "  anonymous: %v\n  max message size: %d bytes\n  allowed origins: %s\n", h.AllowAnonymous, h.MaxMessageSize, origins)
+	fmt.Fprintf(w, "  anonymous: %v\n  max message size: %d bytes\n  allowed origins: %s\n  transports: %s\n",
+		h.AllowAnonymous, h.MaxMessageSize, origins, strings.Join(h.Transports, ","))
 }
+
+// transportUsage describes the --transport flag.
+const transportUsage = "client transport the hub offers: WebSockets, ServerSentEvents or LongPolling"
 
 func hubPath(name string) string { return "/admin/hubs/" + url.PathEscape(name) }
 
@@ -145,36 +150,44 @@ func hubCmd() *cobra.Command {
 
 	var anonymous bool
 	var maxSize int
-	var origins []string
+	var origins, transports []string
 	add := &cobra.Command{
 		Use: "add NAME", Short: "Create a hub", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := map[string]any{"name": args[0], "allowAnonymous": anonymous, "maxMessageSize": maxSize, "allowedOrigins": origins}
-			if err := a.do(http.MethodPost, "/admin/hubs", in, nil); err != nil {
+			in := map[string]any{"name": args[0], "allowAnonymous": anonymous, "maxMessageSize": maxSize, "allowedOrigins": origins, "transports": transports}
+			var h hubView
+			if err := a.do(http.MethodPost, "/admin/hubs", in, &h); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "hub %s created\n", args[0])
+			h.print(cmd.OutOrStdout())
 			return nil
 		},
 	}
 	add.Flags().BoolVar(&anonymous, "anonymous", false, "let clients connect without a token")
 	add.Flags().IntVar(&maxSize, "max-message-size", 0, "largest client message in bytes (default 32768)")
 	add.Flags().StringSliceVar(&origins, "allowed-origin", nil, "browser origin allowed (repeatable; default any)")
+	add.Flags().StringSliceVar(&transports, "transport", nil, transportUsage+" (repeatable; default all three)")
 
-	var anyOrigin bool
+	var anyOrigin, allTransports bool
 	update := &cobra.Command{
 		Use:   "update NAME",
 		Short: "Change a hub's settings; settings not given keep their value",
 		Example: "  switchboard hub update chat --max-message-size 65536 --allowed-origin https://app.example.com\n" +
-			"  switchboard hub update chat --anonymous=false --any-origin",
+			"  switchboard hub update chat --anonymous=false --any-origin\n" +
+			"  switchboard hub update chat --transport ServerSentEvents --transport LongPolling",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
-			if !fl.Changed("anonymous") && !fl.Changed("max-message-size") && !fl.Changed("allowed-origin") && !fl.Changed("any-origin") {
-				return fmt.Errorf("nothing to change: give --anonymous, --max-message-size, --allowed-origin or --any-origin")
+			if !fl.Changed("anonymous") && !fl.Changed("max-message-size") && !fl.Changed("allowed-origin") && !fl.Changed("any-origin") &&
+				!fl.Changed("transport") && !fl.Changed("all-transports") {
+				return fmt.Errorf("nothing to change: give --anonymous, --max-message-size, --allowed-origin, --any-origin, --transport or --all-transports")
 			}
 			if fl.Changed("allowed-origin") && anyOrigin {
 				return fmt.Errorf("--allowed-origin and --any-origin exclude each other")
+			}
+			if fl.Changed("transport") && allTransports {
+				return fmt.Errorf("--transport and --all-transports exclude each other")
 			}
 			var h hubView
 			if err := a.do(http.MethodGet, hubPath(args[0]), nil, &h); err != nil {
@@ -192,6 +205,12 @@ func hubCmd() *cobra.Command {
 			if anyOrigin {
 				h.AllowedOrigins = nil
 			}
+			if fl.Changed("transport") {
+				h.Transports = transports
+			}
+			if allTransports {
+				h.Transports = nil
+			}
 			if err := a.do(http.MethodPut, hubPath(args[0]), h, &h); err != nil {
 				return err
 			}
@@ -204,6 +223,8 @@ func hubCmd() *cobra.Command {
 	update.Flags().IntVar(&maxSize, "max-message-size", 0, "largest client message in bytes (0 for the default, 32768)")
 	update.Flags().StringSliceVar(&origins, "allowed-origin", nil, "browser origin allowed (repeatable); replaces the list")
 	update.Flags().BoolVar(&anyOrigin, "any-origin", false, "clear the list: any origin (or the server-wide --allowed-origin)")
+	update.Flags().StringSliceVar(&transports, "transport", nil, transportUsage+" (repeatable); replaces the list")
+	update.Flags().BoolVar(&allTransports, "all-transports", false, "clear the list: all three transports")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List hubs with the settings in force", Args: cobra.NoArgs,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/delivery"
+	"github.com/switchboard-gw/switchboard/httpapi"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +41,7 @@ type serveFlags struct {
 
 	maxTokenLifetime time.Duration
 	maxActions       int
+	longPolling      httpapi.LongPolling
 
 	pprof string
 
@@ -84,6 +86,8 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.DurationVar(&d.Breaker.CoolDown, "breaker-cooldown", 0, "how long an open breaker waits before a probe (default 10s)")
 	fl.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", 0, "longest a client or REST token may still be valid when presented, and the most :generateToken issues (default 24h)")
 	fl.IntVar(&f.maxActions, "max-actions", 0, "most actions one webhook reply or one REST :actions batch may carry (default 100)")
+	fl.DurationVar(&f.longPolling.PollWait, "long-polling-wait", 0, "how long a Long Polling poll waits for messages before it is answered empty (default 90s; keep it under proxies' idle timeouts)")
+	fl.DurationVar(&f.longPolling.IdleTimeout, "long-polling-idle", 0, "a Long Polling client that has no poll waiting this long is gone (default 15s)")
 	f.edge.register(fl)
 }
 
@@ -95,7 +99,7 @@ func (f *serveFlags) config() (node.Config, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
 		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
-		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions}
+		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions, LongPolling: f.longPolling}
 	switch {
 	case f.maxTokenLifetime < 0:
 		return node.Config{}, fmt.Errorf("--max-token-lifetime %s: give a positive duration such as 24h", f.maxTokenLifetime)
