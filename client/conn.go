@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +29,7 @@ var errStop = errors.New("client: stop")
 
 // Conn is one SignalR connection. Create it with Dial.
 type Conn struct {
-	ws            *websocket.Conn
+	tr            transport             // WebSocket, Server-Sent Events or Long Polling
 	codec         protocol.Codec        // the hub protocol
 	frameType     websocket.MessageType // text for JSON, binary for MessagePack
 	pingFrame     []byte                // frames that never change
@@ -43,8 +42,8 @@ type Conn struct {
 	closeOnce     sync.Once
 	closeErr      error
 
-	pingTimer    *time.Timer // sends the keep-alive ping
-	timeoutTimer *time.Timer // ends the connection on server silence
+	pingTimer    *time.Timer // sends the keep-alive ping; nil for Long Polling
+	timeoutTimer *time.Timer // ends the connection on server silence; nil for Long Polling
 
 	wmu  sync.Mutex // guards wbuf (the encode buffer)
 	wbuf []byte
@@ -74,50 +73,37 @@ type completion struct {
 // Dial connects to a SignalR hub. rawURL is what the JS client's withUrl()
 // takes: an app negotiate URL that redirects ("http://host/api") or the
 // gateway's client URL ("http://host/client/?hub=chat"). Dial negotiates,
-// following up to 100 redirects, opens the WebSocket at the last URL plus
-// "id=<connectionToken>", performs the JSON handshake and returns once the
-// server answered it. Messages that came with the answer have been handled
-// (by Options.Handlers) when Dial returns. ctx bounds the whole of Dial only.
+// following up to 100 redirects, starts a transport (Options.Transport) at
+// the last URL plus "id=<connectionToken>", performs the JSON handshake and
+// returns once the server answered it. Messages that came with the answer
+// have been handled (by Options.Handlers) when Dial returns. ctx bounds the
+// whole of Dial only.
 //
-// Errors wrap ErrNegotiate (with the server's {"error"} text, or the status
-// and body), ErrHandshake (with the server's reason), or the WebSocket dial
-// error, whose text includes the HTTP status of a refused upgrade.
+// Errors wrap ErrNegotiate (with the server's {"error"} text, the status and
+// body, or the transports the server offers when none fits), ErrHandshake
+// (with the server's reason), or the transport's start error, whose text
+// includes the HTTP status of a refused upgrade, event stream or first poll.
 func Dial(ctx context.Context, rawURL string, opts *Options) (*Conn, error) {
 	o := opts.withDefaults()
 	if o.codec == nil {
 		return nil, fmt.Errorf("client: unknown hub protocol %q: use json or messagepack", o.Protocol)
 	}
+	if o.transports == 0 {
+		return nil, fmt.Errorf("client: unknown transport %q: use websockets, serversentevents or longpolling", o.Transport)
+	}
+	if o.transports == kindServerSentEvents && o.codec.Binary() {
+		return nil, fmt.Errorf("client: Server-Sent Events carry only text: use the json protocol (or another transport) with %s", o.codec.Name())
+	}
 	neg, err := negotiate(ctx, rawURL, &o.Options)
 	if err != nil {
 		return nil, err
 	}
-	wsURL := connectURL(neg.url, neg.connectionToken)
-	token, err := callToken(ctx, neg.token)
+	tr, err := startTransport(ctx, neg, &o)
 	if err != nil {
-		return nil, fmt.Errorf("client: access token: %w", err)
+		return nil, err
 	}
-	header := http.Header{}
-	for k, vs := range o.Header {
-		header[k] = append([]string(nil), vs...)
-	}
-	if token != "" {
-		if o.TokenInQuery {
-			wsURL = appendQuery(wsURL, "access_token="+uriComponentEncode(token))
-		} else {
-			header.Set("Authorization", "Bearer "+token)
-		}
-	}
-	ws, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
-		HTTPClient: o.HTTPClient,
-		HTTPHeader: header,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("client: websocket dial: %w", err)
-	}
-	ws.SetReadLimit(o.ReadLimit)
-
 	c := &Conn{
-		ws:            ws,
+		tr:            tr,
 		codec:         o.codec,
 		frameType:     websocket.MessageText,
 		pingFrame:     o.codec.AppendPing(nil),
@@ -133,8 +119,10 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Conn, error) {
 		c.frameType = websocket.MessageBinary
 	}
 	c.handleFn = c.handleMessage
-	c.pingTimer = time.AfterFunc(time.Hour, c.onPingTimer)
-	c.pingTimer.Stop()
+	if !tr.kind().inherentKeepAlive() {
+		c.pingTimer = time.AfterFunc(time.Hour, c.onPingTimer)
+		c.pingTimer.Stop()
+	}
 	if err := c.handshake(ctx); err != nil {
 		c.finish(err)
 		return nil, c.Err()
@@ -145,16 +133,21 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Conn, error) {
 
 // handshake sends the handshake (JSON text whatever the protocol), reads
 // the answer and handles any messages bundled with it, then sends the
-// post-handshake Ping.
+// post-handshake Ping (not on Long Polling, like the JS client).
 func (c *Conn) handshake(ctx context.Context) error {
 	req := protocol.AppendHandshakeRequest(nil, c.codec.Name(), 1)
 	if err := c.write(ctx, websocket.MessageText, req); err != nil {
 		return fmt.Errorf("%w: send: %w", ErrHandshake, err)
 	}
-	// Like the JS client, the server timeout starts with the handshake.
-	c.timeoutTimer = time.AfterFunc(c.serverTimeout, c.onServerTimeout)
+	if c.pingTimer != nil {
+		// Like the JS client, the server timeout starts with the handshake.
+		c.timeoutTimer = time.AfterFunc(c.serverTimeout, c.onServerTimeout)
+	}
 	typ, frame, err := c.readFrame(ctx)
 	if err != nil {
+		if errors.Is(err, errEnded) {
+			return fmt.Errorf("%w: the server ended the connection before answering", ErrHandshake)
+		}
 		return c.readError(err)
 	}
 	rest, err := protocol.ParseHandshakeResponse(frame)
@@ -169,8 +162,10 @@ func (c *Conn) handshake(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := c.write(ctx, c.frameType, c.pingFrame); err != nil {
-		return fmt.Errorf("client: ping: %w", err)
+	if c.pingTimer != nil {
+		if err := c.write(ctx, c.frameType, c.pingFrame); err != nil {
+			return fmt.Errorf("client: ping: %w", err)
+		}
 	}
 	return nil
 }
@@ -178,6 +173,10 @@ func (c *Conn) handshake(ctx context.Context) error {
 // ConnectionID is the connectionId from negotiate ("" for a version-0
 // server that sent none).
 func (c *Conn) ConnectionID() string { return c.id }
+
+// Transport is the transport in use, by its negotiate name: "WebSockets",
+// "ServerSentEvents" or "LongPolling".
+func (c *Conn) Transport() string { return c.tr.kind().String() }
 
 // On registers fn for server invocations of target, matched
 // case-insensitively like the JS client; several handlers for one target all
@@ -243,29 +242,35 @@ func (c *Conn) Send(ctx context.Context, target string, args ...any) error {
 	return c.writeInvocation(ctx, "", target, rawArgs)
 }
 
-// SendRaw writes frame as one WebSocket message of the protocol's frame
-// type, unchecked: for tests that feed the server several messages at once
-// or garbage.
+// SendRaw writes frame as one frame of the protocol's type (a WebSocket
+// message, a POST body), unchecked: for tests that feed the server several
+// messages at once or garbage. Over Long Polling and Server-Sent Events,
+// frames written while a POST is out share the next POST, as with the JS
+// client.
 func (c *Conn) SendRaw(ctx context.Context, frame []byte) error {
 	return c.write(ctx, c.frameType, frame)
 }
 
-// WriteText writes b as one text WebSocket message (which a MessagePack hub
-// server must refuse).
+// WriteText writes b as one text frame: a text WebSocket message, or a
+// text/plain POST (which a MessagePack hub server must refuse).
 func (c *Conn) WriteText(ctx context.Context, b []byte) error {
 	return c.write(ctx, websocket.MessageText, b)
 }
 
-// WriteBinary writes b as one binary WebSocket message (which a JSON hub
-// server must refuse).
+// WriteBinary writes b as one binary frame: a binary WebSocket message, or
+// an application/octet-stream POST (which a JSON hub server must refuse).
 func (c *Conn) WriteBinary(ctx context.Context, b []byte) error {
 	return c.write(ctx, websocket.MessageBinary, b)
 }
 
-// Close ends the connection like the JS client's stop(): it sends
-// {"type":7}, closes the socket with status 1000 and waits for the reader
-// goroutine. Pending invocations fail with ErrClosed. Close is idempotent
-// and Err returns nil afterwards unless the connection had already ended.
+// Close ends the connection like the JS client's stop() and waits for the
+// reader goroutine. Over a WebSocket it sends {"type":7} and closes the
+// socket with status 1000. Over Long Polling it aborts the poll, waits for
+// it, sends the DELETE and then {"type":7}; over Server-Sent Events it
+// closes the event stream and then POSTs {"type":7}: the JS client's final
+// Close reaches the server after the transport ended too. Pending
+// invocations fail with ErrClosed. Close is idempotent and Err returns nil
+// afterwards unless the connection had already ended.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
@@ -273,13 +278,7 @@ func (c *Conn) Close() error {
 		ended := c.ended
 		c.mu.Unlock()
 		if !ended {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = c.ws.Write(ctx, c.frameType, c.closeFrame) // best effort: the socket closes anyway
-			cancel()
-			if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil &&
-				!errors.Is(err, net.ErrClosed) && websocket.CloseStatus(err) == -1 {
-				c.closeErr = fmt.Errorf("client: close: %w", err)
-			}
+			c.closeErr = c.tr.stop(websocket.StatusNormalClosure, c.frameType, c.closeFrame)
 		}
 		<-c.done
 	})
@@ -289,12 +288,15 @@ func (c *Conn) Close() error {
 // Done is closed when the connection has ended, for whatever reason.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Err tells why the connection ended: nil while it is open and after
-// Close; a *CloseError when the server sent a Close message;
-// ErrServerTimeout; an error wrapping ErrProtocol; or the transport error.
-// For a WebSocket close by the server, websocket.CloseStatus(err) gives its
-// status (1000 for a clean close without a Close message); a message over
-// ReadLimit gives an error wrapping websocket.ErrMessageTooBig.
+// Err tells why the connection ended: nil while it is open, after Close,
+// and after the server ended a Long Polling connection with a 204 or ended
+// the Server-Sent Events stream (which the JS client does not report as
+// errors either); a *CloseError when the server sent a Close message;
+// ErrServerTimeout; an error wrapping ErrProtocol; or the transport error
+// (a failed poll's names its status). For a WebSocket close by the server,
+// websocket.CloseStatus(err) gives its status (1000 for a clean close
+// without a Close message); a message over ReadLimit gives an error
+// wrapping websocket.ErrMessageTooBig.
 func (c *Conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -312,8 +314,19 @@ func encodeArgs(args []any) (json.RawMessage, error) {
 	return json.Marshal(args)
 }
 
-// writeInvocation encodes and writes one Invocation ("" id: a send).
+// writeInvocation encodes and writes one Invocation ("" id: a send). A
+// WebSocket writes from the caller's bytes, so invocations are encoded into
+// one buffer reused under wmu. The HTTP transports copy a frame into their
+// POST queue and wait for the POST: there each invocation is encoded on its
+// own, so that calls made while a POST is out share the next one.
 func (c *Conn) writeInvocation(ctx context.Context, id, target string, args json.RawMessage) error {
+	if c.tr.kind().queuesFrames() {
+		b, err := c.codec.AppendInvocation(nil, id, target, args)
+		if err != nil {
+			return fmt.Errorf("client: %s: %w", target, err)
+		}
+		return c.write(ctx, c.frameType, b)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	var err error
@@ -327,29 +340,33 @@ func (c *Conn) writeInvocation(ctx context.Context, id, target string, args json
 	return err
 }
 
-// writeTimeout bounds one WebSocket write.
+// writeTimeout bounds one write: a WebSocket message, or a POST (with the
+// wait for the POST before it).
 const writeTimeout = 30 * time.Second
 
-// write writes one WebSocket message. Like the JS client it restarts the
-// keep-alive interval before sending, so an answer that arrives before the
-// write returns re-arms the ping timer. coder/websocket serialises
-// concurrent writers itself.
+// write writes one frame. Like the JS client it restarts the keep-alive
+// interval before sending, so an answer that arrives before the write
+// returns re-arms the ping timer. The transports serialise concurrent
+// writers themselves.
 func (c *Conn) write(ctx context.Context, typ websocket.MessageType, b []byte) error {
-	c.kmu.Lock()
-	c.nextPing = time.Now().Add(c.keepAlive)
-	c.pingArmed = false
-	c.pingTimer.Stop()
-	c.kmu.Unlock()
+	if c.pingTimer != nil {
+		c.kmu.Lock()
+		c.nextPing = time.Now().Add(c.keepAlive)
+		c.pingArmed = false
+		c.pingTimer.Stop()
+		c.kmu.Unlock()
+	}
 	// coder/websocket closes the whole connection when a write's context
-	// ends mid-frame. A caller giving up on one call must not kill the
-	// connection, so the write keeps the caller's values but not its
-	// cancellation, bounded by its own timeout instead.
+	// ends mid-frame, and a POST cut short may or may not have reached the
+	// server. A caller giving up on one call must not kill the connection,
+	// so the write keeps the caller's values but not its cancellation,
+	// bounded by its own timeout instead.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	if err := c.ws.Write(wctx, typ, b); err != nil {
+	if err := c.tr.write(wctx, typ, b); err != nil {
 		c.mu.Lock()
 		ended, cause := c.ended, c.cause
 		c.mu.Unlock()

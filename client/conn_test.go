@@ -14,7 +14,7 @@ import (
 
 func TestDialUpgradeRefused(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hubConfig{upgradeStatus: 404})
+	h := newHub(t, hubConfig{offer: `[{"transport":"WebSockets","transferFormats":["Text","Binary"]}]`, refuse: map[string]int{"WebSockets": 404}})
 	_, err := Dial(context.Background(), h.url("/client/?hub=chat"), nil)
 	if err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("Dial error = %v, want one naming status 404", err)

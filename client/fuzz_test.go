@@ -65,7 +65,8 @@ func FuzzNegotiateURL(f *testing.F) {
 
 // FuzzNegotiateAnswer feeds arbitrary negotiate answers to the loop's step:
 // no panic, and an answer is either an error wrapping ErrNegotiate, a
-// redirect to a non-empty URL, or a final answer with a WebSocket transport.
+// redirect to a non-empty URL, or a final answer (startTransport then
+// chooses among its transports).
 func FuzzNegotiateAnswer(f *testing.F) {
 	for _, b := range []string{
 		`{"error":"nope"}`, `{"url":"http://h/client/?hub=a","accessToken":"t"}`, `{"ProtocolVersion":"1.5"}`,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -18,8 +17,11 @@ import (
 // timers, and the end of a connection.
 
 // received restarts the server timeout and, like the JS client, arms the
-// keep-alive ping only when data arrives.
+// keep-alive ping only when data arrives (Long Polling has neither).
 func (c *Conn) received() {
+	if c.timeoutTimer == nil {
+		return
+	}
 	c.timeoutTimer.Reset(c.serverTimeout)
 	c.kmu.Lock()
 	if !c.pingArmed {
@@ -64,10 +66,10 @@ func (c *Conn) onServerTimeout() {
 }
 
 // fail records cause (unless a reason is already known) and drops the
-// socket, which ends the read loop.
+// transport, which ends the read loop.
 func (c *Conn) fail(cause error) {
 	c.setCause(cause)
-	_ = c.ws.CloseNow()
+	c.tr.abort()
 }
 
 // setCause records why the connection ends; the first reason wins and a
@@ -80,19 +82,21 @@ func (c *Conn) setCause(cause error) {
 	c.mu.Unlock()
 }
 
-// finish ends the connection: records cause, closes the socket, stops the
-// timers and waits for their callbacks, fails pending invocations and
+// finish ends the connection: records cause, drops the transport, stops
+// the timers and waits for their callbacks, fails pending invocations and
 // closes done. It runs once, on the reader goroutine (or in Dial).
 func (c *Conn) finish(cause error) {
 	c.setCause(cause)
-	_ = c.ws.CloseNow()
+	c.tr.abort()
 	c.mu.Lock()
 	c.ended = true
 	pending := c.pending
 	c.pending = nil
 	err := closedError(c.cause)
 	c.mu.Unlock()
-	c.pingTimer.Stop()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
 	if c.timeoutTimer != nil {
 		c.timeoutTimer.Stop()
 	}
@@ -103,10 +107,14 @@ func (c *Conn) finish(cause error) {
 	close(c.done)
 }
 
-// readLoop is the reader goroutine.
+// readLoop is the reader goroutine. Over Long Polling it is the poll loop.
 func (c *Conn) readLoop() {
 	for {
 		typ, frame, err := c.readFrame(context.Background())
+		if errors.Is(err, errEnded) {
+			c.finish(nil)
+			return
+		}
 		if err != nil {
 			c.finish(c.readError(err))
 			return
@@ -114,7 +122,7 @@ func (c *Conn) readLoop() {
 		if err := c.handleFrame(typ, frame); err != nil {
 			if !errors.Is(err, errStop) {
 				c.setCause(err)
-				_ = c.ws.Close(websocket.StatusProtocolError, "")
+				_ = c.tr.stop(websocket.StatusProtocolError, c.frameType, nil)
 			}
 			c.finish(err)
 			return
@@ -127,29 +135,12 @@ func (c *Conn) readError(err error) error {
 	return fmt.Errorf("client: read: %w", err)
 }
 
-// readFrame reads one WebSocket message into the reused read buffer; the
-// bytes are valid until the next call.
+// readFrame reads one frame into the reused read buffer; the bytes are
+// valid until the next call.
 func (c *Conn) readFrame(ctx context.Context) (websocket.MessageType, []byte, error) {
-	typ, r, err := c.ws.Reader(ctx)
+	typ, b, err := c.tr.read(ctx, c.rbuf)
 	if err != nil {
 		return 0, nil, err
-	}
-	b := c.rbuf[:0]
-	if cap(b) > maxKeptBuffer {
-		b = nil
-	}
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, nil, err
-		}
 	}
 	c.rbuf = b
 	c.received()
@@ -189,11 +180,11 @@ func (c *Conn) handleMessage(msg []byte) error {
 		c.complete(&m)
 	case protocol.TypeClose:
 		c.setCause(&CloseError{Message: m.Error, AllowReconnect: m.AllowReconnect})
+		var last []byte
 		if !m.AllowReconnect {
-			// The JS client answers a final Close with its own.
-			_ = c.write(context.Background(), c.frameType, c.closeFrame)
+			last = c.closeFrame // the JS client answers a final Close with its own
 		}
-		_ = c.ws.Close(websocket.StatusNormalClosure, "")
+		_ = c.tr.stop(websocket.StatusNormalClosure, c.frameType, last)
 		return errStop
 	}
 	// Pings need no answer; stream invocations, cancels, acks, sequences

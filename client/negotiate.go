@@ -23,19 +23,24 @@ type negotiated struct {
 	url             string // the last URL of the redirect chain, verbatim
 	connectionID    string
 	connectionToken string
+	transports      []offer // availableTransports, in the server's order
 	// token yields the bearer for the WebSocket: the user's factory, or the
 	// accessToken of the last redirect that carried one.
 	token func(context.Context) (string, error)
+	// bearer is the token the last negotiate request carried, which the JS
+	// client keeps for the HTTP transports' requests.
+	bearer string
 }
 
 // negotiate runs the JS client's redirect loop starting at rawURL.
 func negotiate(ctx context.Context, rawURL string, o *Options) (*negotiated, error) {
 	n := &negotiated{url: rawURL, token: o.AccessToken}
 	for redirects := 1; ; redirects++ {
-		resp, err := negotiateOnce(ctx, n.url, n.token, o)
+		resp, bearer, err := negotiateOnce(ctx, n.url, n.token, o)
 		if err != nil {
 			return nil, err
 		}
+		n.bearer = bearer
 		redirect, err := n.apply(resp)
 		if err != nil || !redirect {
 			return n, err
@@ -44,6 +49,22 @@ func negotiate(ctx context.Context, rawURL string, o *Options) (*negotiated, err
 			return nil, fmt.Errorf("%w: negotiate redirection limit exceeded", ErrNegotiate)
 		}
 	}
+}
+
+// renegotiate asks the last URL of the redirect chain for a new connection,
+// as the JS client does before trying the next transport: one request, whose
+// answer must be final.
+func (n *negotiated) renegotiate(ctx context.Context, o *Options) error {
+	resp, bearer, err := negotiateOnce(ctx, n.url, n.token, o)
+	if err != nil {
+		return err
+	}
+	n.bearer = bearer
+	redirect, err := n.apply(resp)
+	if err == nil && redirect {
+		err = fmt.Errorf("%w: the server redirected a second negotiate at the same URL", ErrNegotiate)
+	}
+	return err
 }
 
 // apply takes in one negotiate answer, checked in the JS client's order, and
@@ -71,7 +92,8 @@ func (n *negotiated) apply(resp map[string]json.RawMessage) (redirect bool, err 
 	return false, n.final(resp)
 }
 
-// final checks a non-redirect negotiate answer and keeps its ids.
+// final takes in a non-redirect negotiate answer: its ids and transports
+// (startTransport chooses among them).
 func (n *negotiated) final(resp map[string]json.RawMessage) error {
 	var version int
 	_ = json.Unmarshal(resp["negotiateVersion"], &version)
@@ -81,36 +103,25 @@ func (n *negotiated) final(resp map[string]json.RawMessage) error {
 		// Negotiate version 0: the id on the URL is the connection id.
 		n.connectionToken = n.connectionID
 	}
-	var transports []struct {
-		Transport       string   `json:"transport"`
-		TransferFormats []string `json:"transferFormats"`
-	}
-	_ = json.Unmarshal(resp["availableTransports"], &transports)
-	for _, t := range transports {
-		if t.Transport == "WebSockets" {
-			for _, f := range t.TransferFormats {
-				if f == "Text" {
-					return nil
-				}
-			}
-		}
-	}
-	return fmt.Errorf("%w: none of the transports supported by the client are supported by the server", ErrNegotiate)
+	n.transports = nil
+	_ = json.Unmarshal(resp["availableTransports"], &n.transports)
+	return nil
 }
 
 // negotiateOnce POSTs one negotiate request and decodes the JSON object.
-func negotiateOnce(ctx context.Context, rawURL string, tokenFn func(context.Context) (string, error), o *Options) (map[string]json.RawMessage, error) {
+// It also returns the bearer token the request carried.
+func negotiateOnce(ctx context.Context, rawURL string, tokenFn func(context.Context) (string, error), o *Options) (obj map[string]json.RawMessage, token string, err error) {
 	target, err := negotiateURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("client: negotiate: %w", err)
+		return nil, "", fmt.Errorf("client: negotiate: %w", err)
 	}
-	token, err := callToken(ctx, tokenFn)
+	token, err = callToken(ctx, tokenFn)
 	if err != nil {
-		return nil, fmt.Errorf("client: access token: %w", err)
+		return nil, "", fmt.Errorf("client: access token: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, http.NoBody)
 	if err != nil {
-		return nil, fmt.Errorf("client: negotiate: %w", err)
+		return nil, "", fmt.Errorf("client: negotiate: %w", err)
 	}
 	for k, vs := range o.Header {
 		req.Header[k] = append([]string(nil), vs...)
@@ -121,28 +132,27 @@ func negotiateOnce(ctx context.Context, rawURL string, tokenFn func(context.Cont
 	}
 	resp, err := o.HTTPClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("client: negotiate: %w", err)
+		return nil, "", fmt.Errorf("client: negotiate: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxNegotiateBody))
 	if err != nil {
-		return nil, fmt.Errorf("client: negotiate: read body: %w", err)
+		return nil, "", fmt.Errorf("client: negotiate: read body: %w", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		text := string(bytes.TrimSpace(body))
 		if text == "" {
 			text = http.StatusText(resp.StatusCode)
 		}
-		return nil, fmt.Errorf("%w: status %d: %s", ErrNegotiate, resp.StatusCode, text)
+		return nil, "", fmt.Errorf("%w: status %d: %s", ErrNegotiate, resp.StatusCode, text)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: unexpected status code %d", ErrNegotiate, resp.StatusCode)
+		return nil, "", fmt.Errorf("%w: unexpected status code %d", ErrNegotiate, resp.StatusCode)
 	}
-	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
-		return nil, fmt.Errorf("%w: answer is not a JSON object: %.200q", ErrNegotiate, body)
+		return nil, "", fmt.Errorf("%w: answer is not a JSON object: %.200q", ErrNegotiate, body)
 	}
-	return obj, nil
+	return obj, token, nil
 }
 
 // truthy reports whether a raw JSON value is truthy in JavaScript terms
@@ -295,13 +305,18 @@ func unhex(c byte) byte {
 	}
 }
 
-// connectURL is the JS client's WebSocket URL: the last negotiate URL
-// verbatim plus the unencoded connection token, with http→ws.
+// connectURL is the JS client's connect URL: the last negotiate URL
+// verbatim plus the unencoded connection token. The WebSocket replaces
+// http with ws; the HTTP transports use it as it is.
 func connectURL(base, connectionToken string) string {
-	u := base
-	if connectionToken != "" {
-		u = appendQuery(u, "id="+connectionToken)
+	if connectionToken == "" {
+		return base
 	}
+	return appendQuery(base, "id="+connectionToken)
+}
+
+// webSocketURL is a connect URL with http→ws.
+func webSocketURL(u string) string {
 	if strings.HasPrefix(u, "http") {
 		u = "ws" + u[len("http"):]
 	}

@@ -61,8 +61,8 @@ func TestConnectURL(t *testing.T) {
 		{"http://h/chat", "", "ws://h/chat"},
 	}
 	for _, tt := range tests {
-		if got := connectURL(tt.base, tt.token); got != tt.want {
-			t.Errorf("connectURL(%q, %q) = %q, want %q", tt.base, tt.token, got, tt.want)
+		if got := webSocketURL(connectURL(tt.base, tt.token)); got != tt.want {
+			t.Errorf("webSocketURL(connectURL(%q, %q)) = %q, want %q", tt.base, tt.token, got, tt.want)
 		}
 	}
 }
@@ -157,7 +157,8 @@ func TestNegotiateErrors(t *testing.T) {
 		{"500 empty body", answer(500, ``), []string{"500", "Internal Server Error"}},
 		{"201 refused", answer(201, `{}`), []string{"201"}},
 		{"not JSON", answer(200, `<html>`), []string{"not a JSON object"}},
-		{"no WebSockets", answer(200, `{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"LongPolling","transferFormats":["Text"]}]}`), []string{"none of the transports"}},
+		{"no transport the client knows", answer(200, `{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","availableTransports":[{"transport":"Carrier","transferFormats":["Text"]}]}`), []string{"none of the transports", "the server offers Carrier (Text)"}},
+		{"no transports", answer(200, `{"negotiateVersion":1,"connectionId":"a","connectionToken":"b"}`), []string{"none of the transports", "offers none"}},
 		{"unasked stateful reconnect", answer(200, `{"negotiateVersion":1,"connectionId":"a","connectionToken":"b","useStatefulReconnect":true,"availableTransports":[{"transport":"WebSockets","transferFormats":["Text"]}]}`), []string{"Stateful Reconnect"}},
 		{"ASP.NET SignalR", answer(200, `{"ProtocolVersion":"1.5"}`), []string{"ASP.NET SignalR"}},
 	}

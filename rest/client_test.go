@@ -43,6 +43,13 @@ func newServer(t *testing.T) *server {
 	return s
 }
 
+// client returns a Client on the server's own transport: httptest.Server.Close
+// closes http.DefaultTransport's idle connections, which would break a
+// parallel test that shares the default client.
+func (s *server) client() (*Client, error) {
+	return New(s.connString(), WithHTTPClient(s.srv.Client()))
+}
+
 func (s *server) connString() string {
 	return negotiate.ConnectionString{Endpoint: s.srv.URL, AccessKey: s.key.Secret, KeyID: s.key.ID}.String()
 }
@@ -97,7 +104,7 @@ func (s *server) setAnswer(f func(r *http.Request) (int, http.Header, string)) {
 func TestRequests(t *testing.T) {
 	t.Parallel()
 	s := newServer(t)
-	c, err := New(s.connString())
+	c, err := s.client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +194,7 @@ func TestExists(t *testing.T) {
 				}
 				return tt.status, h, ""
 			})
-			c, err := New(s.connString())
+			c, err := s.client()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +253,7 @@ func TestErrors(t *testing.T) {
 				}
 				return tt.status, h, tt.body
 			})
-			c, err := New(s.connString())
+			c, err := s.client()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -298,7 +305,7 @@ func TestActionsAndToken(t *testing.T) {
 		}
 		return 200, nil, `{"results":[{"index":0,"status":"ok"},{"index":1,"status":"error","error":"no such connection"}]}`
 	})
-	c, err := New(s.connString())
+	c, err := s.client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +350,7 @@ func TestPages(t *testing.T) {
 			return 200, nil, `{"value":[]}`
 		}
 	})
-	c, err := New(s.connString())
+	c, err := s.client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +388,7 @@ func TestPagesRefusesLinkOutsideAPI(t *testing.T) {
 	s.setAnswer(func(*http.Request) (int, http.Header, string) {
 		return 200, nil, `{"value":[{"connectionId":"a"}],"nextLink":"/admin/keys"}`
 	})
-	c, err := New(s.connString())
+	c, err := s.client()
 	if err != nil {
 		t.Fatal(err)
 	}

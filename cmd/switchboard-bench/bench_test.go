@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -41,11 +42,28 @@ func startGateway(t *testing.T) *target {
 	return tg
 }
 
-// TestWorkloads runs each workload briefly against an in-process gateway and
-// checks the counts: every client connected, every message accounted for,
-// nothing lost. No figure of speed is asserted.
+// servedCombos are the transport and protocol pairs the JS client allows,
+// each as --transport and --protocol.
+var servedCombos = [][2]string{
+	{"websockets", "json"},
+	{"websockets", "messagepack"},
+	{"longpolling", "json"},
+	{"longpolling", "messagepack"},
+	{"serversentevents", "json"},
+}
+
+// TestWorkloads runs each workload briefly against an in-process gateway,
+// on every transport and protocol, and checks the counts: every
+// client connected, every message accounted for, nothing lost, and the
+// report names the transport and protocol. No figure of speed is asserted.
 func TestWorkloads(t *testing.T) {
 	tg := startGateway(t)
+	for _, combo := range servedCombos {
+		t.Run(combo[0]+"-"+combo[1], func(t *testing.T) { testWorkloads(t, tg, combo[0], combo[1]) })
+	}
+}
+
+func testWorkloads(t *testing.T, tg *target, transport, protocol string) {
 	tests := []struct {
 		name  string
 		cfg   config
@@ -80,6 +98,7 @@ func TestWorkloads(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
+			tt.cfg.Transport, tt.cfg.Protocol = transport, protocol
 			r, err := run(ctx, tg, tt.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -94,8 +113,11 @@ func TestWorkloads(t *testing.T) {
 			if r.Lost != 0 || r.Delivered != r.Expected {
 				t.Errorf("delivered %d of %d (lost %d); want all", r.Delivered, r.Expected, r.Lost)
 			}
-			if !strings.Contains(out.String(), `{"workload":"`+tt.name+`"`) {
-				t.Errorf("output has no JSON line for %s:\n%s", tt.name, out.String())
+			if want := fmt.Sprintf(`{"workload":%q,"transport":%q,"protocol":%q,`, tt.name, transport, protocol); !strings.Contains(out.String(), want) {
+				t.Errorf("output has no JSON line starting %s:\n%s", want, out.String())
+			}
+			if want := fmt.Sprintf("%s over %s/%s:", tt.name, transport, protocol); !strings.HasPrefix(out.String(), want) {
+				t.Errorf("output does not start with %q:\n%s", want, out.String())
 			}
 			tt.check(t, r)
 		})
@@ -191,5 +213,42 @@ func TestClientBases(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClientFlags: --protocol and --transport take what the JS client
+// allows, default to the figures' WebSockets and JSON, and refuse the rest
+// before any connection.
+func TestClientFlags(t *testing.T) {
+	base := config{Workload: "idle", Clients: 1, Duration: time.Second, Protocol: "json", Transport: "websockets"}
+	tests := []struct {
+		transport, protocol string
+		wantErr             string // "" = accepted
+	}{
+		{"websockets", "json", ""},
+		{"websockets", "messagepack", ""},
+		{"longpolling", "json", ""},
+		{"longpolling", "messagepack", ""},
+		{"serversentevents", "json", ""},
+		{"serversentevents", "messagepack", "only JSON"},
+		{"webtransport", "json", "--transport must be one of"},
+		{"websockets", "xml", "--protocol must be one of"},
+	}
+	for _, tt := range tests {
+		c := base
+		c.Transport, c.Protocol = tt.transport, tt.protocol
+		err := c.check()
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%s/%s: check() = %v, want %q", tt.transport, tt.protocol, err, tt.wantErr)
+		}
+	}
+	// The flags reach the check; their defaults pass it (the run then stops
+	// at the admin API, which this gateway-less call does not have).
+	var out strings.Builder
+	if err := mainErr([]string{"idle", "--url", "http://127.0.0.1:1", "--transport", "serversentevents", "--protocol", "messagepack"}, &out); err == nil || !strings.Contains(err.Error(), "only JSON") {
+		t.Errorf("mainErr with SSE and MessagePack = %v, want the refusal", err)
+	}
+	if err := mainErr([]string{"idle", "--url", "http://127.0.0.1:1"}, &out); err == nil || !strings.Contains(err.Error(), "admin API") {
+		t.Errorf("mainErr with the default flags = %v, want it past the check, stopped at the admin API", err)
 	}
 }

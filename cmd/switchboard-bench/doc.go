@@ -1,12 +1,17 @@
 // Command switchboard-bench is Switchboard's load tool (DESIGN §12). It
-// speaks the SignalR JSON hub protocol through package client against a
-// running gateway and reports one workload per run, as a human table
-// followed by one JSON line:
+// speaks SignalR through package client against a running gateway and
+// reports one workload per run, as a human table followed by one JSON line;
+// both name the clients' transport and hub protocol:
 //
 //	switchboard-bench idle      --clients 19000 --rate 4000   # connect rate, gateway RSS per connection
 //	switchboard-bench fanout    --clients 1000 --rate 300     # REST group sends: deliveries/s, loss, latency
 //	switchboard-bench roundtrip --clients 100                 # closed-loop invokes through an upstream
 //	switchboard-bench chat      --clients 1000 --senders 10 --rate 200  # invoke → sendToGroup reply
+//
+// Every workload runs on any transport and protocol the JS client allows:
+// --transport websockets (the default), longpolling or serversentevents,
+// --protocol json (the default) or messagepack (not over Server-Sent Events).
+// A run uses exactly the transport asked for, never a fallback.
 //
 // The gateway is either running already (--url, --admin-key, and
 // --connection-string to sign client and REST tokens; --pid to read its

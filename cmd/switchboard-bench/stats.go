@@ -74,6 +74,8 @@ func (h *histogram) quantile(q float64) time.Duration {
 // result is one run's figures; zero fields do not apply to the workload.
 type result struct {
 	Workload    string  `json:"workload"`
+	Transport   string  `json:"transport"`
+	Protocol    string  `json:"protocol"`
 	Clients     int     `json:"clients"`
 	Senders     int     `json:"senders,omitempty"`
 	Seconds     float64 `json:"seconds"`
@@ -107,7 +109,7 @@ func (r *result) print(w io.Writer) {
 	row := func(name, format string, v ...any) {
 		fmt.Fprintf(w, "  %-22s "+format+"\n", append([]any{name}, v...)...)
 	}
-	fmt.Fprintf(w, "%s: %d clients", r.Workload, r.Clients)
+	fmt.Fprintf(w, "%s over %s/%s: %d clients", r.Workload, r.Transport, r.Protocol, r.Clients)
 	if r.Senders > 0 {
 		fmt.Fprintf(w, ", %d senders", r.Senders)
 	}

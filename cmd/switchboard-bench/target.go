@@ -33,9 +33,11 @@ type target struct {
 	adminKey    string
 	key         *negotiate.AccessKey // signs client and REST tokens; nil: anonymous clients, no REST
 	hub         string
+	protocol    string // the clients' hub protocol ("" = json)
+	transport   string // the clients' transport ("" = websockets)
 
 	api     *http.Client // admin and REST calls, kept alive
-	clients *http.Client // negotiate and WebSocket upgrades, spread over source addresses
+	clients *http.Client // the clients' requests, spread over source addresses
 }
 
 // loopbackBase checks that raw names a loopback gateway and returns its base
@@ -195,7 +197,11 @@ func (t *target) clientBase() string {
 // dial opens one SignalR connection to the hub, on the next client base.
 func (t *target) dial(ctx context.Context, handlers map[string]func([]json.RawMessage)) (*client.Conn, error) {
 	url := negotiate.ClientURL(t.clientBase(), t.hub)
-	opts := &client.Options{HTTPClient: t.clients, Handlers: handlers}
+	transport := t.transport
+	if transport == "" {
+		transport = "websockets" // never a fallback: a run measures one transport
+	}
+	opts := &client.Options{HTTPClient: t.clients, Handlers: handlers, Protocol: t.protocol, Transport: transport}
 	if t.key != nil {
 		tok, err := negotiate.IssueToken(*t.key, negotiate.TokenOptions{Audience: url, Lifetime: time.Hour})
 		if err != nil {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +28,16 @@ type config struct {
 	Senders     int           // chat
 	Hold        time.Duration // idle: time held open before RSS is read
 	Drain       time.Duration // longest wait for deliveries after sending stops
+	Protocol    string        // the clients' hub protocol: json or messagepack
+	Transport   string        // the clients' transport: websockets, longpolling or serversentevents
 }
+
+// The clients' protocols and transports, as the JS client allows them
+// (Server-Sent Events carry only JSON).
+var (
+	protocols  = []string{"json", "messagepack"}
+	transports = []string{"websockets", "longpolling", "serversentevents"}
+)
 
 // Bounds on every run, whatever the flags say.
 const (
@@ -49,6 +60,12 @@ func (c *config) check() error {
 		return fmt.Errorf("bench: --senders must be 1..--clients")
 	case (c.Workload == "fanout" || c.Workload == "chat") && c.Rate < 1:
 		return fmt.Errorf("bench: %s needs --rate ≥ 1", c.Workload)
+	case !slices.Contains(protocols, c.Protocol):
+		return fmt.Errorf("bench: --protocol must be one of %s", strings.Join(protocols, ", "))
+	case !slices.Contains(transports, c.Transport):
+		return fmt.Errorf("bench: --transport must be one of %s", strings.Join(transports, ", "))
+	case c.Transport == "serversentevents" && c.Protocol != "json":
+		return fmt.Errorf("bench: Server-Sent Events carry only JSON: use --protocol json")
 	}
 	return nil
 }
@@ -61,17 +78,25 @@ func run(ctx context.Context, t *target, cfg config) (*result, error) {
 	if err := t.ensureHub(ctx); err != nil {
 		return nil, err
 	}
+	t.protocol, t.transport = cfg.Protocol, cfg.Transport
+	var r *result
+	var err error
 	switch cfg.Workload {
 	case "idle":
-		return runIdle(ctx, t, cfg)
+		r, err = runIdle(ctx, t, cfg)
 	case "fanout":
-		return runFanout(ctx, t, cfg)
+		r, err = runFanout(ctx, t, cfg)
 	case "roundtrip":
-		return runRoundtrip(ctx, t, cfg)
+		r, err = runRoundtrip(ctx, t, cfg)
 	case "chat":
-		return runChat(ctx, t, cfg)
+		r, err = runChat(ctx, t, cfg)
+	default:
+		return nil, fmt.Errorf("bench: unknown workload %q: use idle, fanout, roundtrip or chat", cfg.Workload)
 	}
-	return nil, fmt.Errorf("bench: unknown workload %q: use idle, fanout, roundtrip or chat", cfg.Workload)
+	if r != nil {
+		r.Transport, r.Protocol = cfg.Transport, cfg.Protocol
+	}
+	return r, err
 }
 
 // sink counts stamped messages ([seq, unixNanos]) and their latency.
