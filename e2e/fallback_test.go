@@ -12,31 +12,23 @@ import (
 )
 
 // TestInteropFallback: where a proxy refuses WebSocket upgrades (and event
-// streams), the stock client, free to choose, falls back to Server-Sent
-// Events or Long Polling, in Node and in Chromium, and works there.
+// streams), the stock client in Node, free to choose, falls back to
+// Server-Sent Events or Long Polling and works there. TestInteropBrowser
+// runs the same suite in Chromium.
 func TestInteropFallback(t *testing.T) {
 	t.Parallel()
-	a := startMatrix(t)
-	a.addVia("nows", isWebSocketRequest)
-	a.addVia("nostreams", func(r *http.Request) bool { return isWebSocketRequest(r) || isEventStreamRequest(r) })
-	t.Run("node", func(t *testing.T) { a.runNode(t, "node.mjs", "SUITE=fallback") })
-	t.Run("browser", func(t *testing.T) {
-		a.runNode(t, "browser.mjs", "CHROMIUM="+chromium(t), "SUITES=fallback")
-	})
+	startMatrix(t).runNode(t, "node.mjs", "SUITE=fallback")
 }
 
 // TestInteropHubTransports: a hub whose transports setting leaves
 // WebSocket out (or allows Long Polling only) is not offered it at
-// negotiate, and the stock client, free to choose, takes what is offered.
+// negotiate; the stock client in Node, free to choose, takes what is
+// offered, and one that asks for a transport the hub refuses fails to
+// start, naming what was offered. TestInteropBrowser runs the same suite
+// in Chromium.
 func TestInteropHubTransports(t *testing.T) {
 	t.Parallel()
-	a := startMatrix(t)
-	a.addHub("matrix_sse_lp", "transports", []string{"ServerSentEvents", "LongPolling"})
-	a.addHub("matrix_lp", "transports", []string{"LongPolling"})
-	t.Run("node", func(t *testing.T) { a.runNode(t, "node.mjs", "SUITE=hubtransports") })
-	t.Run("browser", func(t *testing.T) {
-		a.runNode(t, "browser.mjs", "CHROMIUM="+chromium(t), "SUITES=hubtransports")
-	})
+	startMatrix(t).runNode(t, "node.mjs", "SUITE=hubtransports")
 }
 
 // addVia puts a proxy in front of the node that refuses the requests blocks

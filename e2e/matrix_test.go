@@ -32,6 +32,9 @@ import (
 var matrixCombos = []string{
 	"WebSockets/json",
 	"WebSockets/messagepack",
+	"ServerSentEvents/json",
+	"LongPolling/json",
+	"LongPolling/messagepack",
 }
 
 // matrixHub is the hub of the matrix (HUB in cases.mjs).
@@ -54,14 +57,19 @@ func TestInteropMatrix(t *testing.T) {
 	})
 }
 
-// TestInteropBrowser runs the matrix's cases in headless Chromium, where
-// the stock client uses the browser's own WebSocket, EventSource and fetch,
-// from a page on another origin than the gateway's (so CORS counts).
+// TestInteropBrowser runs the cases in headless Chromium, where the stock
+// client uses the browser's own WebSocket, EventSource and fetch, from a
+// page on another origin than the gateway's (so CORS counts): the matrix
+// on each transport and protocol, all of them in one group, transport
+// fallback, the hubs' transports setting and stateful reconnect (the
+// window's end, which only waits, runs in Node alone). One browser and one
+// page serve every suite: starting them costs more than the cases.
 func TestInteropBrowser(t *testing.T) {
 	t.Parallel()
 	browser := chromium(t)
 	a := startMatrix(t)
-	a.runNode(t, "browser.mjs", "CHROMIUM="+browser, "SUITES=matrix,mixed", "COMBOS="+strings.Join(matrixCombos, " "))
+	a.runNode(t, "browser.mjs", "CHROMIUM="+browser, "SUITES=matrix,mixed,fallback,hubtransports,stateful",
+		"COMBOS="+strings.Join(matrixCombos, " "))
 }
 
 // matrixApp is the app side of the matrix.
@@ -114,6 +122,20 @@ func startMatrix(t *testing.T, opts ...nodeOption) *matrixApp {
 	a.url = srv.URL
 
 	a.addHub(matrixHub)
+	// What fallback.mjs needs: hubs whose transports setting leaves
+	// WebSockets out, proxies that refuse WebSockets (and event streams).
+	a.addHub("matrix_sse_lp", "transports", []string{"ServerSentEvents", "LongPolling"})
+	a.addHub("matrix_lp", "transports", []string{"LongPolling"})
+	a.addVia("nows", isWebSocketRequest)
+	a.addVia("nostreams", func(r *http.Request) bool { return isWebSocketRequest(r) || isEventStreamRequest(r) })
+	// What stateful.mjs needs: TCP proxies the test cuts, and the control
+	// endpoints that cut them and count what came through.
+	a.addCutter("cut")
+	a.addCutter("cutlong")
+	mux.HandleFunc("POST /ctl/cut", a.cut)
+	mux.HandleFunc("POST /ctl/stream", a.stream)
+	mux.HandleFunc("GET /ctl/tally", a.tallied)
+	mux.HandleFunc("GET /ctl/events", a.eventsOf)
 	return a
 }
 

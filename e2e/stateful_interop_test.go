@@ -13,30 +13,27 @@ import (
 	"time"
 )
 
-// TestInteropStatefulReconnect: the stock client with
-// withStatefulReconnect(), in Node and in Chromium, on WebSockets with
-// either protocol, goes through a TCP proxy the test cuts under traffic
-// both ways. The client reopens its socket on the same connection, every
-// message sent meanwhile arrives exactly once and in order, and the
-// function sees no disconnected/connected pair; a drop that outlasts the
-// gateway's window does end the connection with disconnected.
+// TestInteropStatefulReconnect: the stock client in Node with
+// withStatefulReconnect(), on WebSockets with either protocol, goes
+// through a TCP proxy the test cuts under traffic both ways. The client
+// reopens its socket on the same connection, every message sent meanwhile
+// arrives exactly once and in order, and the function sees no
+// disconnected/connected pair; a drop that outlasts the gateway's window
+// does end the connection with disconnected. TestInteropBrowser runs the
+// cut in Chromium.
 func TestInteropStatefulReconnect(t *testing.T) {
 	t.Parallel()
 	a := startMatrix(t)
-	a.addCutter("cut")
-	a.addCutter("cutlong")
-	a.mux.HandleFunc("POST /ctl/cut", a.cut)
-	a.mux.HandleFunc("POST /ctl/stream", a.stream)
-	a.mux.HandleFunc("GET /ctl/tally", a.tallied)
-	a.mux.HandleFunc("GET /ctl/events", a.eventsOf)
-	combos := "COMBOS=WebSockets/json WebSockets/messagepack"
-	t.Run("node", func(t *testing.T) { a.runNode(t, "node.mjs", "SUITE=stateful", combos) })
-	t.Run("browser", func(t *testing.T) {
-		a.runNode(t, "browser.mjs", "CHROMIUM="+chromium(t), "SUITES=stateful", combos)
+	t.Run("cut", func(t *testing.T) {
+		t.Parallel()
+		a.runNode(t, "node.mjs", "SUITE=stateful", "COMBOS=WebSockets/json WebSockets/messagepack")
 	})
-	// The gateway's window is 30 s and no setting of the node shortens it:
-	// one client waits it out.
-	t.Run("window", func(t *testing.T) { a.runNode(t, "node.mjs", "SUITE=statefulwindow", "COMBOS=WebSockets/json") })
+	// The gateway's window is 30 s and no setting of the node shortens it
+	// yet: one client waits it out, beside the other tests.
+	t.Run("window", func(t *testing.T) {
+		t.Parallel()
+		a.runNode(t, "node.mjs", "SUITE=statefulwindow", "COMBOS=WebSockets/json")
+	})
 }
 
 // cutter is a TCP proxy in front of the node whose connections the test

@@ -3,16 +3,14 @@
 // playwright-core. e2e/matrix_test.go (TestInteropBrowser) serves the page
 // (page.html, which loads the client's browser bundles from node_modules)
 // and runs this file with `node --test` and APP_URL, CHROMIUM (the
-// browser's path), SUITES (for example "matrix,mixed") and, for the matrix
-// and the mixed suite, COMBOS set, as for node.mjs. Each combo of a suite
-// runs in a page of its own; every case reports to its own node:test test.
-// The file is not named *.test.mjs, so the run of test/interop/ does not
-// pick it up.
+// browser's path), SUITES (for example "matrix,mixed") and COMBOS set, as
+// for node.mjs; every case reports to its own node:test test. The file is
+// not named *.test.mjs, so the run of test/interop/ does not pick it up.
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { TEST_TIMEOUT_MS } from "../common.mjs";
 import { comboName, parseCombos } from "./cases.mjs";
-import { PER_COMBO, SUITES } from "./suites.mjs";
+import { SUITES, combosFor } from "./suites.mjs";
 
 function env(name) {
   const v = process.env[name];
@@ -36,48 +34,47 @@ const FLAGS = [
   "--disable-sync",
 ];
 
+// One browser and one page serve the whole run, and the cases run one
+// after another. Opening a page costs seconds on a loaded machine, more
+// than most cases; each case opens and closes its own clients (Scope in
+// cases.mjs), so a page carries nothing from one case to the next. Cases
+// run in parallel in one page would share Chromium's six connections per
+// host, which held event streams and polls exhaust (clients then time out
+// starting), and cutting the stateful suite's proxy would hit them all.
 let browser;
+let page;
 
 before(async () => {
+  const t0 = Date.now();
   browser = await chromium.launch({ executablePath: env("CHROMIUM"), args: FLAGS, timeout: 60_000 });
-  console.log(`browser: Chromium ${browser.version()}`);
+  page = await openPage(browser);
+  console.log(`browser: Chromium ${browser.version()}, page ready in ${Date.now() - t0} ms`);
 });
 
 after(() => browser?.close());
 
 // openPage opens the test page in a context of its own (no cookies or
-// cache shared with other pages) and waits until its module has loaded.
-async function openPage(label) {
+// cache from elsewhere) and waits until its module has loaded.
+async function openPage(browser) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  page.on("pageerror", (err) => console.log(`${label} page error: ${err.message}`));
-  page.on("console", (msg) => console.log(`${label} console ${msg.type()}: ${msg.text()}`));
-  page.on("requestfailed", (req) => console.log(`${label} request failed: ${req.method()} ${req.url()}: ${req.failure()?.errorText}`));
-  await page.goto(`${APP_URL}/browser/`, { timeout: 20_000 });
-  await page.waitForFunction(() => window.matrix !== undefined, null, { timeout: 20_000 });
-  return { context, page };
+  page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
+  page.on("console", (msg) => console.log(`console ${msg.type()}: ${msg.text()}`));
+  page.on("requestfailed", (req) => console.log(`request failed: ${req.method()} ${req.url()}: ${req.failure()?.errorText}`));
+  await page.goto(`${APP_URL}/browser/`, { timeout: 30_000 });
+  await page.waitForFunction(() => window.matrix !== undefined, null, { timeout: 30_000 });
+  return page;
 }
 
-// The matrix's combos run side by side, each in its page; the other
-// suites one combo at a time (the stateful suite's cuts would hit every
-// combo's sockets).
 for (const suite of suites) {
-  describe(`browser ${suite}`, { concurrency: suite === "matrix" }, () => {
-    for (const combo of PER_COMBO.has(suite) ? combos : [null]) {
-      const label = combo ? comboName(combo) : suite;
-      describe(label, () => {
-        let p;
-        before(async () => {
-          p = await openPage(`[${label}]`);
+  for (const combo of combosFor(suite, combos)) {
+    describe(combo ? `browser ${suite} ${comboName(combo)}` : `browser ${suite}`, () => {
+      for (const c of SUITES[suite]) {
+        test(c.name, { timeout: c.timeout ?? TEST_TIMEOUT_MS }, async () => {
+          const r = await page.evaluate(([s, n, co, all]) => window.matrix.run(s, n, co, all), [suite, c.name, combo, combos]);
+          if (!r.ok) throw new Error(r.error);
         });
-        after(() => p?.context.close());
-        for (const c of SUITES[suite]) {
-          test(c.name, { timeout: c.timeout ?? TEST_TIMEOUT_MS }, async () => {
-            const r = await p.page.evaluate(([s, n, co, all]) => window.matrix.run(s, n, co, all), [suite, c.name, combo, combos]);
-            if (!r.ok) throw new Error(r.error);
-          });
-        }
-      });
-    }
-  });
+      }
+    });
+  }
 }

@@ -90,8 +90,8 @@ export async function rejects(p, re, what) {
 // ---- the client side of one case
 
 // Log records what the client logs (Trace, with message contents): the
-// transports it selected, the handshakes it sent, and the lines a failure
-// prints as the wire trace.
+// transports it selected, the handshakes it sent, the WebSockets it opened,
+// and the lines a failure prints as the wire trace.
 class Log {
   constructor(signalR, name) {
     this.signalR = signalR;
@@ -100,11 +100,13 @@ class Log {
     this.dropped = 0;
     this.selected = [];
     this.handshakes = [];
+    this.webSockets = 0; // sockets opened: stateful reconnect opens another
   }
 
   log(level, message) {
     const m = /^Selecting transport '(\w+)'/.exec(message);
     if (m) this.selected.push(m[1]);
+    if (message.startsWith("WebSocket connected to ")) this.webSockets++;
     const h = /sending data\. String data of length \d+\. Content: '\{"protocol":"(\w+)","version":(\d+)\}\x1e'/.exec(message);
     if (h) this.handshakes.push({ protocol: h[1], version: Number(h[2]) });
     if (this.lines.length >= 200) {

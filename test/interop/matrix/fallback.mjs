@@ -1,7 +1,7 @@
 // The cases where the stock client chooses its transport and the way to
 // some is closed; see cases.mjs for how they run.
-import { unique } from "../common.mjs";
-import { equal, invoke } from "./cases.mjs";
+import { unique, withTimeout } from "../common.mjs";
+import { equal, invoke, rejects } from "./cases.mjs";
 
 // works checks a connection that fell back: it invokes, and it receives.
 async function works(s, c) {
@@ -68,6 +68,22 @@ export const HUB_TRANSPORTS = [
       const c = await s.open(unique("lponly"), { transport: null, protocol: "json", hub: "matrix_lp", targets: ["broadcast"] });
       equal(c.log.selected, ["LongPolling"], "transports the client selected");
       await works(s, c);
+    },
+  },
+  {
+    name: "a client that asks for WebSockets only on a hub without them fails to start, naming what negotiate offered",
+    fn: async (s) => {
+      const user = unique("wsonly");
+      const c = await s.build(user, { transport: "WebSockets", protocol: "json", hub: "matrix_lp" });
+      // The stock client's own words for a negotiate that offered only
+      // transports it was told not to use.
+      await rejects(
+        withTimeout(c.conn.start(), `start of ${user}`),
+        /Unable to connect to the server with any of the available transports\. LongPolling failed: Error: 'LongPolling' is disabled by the client\./,
+        "start",
+      );
+      equal(c.log.selected, [], "transports the client selected");
+      equal(c.conn.state, s.m.lib.signalR.HubConnectionState.Disconnected, "state after the failed start");
     },
   },
 ];

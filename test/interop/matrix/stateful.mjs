@@ -65,6 +65,8 @@ export const STATEFUL = [
       equal(seqs.length, M, "seq messages after the barrier");
       equal((await s.m.ctl(tallied)).length, tallies.length, "tally sends after the barrier");
       equal(await s.m.ctl(`events?connectionId=${encodeURIComponent(id)}`), ["connect", "connected"], "the function's events of the connection");
+      // The cut closed the first socket; the client resumed on a second.
+      equal(c.log.webSockets, 2, "WebSockets the client opened");
       equal(reconnecting, 0, "onreconnecting calls");
       equal(closed, null, "onclose's error");
       equal(c.conn.connectionId, id, "the connection id after the cut");
