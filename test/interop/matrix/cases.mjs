@@ -101,9 +101,11 @@ class Log {
     this.selected = [];
     this.handshakes = [];
     this.webSockets = 0; // sockets opened: stateful reconnect opens another
+    this.watchers = []; // functions called with each message
   }
 
   log(level, message) {
+    for (const w of this.watchers) w(message);
     const m = /^Selecting transport '(\w+)'/.exec(message);
     if (m) this.selected.push(m[1]);
     if (message.startsWith("WebSocket connected to ")) this.webSockets++;
@@ -356,8 +358,21 @@ export const CASES = [
     fn: async (s) => {
       const user = unique("blocked");
       const c = await s.build(user);
+      const gated = s.transport !== "WebSockets";
+      let released = false;
+      if (gated) {
+        // The function answers once the client's handshake POST completed
+        // (matrixApp.gate in Go says why).
+        await s.m.ctl(`gate?user=${encodeURIComponent(user)}`, {});
+        c.log.watchers.push((message) => {
+          if (released || !/ transport\) request complete\./.test(message)) return;
+          released = true;
+          s.m.ctl(`release?user=${encodeURIComponent(user)}`, {}).catch((err) => c.log.log(0, `release: ${err.message}`));
+        });
+      }
       await rejects(withTimeout(c.conn.start(), `start of ${user}`), new RegExp(`user "${user}" may not connect`), "start");
       equal(c.conn.state, s.m.lib.signalR.HubConnectionState.Disconnected, "state after the rejection");
+      equal(released, gated, "the function held until the handshake POST completed");
     },
   },
   {
