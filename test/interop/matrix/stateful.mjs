@@ -74,11 +74,12 @@ export const STATEFUL = [
   },
 ];
 
-// STATEFUL_WINDOW waits out the gateway's window, so it runs on one combo.
+// STATEFUL_WINDOW waits out the gateway's window, so it runs on one combo
+// and on a node with a short window.
 export const STATEFUL_WINDOW = [
   {
     name: "a drop that outlasts the window ends the connection with disconnected",
-    timeout: 90_000,
+    timeout: 60_000,
     fn: async (s) => {
       const c = await s.build(unique("gone"), { via: "cutlong", stateful: true });
       const closed = new Promise((resolve) => c.conn.onclose(resolve));
@@ -87,12 +88,14 @@ export const STATEFUL_WINDOW = [
       const id = c.conn.connectionId;
       try {
         // The proxy refuses the client's new socket, so the client gives
-        // up at once; the gateway waits out its window (30 s by default).
+        // up at once; the gateway waits out its window (2 s on the node of
+        // TestInteropStatefulReconnect's window case, 30 s by default).
         const st = await s.m.ctl("cut", { via: "cutlong", block: true });
         ok(st.closed >= 1, `the cut closed ${st.closed} proxied connections: the client's socket was not among them`);
         await withTimeout(closed, "the client giving up");
-        const ev = await s.m.ctl(`event?event=disconnected&connectionId=${encodeURIComponent(id)}&within=60s`, undefined, 70_000);
+        const ev = await s.m.ctl(`event?event=disconnected&connectionId=${encodeURIComponent(id)}&within=30s`, undefined, 35_000);
         equal(ev.userId, c.user, "disconnected's user");
+        ok(/^connection lost and not resumed within /.test(ev.reason), `disconnected's reason ${JSON.stringify(ev.reason)}, want "connection lost and not resumed within …"`);
         equal(await s.m.ctl(`events?connectionId=${encodeURIComponent(id)}`), ["connect", "connected", "disconnected"], "the function's events of the connection");
       } finally {
         await s.m.ctl("cut", { via: "cutlong", block: false });
