@@ -284,7 +284,11 @@ func parseConfigFile(path string, b []byte) (*configFile, error) {
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s:%d: a second YAML document: keep all settings in one", path, more.Line)
+		line := more.Line
+		if len(more.Content) > 0 {
+			line = more.Content[0].Line
+		}
+		return nil, fmt.Errorf("%s:%d: a second YAML document: keep all settings in one", path, line)
 	}
 	top := &doc
 	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
