@@ -45,6 +45,7 @@ type serveFlags struct {
 	pprof string
 
 	edge     edgeFlags
+	natsHost embeddedNATSHost
 	settings configFlags
 }
 
@@ -85,6 +86,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.DurationVar(&f.longPolling.PollWait, "long-polling-wait", 0, "how long a Long Polling poll waits for messages before it is answered empty (default 90s; keep it under proxies' idle timeouts)")
 	fl.DurationVar(&f.longPolling.IdleTimeout, "long-polling-idle", 0, "a Long Polling client that has no poll waiting this long is gone (default 15s)")
 	f.edge.register(fl)
+	f.natsHost.register(fl)
 	f.settings.register(cmd) // last: environment and --config file under every flag above
 }
 
@@ -122,6 +124,9 @@ func (f *serveFlags) config() (node.Config, error) {
 		return node.Config{}, fmt.Errorf("--nats-port, --nats-cluster-port, --nats-route and --nats-store configure the embedded server: add --nats-embedded")
 	}
 	if err := f.edge.apply(&cfg); err != nil {
+		return node.Config{}, err
+	}
+	if err := f.natsHost.apply(&cfg); err != nil {
 		return node.Config{}, err
 	}
 	return cfg, nil

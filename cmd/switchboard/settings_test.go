@@ -186,6 +186,7 @@ node-id: [a, b]
 		}},
 		{"refused value", "listen: :8080\n\nkv-replicas: 9\n", []string{`3: kv-replicas: --kv-replicas 9: use 1 to 5`}},
 		{"refused combination", "nats: nats://127.0.0.1:4222\nnats-embedded: true\n", []string{`1: nats: --nats and --nats-embedded exclude each other`}},
+		{"embedded server's address without it", "listen: :8080\nnats-host: 0.0.0.0\n", []string{`2: nats-host: --nats-host configures the embedded server: add --nats-embedded`}},
 		{"duplicate key", "listen: :1\ndb: a.db\nlisten: :2\n", []string{`3: listen: given twice (first on line 1)`}},
 		{"not YAML", "listen: :1\ndb: a.db\nnode-id: n1: n2\n", []string{`3: not valid YAML: mapping values are not allowed`}},
 		{"not a mapping", "- listen\n- db\n", []string{`1: the file must be a mapping of settings`}},
