@@ -240,12 +240,17 @@ func TestContainerCompose(t *testing.T) {
 		}
 		return nil
 	}
+	// Removed with podman at once: podman-compose down stops the containers
+	// one after the other, and 1.0.3 leaves the project's network behind
+	// (each holds one of the few subnets podman hands out).
 	t.Cleanup(func() {
-		if err := compose(nil, "down", "-v", "-t", "2"); err != nil {
-			t.Log(err)
+		label := "label=io.podman.compose.project=" + project
+		if ids, _ := tryPodman("ps", "-aq", "--filter", label); ids != "" {
+			_, _ = tryPodman(append([]string{"rm", "-f", "-t", "1"}, strings.Fields(ids)...)...)
 		}
-		// podman-compose 1.0.3 leaves the project's network; each one holds
-		// a subnet of the few podman hands out.
+		if vols, _ := tryPodman("volume", "ls", "-q", "--filter", label); vols != "" {
+			_, _ = tryPodman(append([]string{"volume", "rm", "-f"}, strings.Fields(vols)...)...)
+		}
 		_, _ = tryPodman("network", "rm", "-f", project+"_default")
 	})
 	if err := compose(nil, "up", "-d", "node1", "node2", "node3"); err != nil {
