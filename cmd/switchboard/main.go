@@ -45,7 +45,9 @@ func newRoot() *cobra.Command {
 	return root
 }
 
-// env returns SWITCHBOARD_<name> or def.
+// env returns SWITCHBOARD_<name> or def. It is for the variables that are
+// no flag's (SWITCHBOARD_SECRETS_KEY, the admin CLI's SWITCHBOARD_SERVER);
+// every flag reads its own through settings.go.
 func env(name, def string) string {
 	if v := os.Getenv("SWITCHBOARD_" + name); v != "" {
 		return v
