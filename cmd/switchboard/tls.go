@@ -24,28 +24,28 @@ type tlsFlags struct {
 }
 
 func (f *tlsFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&f.certFile, "tls-cert", env("TLS_CERT", ""), "serve HTTPS and WSS with this certificate (PEM, chain after the leaf); reloaded when the file changes (needs --tls-key)")
-	fl.StringVar(&f.keyFile, "tls-key", env("TLS_KEY", ""), "private key of --tls-cert (PEM); reloaded with it")
-	fl.StringSliceVar(&f.acme.Hosts, "acme-host", envList("ACME_HOSTS"),
+	fl.StringVar(&f.certFile, "tls-cert", "", "serve HTTPS and WSS with this certificate (PEM, chain after the leaf); reloaded when the file changes (needs --tls-key)")
+	fl.StringVar(&f.keyFile, "tls-key", "", "private key of --tls-cert (PEM); reloaded with it")
+	fl.StringSliceVar(&f.acme.Hosts, "acme-host", nil,
 		"get the certificate from ACME (Let's Encrypt by default) for this host name (repeatable); TLS-ALPN-01 on --listen, which the CA must reach on port 443")
-	fl.StringVar(&f.acme.DirectoryURL, "acme-directory", env("ACME_DIRECTORY", ""), "ACME directory URL (default Let's Encrypt's production directory)")
-	fl.StringVar(&f.acme.CAFile, "acme-ca", env("ACME_CA", ""), "verify the ACME server's HTTPS against the CAs in this PEM file, for a private ACME server")
-	fl.StringVar(&f.acme.Email, "acme-email", env("ACME_EMAIL", ""), "contact address given to the ACME CA for expiry notices")
-	fl.StringVar(&f.acme.CacheDir, "acme-cache", env("ACME_CACHE", ""), "directory keeping the ACME account key and certificates (default next to --db, <db>.acme)")
-	fl.StringSliceVar(&f.trustedProxies, "trusted-proxy", envList("TRUSTED_PROXIES"),
+	fl.StringVar(&f.acme.DirectoryURL, "acme-directory", "", "ACME directory URL (default Let's Encrypt's production directory)")
+	fl.StringVar(&f.acme.CAFile, "acme-ca", "", "verify the ACME server's HTTPS against the CAs in this PEM file, for a private ACME server")
+	fl.StringVar(&f.acme.Email, "acme-email", "", "contact address given to the ACME CA for expiry notices")
+	fl.StringVar(&f.acme.CacheDir, "acme-cache", "", "directory keeping the ACME account key and certificates (default next to --db, <db>.acme)")
+	fl.StringSliceVar(&f.trustedProxies, "trusted-proxy", nil,
 		"network (CIDR) or address of a proxy in front of the gateway whose Forwarded and X-Forwarded-For/-Proto/-Host headers are believed (repeatable; default none)")
-	fl.StringVar(&f.upstreams.CAFile, "upstream-ca", env("UPSTREAM_CA", ""), "verify HTTPS upstreams against the CAs in this PEM file instead of the system's roots")
-	fl.StringVar(&f.upstreams.CertFile, "upstream-cert", env("UPSTREAM_CERT", ""), "client certificate (PEM) presented to upstreams that require one (mTLS; needs --upstream-key)")
-	fl.StringVar(&f.upstreams.KeyFile, "upstream-key", env("UPSTREAM_KEY", ""), "private key of --upstream-cert (PEM)")
-	fl.StringSliceVar(&f.upstreamHostCAs, "upstream-host-ca", envList("UPSTREAM_HOST_CA"),
+	fl.StringVar(&f.upstreams.CAFile, "upstream-ca", "", "verify HTTPS upstreams against the CAs in this PEM file instead of the system's roots")
+	fl.StringVar(&f.upstreams.CertFile, "upstream-cert", "", "client certificate (PEM) presented to upstreams that require one (mTLS; needs --upstream-key)")
+	fl.StringVar(&f.upstreams.KeyFile, "upstream-key", "", "private key of --upstream-cert (PEM)")
+	fl.StringSliceVar(&f.upstreamHostCAs, "upstream-host-ca", nil,
 		"HOST=FILE: verify upstreams at this host name against the CAs in FILE (repeatable); --upstream-cert still applies")
-	fl.StringVar(&f.nats.CAFile, "nats-ca", env("NATS_CA", ""), "verify the NATS servers against the CAs in this PEM file (implies TLS to NATS)")
-	fl.StringVar(&f.nats.CertFile, "nats-cert", env("NATS_CERT", ""), "client certificate (PEM) presented to NATS servers that require one (needs --nats-key)")
-	fl.StringVar(&f.nats.KeyFile, "nats-key", env("NATS_KEY", ""), "private key of --nats-cert (PEM)")
-	fl.StringVar(&f.admin.Listen, "admin-listen", env("ADMIN_LISTEN", ""), "serve the admin API (and /healthz, /readyz) on this address instead of --listen, e.g. 127.0.0.1:9090 (default: on --listen)")
-	fl.StringVar(&f.admin.CertFile, "admin-tls-cert", env("ADMIN_TLS_CERT", ""), "certificate (PEM) of --admin-listen, reloaded when it changes (default --tls-cert; plain HTTP without either)")
-	fl.StringVar(&f.admin.KeyFile, "admin-tls-key", env("ADMIN_TLS_KEY", ""), "private key of --admin-tls-cert (PEM)")
-	fl.StringVar(&f.admin.ClientCAFile, "admin-client-ca", env("ADMIN_CLIENT_CA", ""), "require clients of --admin-listen to present a certificate signed by these CAs (PEM; mutual TLS, on top of the admin key)")
+	fl.StringVar(&f.nats.CAFile, "nats-ca", "", "verify the NATS servers against the CAs in this PEM file (implies TLS to NATS)")
+	fl.StringVar(&f.nats.CertFile, "nats-cert", "", "client certificate (PEM) presented to NATS servers that require one (needs --nats-key)")
+	fl.StringVar(&f.nats.KeyFile, "nats-key", "", "private key of --nats-cert (PEM)")
+	fl.StringVar(&f.admin.Listen, "admin-listen", "", "serve the admin API (and /healthz, /readyz) on this address instead of --listen, e.g. 127.0.0.1:9090 (default: on --listen)")
+	fl.StringVar(&f.admin.CertFile, "admin-tls-cert", "", "certificate (PEM) of --admin-listen, reloaded when it changes (default --tls-cert; plain HTTP without either)")
+	fl.StringVar(&f.admin.KeyFile, "admin-tls-key", "", "private key of --admin-tls-cert (PEM)")
+	fl.StringVar(&f.admin.ClientCAFile, "admin-client-ca", "", "require clients of --admin-listen to present a certificate signed by these CAs (PEM; mutual TLS, on top of the admin key)")
 }
 
 // apply checks the flags and puts them into cfg; the files themselves are
