@@ -60,9 +60,20 @@ func TestNATSOverTLS(t *testing.T) {
 
 	inbox := newInbox()
 	b.dial("tlsbus", "", map[string]func([]json.RawMessage){"news": inbox.handler()})
-	a.restWant(http.MethodPost, "/api/hubs/tlsbus/:send", map[string]any{"target": "news", "arguments": []string{"over TLS"}}, http.StatusAccepted)
-	if got := str(t, inbox.next(t)[0]); got != "over TLS" {
-		t.Errorf("client on node b got %q, want the broadcast sent on node a", got)
+	// Node b subscribes to the hub's subject when its client joins, without
+	// waiting for NATS to confirm it, so a broadcast sent at once may
+	// arrive before the subscription does: send again until one arrives.
+	var got []json.RawMessage
+	deadline := time.Now().Add(waitFor)
+	for got == nil && time.Now().Before(deadline) {
+		a.restWant(http.MethodPost, "/api/hubs/tlsbus/:send", map[string]any{"target": "news", "arguments": []string{"over TLS"}}, http.StatusAccepted)
+		select {
+		case got = <-inbox.ch:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if got == nil || str(t, got[0]) != "over TLS" {
+		t.Fatalf("client on node b got %v, want the broadcast sent on node a", got)
 	}
 
 	_, err := node.Start(node.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "switchboard.db"),
