@@ -180,7 +180,8 @@ function render(ov) {
   $("#total-conns").textContent = total;
   $("#rate-in").textContent = fmtRate(inSum);
   $("#rate-out").textContent = fmtRate(outSum);
-  $("#outbox").textContent = ov.outbox ? `${ov.outbox.depth} / ${ov.outbox.limit}` : "–";
+  $("#outbox").textContent = ov.outbox ? ov.outbox.depth : "–";
+  $("#outbox").title = ov.outbox ? `limit ${ov.outbox.limit} · dropped ${ov.outbox.dropped} · expired ${ov.outbox.expired}` : "";
   $("#slow").textContent = ov.slowConsumers;
   renderBus(ov.cluster);
   renderHubSelects(ov.hubs.filter((h) => h.configured).map((h) => h.name));
@@ -241,6 +242,11 @@ function renderUpstreams(ups) {
     const state = u.disabled ? "disabled" : u.breaker.state;
     const lines = [];
     if (u.disabled) lines.push(el("p", { class: "error reason" }, "Disabled: " + u.disabledReason));
+    // The newest failure says why, in the upstream's or the network's
+    // words; the breaker's cause only counts failures.
+    if (cls !== "good" && u.lastFailures.length) {
+      lines.push(el("p", { class: "error reason last-failure" }, "Last failure: " + u.lastFailures[0].error));
+    }
     if (u.breaker.cause) lines.push(el("p", { class: "error reason" }, "Breaker opened: " + u.breaker.cause));
     if (u.breaker.retryAt) lines.push(el("p", { class: "muted" }, "Next probe at " + fmtTime(u.breaker.retryAt)));
     const lat = u.latency
@@ -250,7 +256,7 @@ function renderUpstreams(ups) {
       el("li", { class: "failure" },
         el("span", { class: "when" }, fmtTime(d.time)), " ",
         el("span", { class: "what" }, d.event + (d.target ? ":" + d.target : "")), " ",
-        el("span", { class: "status" }, d.status ? "HTTP " + d.status : "no answer"), " — ",
+        el("span", { class: "status" }, (d.status ? "HTTP " + d.status : "no answer") + (d.attempt > 1 ? `, attempt ${d.attempt}` : "")), " — ",
         el("span", { class: "why" }, d.error)));
     return el("article", { class: "upstream " + cls, "data-upstream": u.hub + "/" + u.name },
       el("header", {},
