@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,4 +203,56 @@ func TestAdminSend(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdminOverviewCluster: two nodes on one NATS. Each node's overview
+// counts the hub's connections per node (the other's from its heartbeat)
+// and says the bus is connected; when NATS goes away it says the bus is
+// down and the node is degraded, and a message sent from the dashboard of
+// one node reaches a client of the other.
+func TestAdminOverviewCluster(t *testing.T) {
+	t.Parallel()
+	nats := startNATS(t)
+	start := func(id string) *gw {
+		return startNodeWith(t, node.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), id+".db"),
+			NodeID: id, NATS: nats.url(), Logger: quietLogger(t)})
+	}
+	n1 := start("n1")
+	n2 := start("n2")
+	n2.adminKey = n1.adminKey
+	n1.createHub("chat", false)
+	n1.dial("chat", "alice", nil)
+	inbox := newInbox()
+	n2.dial("chat", "bob", map[string]func([]json.RawMessage){"newMessage": inbox.handler()})
+	n2.dial("chat", "carol", nil)
+
+	for _, g := range []*gw{n1, n2} {
+		testutil.Eventually(t, waitFor, g.node.Gateway().NodeID()+" to count both nodes' connections", func() bool {
+			ov := g.overview()
+			if ov.Cluster == nil || len(ov.Cluster.Nodes) != 2 || !ov.Cluster.Bus.Healthy || len(ov.Hubs) != 1 {
+				return false
+			}
+			h := ov.Hubs[0]
+			return h.Connections == 3 && h.Nodes["n1"] == 1 && h.Nodes["n2"] == 2
+		})
+	}
+
+	// Sent from n1's dashboard, received on n2.
+	n1.admin(http.MethodPost, "/admin/hubs/chat/:send", map[string]any{"target": "newMessage", "arguments": []any{"admin", "across"}}, http.StatusAccepted)
+	if args := inbox.next(t); str(t, args[1]) != "across" {
+		t.Errorf("bob on n2 got %s, want the message sent from n1", args)
+	}
+
+	nats.stop()
+	testutil.Eventually(t, waitFor, "n1 to report the bus down", func() bool {
+		ov := n1.overview()
+		return ov.Cluster != nil && !ov.Cluster.Bus.Healthy && ov.Ready && len(ov.Reasons) > 0
+	})
+	// And healthy again once NATS is back (which also lets the nodes
+	// leave the cluster quickly when the test ends).
+	nats.start()
+	testutil.Eventually(t, 3*waitFor, "n1 to report the bus back", func() bool {
+		ov := n1.overview()
+		return ov.Cluster != nil && ov.Cluster.Bus.Healthy
+	})
 }
