@@ -381,6 +381,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		p.fail("the stock client got no test message within %s", browserWait)
 	}
 	p.waitJS("the send result", `document.querySelector("#send-result").textContent.startsWith("Sent newMessage to hub chat (2 connections")`)
+	// Nothing else was delivered to clients in this test, so a rate above
+	// zero is the test message (two recipients) counted.
+	p.waitJS("messages out per second to rise", `parseFloat(document.querySelector('#hubs tr[data-hub="chat"] .out').textContent) > 0`)
 	p.screenshot("desktop")
 
 	// A phone's width: nothing wider than the screen.
