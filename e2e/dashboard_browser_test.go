@@ -340,6 +340,18 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the refused upstream exists: GET answered %d", status)
 	}
 
+	// Rotate fn2's signing secret: two clicks, then the new secret, which
+	// signs beside the one shown at registration.
+	rotateBtn := `[data-upstream="chat/fn2"] .rotate-secret`
+	p.run("rotate fn2's secret", chromedp.Click(chromedp.CSS(rotateBtn)))
+	p.waitJS("the secret rotation to ask again", `document.querySelector('`+rotateBtn+`').textContent === "Click again to rotate"`)
+	p.run("rotate fn2's secret again", chromedp.Click(chromedp.CSS(rotateBtn)))
+	p.waitJS("the new signing secret", `document.querySelector("#secret-result code.secret").textContent.startsWith("whsec_")`)
+	decode(t, g.admin(http.MethodGet, "/admin/hubs/chat/upstreams/fn2/secrets", nil, http.StatusOK), &secrets)
+	if newSecret := p.text("#secret-result code.secret"); len(secrets.Secrets) != 2 || secrets.Secrets[0] != newSecret || secrets.Secrets[1] != shown {
+		t.Errorf("after rotating, the gateway keeps %q; want the page's new %q, then the registration's %q", secrets.Secrets, newSecret, shown)
+	}
+
 	// Add a hub.
 	p.run("add hub ops",
 		chromedp.Click(chromedp.Search(`//summary[text()="Add a hub"]`)),

@@ -269,9 +269,41 @@ function renderUpstreams(ups) {
       ...lines,
       failures.length ? el("details", { open: cls !== "good" },
         el("summary", {}, `Last ${failures.length} failure${failures.length === 1 ? "" : "s"}`),
-        el("ul", { class: "failures" }, ...failures)) : null);
+        el("ul", { class: "failures" }, ...failures)) : null,
+      el("button", { type: "button", class: "rotate-secret secondary", "data-hub": u.hub, "data-name": u.name },
+        secretArmed && secretArmed.id === u.hub + "/" + u.name ? "Click again to rotate" : "Rotate signing secret"));
   }));
 }
+
+// Rotating an upstream's signing secret also takes two clicks. The cards
+// are redrawn on every poll, so the armed one is remembered here and the
+// result shown outside the cards.
+let secretArmed = null; // {id, timer}
+$("#upstreams").addEventListener("click", async (ev) => {
+  const btn = ev.target.closest(".rotate-secret");
+  if (!btn) return;
+  const hub = btn.dataset.hub, name = btn.dataset.name, id = hub + "/" + name;
+  const out = $("#secret-result");
+  if (!secretArmed || secretArmed.id !== id) {
+    if (secretArmed) clearTimeout(secretArmed.timer);
+    secretArmed = { id, timer: setTimeout(() => { secretArmed = null; btn.textContent = "Rotate signing secret"; }, 5000) };
+    btn.textContent = "Click again to rotate";
+    showResult(out, true, `A new secret for ${name} on hub ${hub} signs from now on; the current one stays active beside it until the next rotation.`);
+    return;
+  }
+  clearTimeout(secretArmed.timer);
+  secretArmed = null;
+  btn.textContent = "Rotate signing secret";
+  try {
+    const r = await api("POST", `/admin/hubs/${encodeURIComponent(hub)}/upstreams/${encodeURIComponent(name)}/secrets/:rotate`);
+    showResult(out, true,
+      el("p", {}, `New signing secret for ${name} on hub ${hub} (shown once; give it to the function). ` +
+        `Webhooks now carry ${r.secrets.length} signatures${r.dropped ? `; ${r.dropped} older secret dropped` : ""}.`),
+      el("code", { class: "secret" }, r.secrets[0]));
+  } catch (err) {
+    showResult(out, false, "Not rotated: " + err.message);
+  }
+});
 
 // ---- admin actions ----
 
