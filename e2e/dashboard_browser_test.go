@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/switchboard-gw/switchboard/delivery"
 	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -252,20 +253,27 @@ func stockListener(t *testing.T, g *gw, hub, user string) <-chan []json.RawMessa
 	return msgs
 }
 
-// TestDashboardInBrowser drives the admin dashboard in headless Chromium as
-// an admin would: a wrong admin key is refused; with the right one the
-// page shows a connection appear when a stock client connects, an
-// upstream turn red with the reason when it goes down, registers an
-// upstream through its registration check (and shows a failed check),
-// adds a hub, rotates keys, and sends a test message the stock client
+// TestDashboardInBrowser drives the admin dashboard of n1, one node of a
+// two-node cluster, in headless Chromium as an admin would: a wrong admin
+// key is refused; with the right one the page shows a connection appear
+// (on n2, where a stock client connects) with the count per node and both
+// nodes on a connected bus, an upstream turn red with the reason when it
+// goes down, registers an upstream through its registration check (and
+// shows a failed check), rotates an upstream's secret and the access
+// keys, adds a hub, and sends a test message the stock client on n2
 // receives. The page must also fit a phone's width. Screenshots are saved
 // for review (see artifactDir).
 func TestDashboardInBrowser(t *testing.T) {
-	g := startNode(t, func(c *node.Config) {
-		// Two failures open a breaker, which stays open for the test.
-		c.Delivery.Breaker.ConsecutiveFailures = 2
-		c.Delivery.Breaker.CoolDown = time.Hour
-	})
+	nats := startNATS(t)
+	start := func(id string) *gw {
+		return startNodeWith(t, node.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), id+".db"),
+			NodeID: id, NATS: nats.url(), Logger: quietLogger(t),
+			// Two failures open a breaker, which stays open for the test.
+			Delivery: delivery.DispatcherConfig{Breaker: delivery.BreakerConfig{ConsecutiveFailures: 2, CoolDown: time.Hour}}})
+	}
+	g := start("n1")
+	n2 := start("n2")
+	n2.adminKey = g.adminKey
 	g.createHub("chat", false)
 	secret := upstream.NewSecret()
 	fn := startUpstream(t, secret)
@@ -286,12 +294,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	p.waitJS("hub chat with no connection", hubConns+` === "0"`)
 	p.waitJS("upstream fn healthy", `!!document.querySelector('[data-upstream="chat/fn"].good')`)
 
-	// A stock client connects: the count goes up, on this node.
-	received := stockListener(t, g, "chat", "alice")
-	p.waitJS("the connection to appear", hubConns+` === "1"`)
-	if perNode := p.text(`#hubs tr[data-hub="chat"] .per-node`); !strings.Contains(perNode, ": 1") {
-		t.Errorf("per node = %q, want this node with 1", perNode)
-	}
+	p.waitJS("both nodes on a connected bus", `document.querySelectorAll("#nodes tbody tr").length === 2 && `+
+		`document.querySelector("#bus").textContent.startsWith("connected · 2 nodes")`)
+
+	// A stock client connects to n2: n1's dashboard counts it there.
+	received := stockListener(t, n2, "chat", "alice")
+	p.waitJS("the connection to appear", hubConns+` === "1" && `+
+		`document.querySelector('#hubs tr[data-hub="chat"] .per-node').textContent === "n1: 0, n2: 1"`)
 
 	// A Go client invokes through the upstream (latency shows), then the
 	// upstream goes down: the card turns red and says why.
@@ -392,9 +401,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	case <-time.After(browserWait):
 		p.fail("the stock client got no test message within %s", browserWait)
 	}
-	p.waitJS("the send result", `document.querySelector("#send-result").textContent.startsWith("Sent newMessage to hub chat (2 connections")`)
+	p.waitJS("the send result", `document.querySelector("#send-result").textContent.startsWith("Sent newMessage to hub chat (1 connection on this node")`)
 	// Nothing else was delivered to clients in this test, so a rate above
-	// zero is the test message (two recipients) counted.
+	// zero is the test message counted (for bob, the recipient on n1).
 	p.waitJS("messages out per second to rise", `parseFloat(document.querySelector('#hubs tr[data-hub="chat"] .out').textContent) > 0`)
 	p.screenshot("desktop")
 
