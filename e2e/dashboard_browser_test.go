@@ -24,26 +24,12 @@ import (
 // browserWait bounds each wait on the page; the dashboard polls every 2 s.
 const browserWait = 20 * time.Second
 
-// chromiumPath is Debian's chromium, which .ci/run installs when missing;
-// SWITCHBOARD_CHROMIUM names another binary.
-func chromiumPath(t *testing.T) string {
-	if p := os.Getenv("SWITCHBOARD_CHROMIUM"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("the dashboard tests need a browser: install Debian's chromium (apt-get install chromium; .ci/run does) "+
-			"or set SWITCHBOARD_CHROMIUM: %v", err)
-	}
-	return p
-}
-
 // startBrowser starts headless Chromium with a fresh profile and returns a
 // tab's context; everything ends with the test.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.ExecPath(chromium(t)), // matrix_test.go's lookup
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
