@@ -12,13 +12,13 @@ import (
 
 // Member is a node of the cluster as its heartbeats describe it.
 type Member struct {
-	ID    string
-	URL   string // the node's public URL, as it announced it
-	Conns int    // its client connections at the last heartbeat
+	ID       string
+	URL      string // the node's public URL, as it announced it
+	Conns    int    // its client connections at the last heartbeat
+	LastSeen time.Time
 	// Hubs is its connections per hub at the last heartbeat; nil when
 	// it announces none.
-	Hubs     map[string]int
-	LastSeen time.Time
+	Hubs map[string]int
 }
 
 // members tracks the other nodes' heartbeats.
