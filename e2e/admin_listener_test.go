@@ -26,6 +26,9 @@ func TestAdminListenerMutualTLS(t *testing.T) {
 	if status, body := g.call(http.MethodGet, "/admin/hubs", g.adminKey, nil); status != http.StatusNotFound {
 		t.Errorf("admin API on the public listener answered %d %s, want 404", status, body)
 	}
+	if status, _ := g.call(http.MethodGet, "/dashboard/", "", nil); status != http.StatusNotFound {
+		t.Errorf("dashboard on the public listener answered %d, want 404: it calls the admin API on its own origin", status)
+	}
 	if status, _ := g.call(http.MethodGet, "/healthz", "", nil); status != http.StatusOK {
 		t.Errorf("/healthz on the public listener: %d, want 200", status)
 	}
@@ -62,6 +65,9 @@ func TestAdminListenerMutualTLS(t *testing.T) {
 	}
 	if status, body, err := get(operator, "/admin/hubs", ""); err != nil || status != http.StatusUnauthorized {
 		t.Errorf("operator without the admin key: %d %s %v, want 401", status, body, err)
+	}
+	if status, body, err := get(operator, "/dashboard/", ""); err != nil || status != http.StatusOK {
+		t.Errorf("dashboard on the admin listener: %d %.80s %v, want 200", status, body, err)
 	}
 	if status, body, err := get(operator, "/readyz", ""); err != nil || status != http.StatusOK || !strings.Contains(body, "ready") {
 		t.Errorf("/readyz on the admin listener: %d %s %v", status, body, err)

@@ -6,13 +6,16 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// operatorRoutes registers what only operators use: the admin API. It goes
-// on the main handler, or, with Config.SeparateAdmin, on AdminHandler's
-// alone, so an admin listener bound to a private address (optionally with
-// mutual TLS) carries it and the public listener does not. Other
-// operator-only routes (/metrics) belong here too, to move with it.
+// operatorRoutes registers what only operators use: the admin API and the
+// dashboard (which calls the admin API on its own origin, so it must be
+// served where the admin API is). They go on the main handler, or, with
+// Config.SeparateAdmin, on AdminHandler's alone, so an admin listener bound
+// to a private address (optionally with mutual TLS) carries them and the
+// public listener does not. Other operator-only routes (/metrics) belong
+// here too, to move with them.
 func (s *Server) operatorRoutes(e *echo.Echo) {
 	s.adminRoutes(e.Group("/admin", s.withTimeout, s.adminAuth))
+	s.dashboardRoutes(e)
 }
 
 // newAdminEcho builds the handler of the separate admin listener: the

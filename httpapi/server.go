@@ -44,6 +44,9 @@ type Config struct {
 	// NodeStatus adds the node's own counters to /admin/status. Nil adds
 	// nothing.
 	NodeStatus func() map[string]any
+	// Cluster describes the cluster for the admin overview (the dashboard).
+	// Nil means a single node.
+	Cluster func() ClusterView
 	// Readiness answers /readyz. Nil means always ready.
 	Readiness func(ctx context.Context) Readiness
 	// RequestTimeout bounds each admin and REST request, and with it every
