@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/identity"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 	"github.com/switchboard-gw/switchboard/upstream"
@@ -27,7 +28,8 @@ import (
 // maxAdminBody caps admin request bodies.
 const maxAdminBody = 1 << 20
 
-// adminAuth requires "Authorization: Bearer ADMIN_KEY".
+// adminAuth requires "Authorization: Bearer ADMIN_KEY", or a token of a
+// trusted OIDC issuer with the admin permission (adminIdentityAuth).
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		want, err := s.cfg.Store.AdminKeyHash(c.Request().Context())
@@ -37,6 +39,9 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		got := bearerHeader(c.Request())
 		if got == "" {
 			return fail(http.StatusUnauthorized, "the admin API needs Authorization: Bearer ADMIN_KEY (printed at first start; also in SWITCHBOARD_ADMIN_KEY)")
+		}
+		if s.cfg.Identities != nil && identity.LooksLikeJWT(got) {
+			return s.adminIdentityAuth(c, got, next)
 		}
 		if !store.AdminKeyMatches(want, got) {
 			return fail(http.StatusUnauthorized, "wrong admin key")

@@ -107,6 +107,10 @@ type Config struct {
 	// rotated. Zero keeps secrets in clear. The admin key is kept as a
 	// hash either way.
 	Secrets store.SecretsKeys
+	// Identities lets REST and admin callers authenticate with tokens of
+	// trusted OpenID Connect issuers (see httpapi.Config.Identities). Nil
+	// means access keys and the admin key only.
+	Identities httpapi.Identities
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -250,6 +254,7 @@ func Start(cfg Config) (*Node, error) {
 		Gateway:          n.gw,
 		Store:            n.config,
 		Verifier:         n.verifier,
+		Identities:       cfg.Identities,
 		UpstreamsChanged: n.reloadUpstreams,
 		Deliveries:       n.dispatcher,
 		PublicURL:        n.cfg.PublicURL,

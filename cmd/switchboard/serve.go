@@ -45,7 +45,8 @@ type serveFlags struct {
 
 	pprof string
 
-	edge edgeFlags
+	edge     edgeFlags
+	identity identityFlags
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
@@ -89,6 +90,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.DurationVar(&f.longPolling.PollWait, "long-polling-wait", 0, "how long a Long Polling poll waits for messages before it is answered empty (default 90s; keep it under proxies' idle timeouts)")
 	fl.DurationVar(&f.longPolling.IdleTimeout, "long-polling-idle", 0, "a Long Polling client that has no poll waiting this long is gone (default 15s)")
 	f.edge.register(fl)
+	f.identity.register(fl)
 }
 
 func (f *serveFlags) config() (node.Config, error) {
@@ -125,6 +127,9 @@ func (f *serveFlags) config() (node.Config, error) {
 		return node.Config{}, fmt.Errorf("--nats-port, --nats-cluster-port, --nats-route and --nats-store configure the embedded server: add --nats-embedded")
 	}
 	if err := f.edge.apply(&cfg); err != nil {
+		return node.Config{}, err
+	}
+	if err := f.identity.apply(&cfg); err != nil {
 		return node.Config{}, err
 	}
 	return cfg, nil
