@@ -227,6 +227,8 @@ type upstreamInput struct {
 	Events      []string       `json:"events"`
 	Timeout     store.Duration `json:"timeout"`
 	Secrets     []string       `json:"secrets"`
+	// OAuth2 adds a client-credentials bearer token to every request.
+	OAuth2 *oauth2Input `json:"oauth2"`
 	// SkipValidation saves the upstream without the registration check
 	// (for local development against a receiver that does not answer it).
 	SkipValidation bool `json:"skipValidation"`
@@ -257,7 +259,7 @@ func (in *upstreamInput) validate() error {
 			return fail(http.StatusBadRequest, fmt.Sprintf("secrets[%d]: %s", i, err.Error()))
 		}
 	}
-	return nil
+	return in.OAuth2.validate()
 }
 
 // checkSecret checks a signing secret an admin supplies. The error is meant
@@ -280,7 +282,7 @@ func (s *Server) upstreamFrom(c echo.Context, in *upstreamInput) store.Upstream 
 		secrets = []string{upstream.NewSecret()}
 	}
 	return store.Upstream{Hub: c.Param("hub"), Name: in.Name, URLTemplate: in.URLTemplate,
-		Events: in.Events, Timeout: in.Timeout, Secrets: secrets}
+		Events: in.Events, Timeout: in.Timeout, Secrets: secrets, OAuth2: in.OAuth2.stored()}
 }
 
 // upstreamView is an upstream as the admin API shows it. Secrets are masked
@@ -308,6 +310,7 @@ func maskSecret(sec string) string {
 
 func viewUpstream(u store.Upstream, showSecrets bool) upstreamView {
 	v := upstreamView{Upstream: u, Secrets: make([]string, len(u.Secrets))}
+	v.OAuth2 = maskOAuth2(u.OAuth2)
 	for i, sec := range u.Secrets {
 		if showSecrets {
 			v.Secrets[i] = sec
@@ -349,7 +352,11 @@ func (s *Server) createUpstream(c echo.Context) error {
 	if err := s.checkRegistration(c, &in); err != nil {
 		return err
 	}
-	u, err := s.cfg.Store.CreateUpstream(c.Request().Context(), s.upstreamFrom(c, &in))
+	next := s.upstreamFrom(c, &in)
+	if err := s.checkOAuth2(c.Request().Context(), &next); err != nil {
+		return err
+	}
+	u, err := s.cfg.Store.CreateUpstream(c.Request().Context(), next)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fail(http.StatusNotFound, fmt.Sprintf("hub %q not found; create it first", c.Param("hub")))
@@ -395,6 +402,9 @@ func (s *Server) putUpstream(c echo.Context) error {
 	// A PUT saves the upstream afresh, which also enables it again after a
 	// 410 Gone disabled it.
 	next := s.upstreamFrom(c, &in)
+	if err := s.checkOAuth2(c.Request().Context(), &next); err != nil {
+		return err
+	}
 	generated := len(in.Secrets) == 0
 	if generated {
 		if old, err := s.cfg.Store.Upstream(c.Request().Context(), c.Param("hub"), in.Name); err == nil {

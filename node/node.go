@@ -351,7 +351,7 @@ func (n *Node) reloadUpstreams() {
 		}
 		targets = append(targets, delivery.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
 			Filter: f, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
-			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
+			Disabled: u.Disabled, DisabledReason: u.DisabledReason, OAuth2: clientCredentials(u.OAuth2)})
 	}
 	n.dispatcher.SetTargets(targets)
 }

@@ -26,6 +26,10 @@ type Upstream struct {
 	// upstream again clears it. DisabledReason says when and why.
 	Disabled       bool   `json:"disabled,omitempty"`
 	DisabledReason string `json:"disabledReason,omitempty"`
+
+	// OAuth2, when set, adds a client-credentials bearer token to every
+	// request (see OAuth2); nil sends the signature alone.
+	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
 }
 
 // findUpstream returns the key and value of the hub's upstream called name,
