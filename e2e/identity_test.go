@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/switchboard-gw/switchboard/client"
 	"github.com/switchboard-gw/switchboard/identity"
 	"github.com/switchboard-gw/switchboard/internal/oidctest"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/node"
 )
 
@@ -190,4 +192,55 @@ func dialURL(t *testing.T, rawURL, token string, handlers map[string]func([]json
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestOIDCPolicyFlag runs the real binary with --oidc-policy: with no key
+// at all, a token of the trusted issuer creates a hub through the admin
+// API and pushes through REST; a policy that does not load stops the start
+// with a message naming the fault.
+func TestOIDCPolicyFlag(t *testing.T) {
+	issuer := oidctest.New("RS256", t.Cleanup)
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "oidc.yaml")
+	writeFile(t, policy, `issuers:
+  - issuer: `+issuer.URL()+`
+    audiences: [switchboard]
+    grants:
+      - subject: deployer
+        hubs: ["*"]
+        operations: [admin]
+      - subject: chat-api
+        hubs: [chat]
+        operations: [send]
+`)
+	port := freePort(t)
+	p := startProc(t, "serve", "serve", "--listen", "127.0.0.1:"+port, "--db", filepath.Join(dir, "n.db"), "--oidc-policy", policy)
+	p.url = "http://127.0.0.1:" + port
+	testutil.Eventually(t, waitFor, "the node is ready", func() bool { return p.readyz() == "ready" })
+
+	deployer := issuer.Token(map[string]any{"sub": "deployer", "aud": "switchboard"})
+	if status, body := do(t, http.MethodPost, p.url+"/admin/hubs", deployer, map[string]any{"name": "chat"}); status != http.StatusCreated {
+		t.Fatalf("create a hub with an OIDC token: %d %s", status, body)
+	}
+	app := issuer.Token(map[string]any{"sub": "chat-api", "aud": "switchboard"})
+	if status, body := do(t, http.MethodPost, p.url+"/api/hubs/chat/:send", app, map[string]any{"target": "news", "arguments": []any{1}}); status != http.StatusAccepted {
+		t.Fatalf(":send with an OIDC token: %d %s", status, body)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, "issuers:\n  - issuer: http://idp.example.com\n    audiences: [x]\n")
+	q := startProc(t, "bad", "serve", "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "bad.db"), "--oidc-policy", bad)
+	if err := q.wait(15 * time.Second); err == nil {
+		t.Fatal("serve with a bad policy exited 0")
+	}
+	if out := q.out.String(); !strings.Contains(out, "--oidc-policy") || !strings.Contains(out, "loopback only") {
+		t.Errorf("output %q does not name the flag and the fault", out)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
