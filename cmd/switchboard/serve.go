@@ -42,6 +42,8 @@ type serveFlags struct {
 	maxTokenLifetime time.Duration
 	maxActions       int
 	longPolling      httpapi.LongPolling
+	statefulWindow   time.Duration
+	statefulBuffer   int
 
 	pprof string
 
@@ -89,6 +91,8 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.IntVar(&f.maxActions, "max-actions", 0, "most actions one webhook reply or one REST :actions batch may carry (default 100)")
 	fl.DurationVar(&f.longPolling.PollWait, "long-polling-wait", 0, "how long a Long Polling poll waits for messages before it is answered empty (default 90s; keep it under proxies' idle timeouts)")
 	fl.DurationVar(&f.longPolling.IdleTimeout, "long-polling-idle", 0, "a Long Polling client that has no poll waiting this long is gone (default 15s)")
+	fl.DurationVar(&f.statefulWindow, "stateful-reconnect-window", 0, "how long a client with stateful reconnect may be without a socket and still resume, losing nothing (default 30s)")
+	fl.IntVar(&f.statefulBuffer, "stateful-reconnect-buffer", 0, "bytes sent to a stateful-reconnect client and not yet acknowledged that are kept for a replay; a client that lets more pile up is closed (default 100000, as ASP.NET Core)")
 	f.edge.register(fl)
 	f.identity.register(fl)
 }
@@ -101,10 +105,13 @@ func (f *serveFlags) config() (node.Config, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
 		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
-		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions, LongPolling: f.longPolling}
+		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions, LongPolling: f.longPolling,
+		StatefulReconnectWindow: f.statefulWindow, StatefulReconnectBuffer: f.statefulBuffer}
 	switch {
 	case f.maxTokenLifetime < 0:
 		return node.Config{}, fmt.Errorf("--max-token-lifetime %s: give a positive duration such as 24h", f.maxTokenLifetime)
+	case f.statefulWindow < 0 || f.statefulBuffer < 0:
+		return node.Config{}, fmt.Errorf("--stateful-reconnect-window and --stateful-reconnect-buffer: give positive values")
 	case f.maxActions < 0:
 		return node.Config{}, fmt.Errorf("--max-actions %d: give a positive number", f.maxActions)
 	case f.kvReplicas < 1 || f.kvReplicas > 5:
