@@ -58,6 +58,11 @@ type tokenCache struct {
 // fetch runs at a time; callers arriving meanwhile wait for its result.
 type tokenEntry struct {
 	fingerprint string // of the credentials the token is for
+	tokenURL    string
+	// conf is kept with the entry so the library's memory of which way the
+	// endpoint takes the credentials (Basic or form) survives between
+	// fetches.
+	conf *clientcredentials.Config
 
 	mu        sync.Mutex // guards the fields below
 	header    string     // "Bearer TOKEN"; "" before the first fetch
@@ -79,7 +84,13 @@ func (c *tokenCache) entry(t Target) *tokenEntry {
 	if c.entries == nil {
 		c.entries = map[laneKey]*tokenEntry{}
 	}
-	e := &tokenEntry{fingerprint: fp}
+	cc := t.OAuth2
+	params := url.Values{}
+	for k, v := range cc.Params {
+		params.Set(k, v)
+	}
+	e := &tokenEntry{fingerprint: fp, tokenURL: cc.TokenURL, conf: &clientcredentials.Config{ClientID: cc.ClientID,
+		ClientSecret: cc.ClientSecret, TokenURL: cc.TokenURL, Scopes: cc.Scopes, EndpointParams: params}}
 	c.entries[k] = e
 	return e
 }
@@ -139,7 +150,7 @@ func (c *tokenCache) authorization(ctx context.Context, t Target, client *http.C
 	e.mu.Unlock()
 
 	// The fetch runs outside the lock; others wait on done.
-	h, refreshAt, err := fetchToken(ctx, t.OAuth2, client, now)
+	h, refreshAt, err := e.fetch(ctx, client, now)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err == nil {
@@ -150,15 +161,11 @@ func (c *tokenCache) authorization(ctx context.Context, t Target, client *http.C
 	return h, err
 }
 
-func fetchToken(ctx context.Context, cc *ClientCredentials, client *http.Client, now func() time.Time) (string, time.Time, error) {
-	params := url.Values{}
-	for k, v := range cc.Params {
-		params.Set(k, v)
-	}
-	conf := clientcredentials.Config{ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, TokenURL: cc.TokenURL,
-		Scopes: cc.Scopes, EndpointParams: params}
+// fetch asks the token endpoint for a token; the caller holds the
+// entry's fetch turn (fetching), not its lock.
+func (e *tokenEntry) fetch(ctx context.Context, client *http.Client, now func() time.Time) (string, time.Time, error) {
 	fetched := now()
-	tok, err := conf.Token(context.WithValue(ctx, oauth2.HTTPClient, client))
+	tok, err := e.conf.Token(context.WithValue(ctx, oauth2.HTTPClient, client))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 &&
@@ -174,18 +181,18 @@ func fetchToken(ctx context.Context, cc *ClientCredentials, client *http.Client,
 				}
 			}
 			return "", time.Time{}, &tokenError{misconfigured: true,
-				err: fmt.Errorf("token endpoint %s refused the client credentials (%d %s)", cc.TokenURL, re.Response.StatusCode, msg)}
+				err: fmt.Errorf("token endpoint %s refused the client credentials (%d %s)", e.tokenURL, re.Response.StatusCode, msg)}
 		}
 		if errors.As(err, &re) && re.Response != nil {
 			return "", time.Time{}, &tokenError{err: fmt.Errorf("token endpoint %s failed: it answered %d %s%s",
-				cc.TokenURL, re.Response.StatusCode, http.StatusText(re.Response.StatusCode), snippet(re.Body))}
+				e.tokenURL, re.Response.StatusCode, http.StatusText(re.Response.StatusCode), snippet(re.Body))}
 		}
-		return "", time.Time{}, &tokenError{err: fmt.Errorf("token endpoint %s failed: %v", cc.TokenURL, unwrapURLError(err))}
+		return "", time.Time{}, &tokenError{err: fmt.Errorf("token endpoint %s failed: %v", e.tokenURL, unwrapURLError(err))}
 	}
 	typ := tok.Type() // "Bearer", whatever case the endpoint wrote
 	if len(tok.AccessToken) > maxAccessToken || !httpguts.ValidHeaderFieldValue(tok.AccessToken) {
 		return "", time.Time{}, &tokenError{misconfigured: true,
-			err: fmt.Errorf("token endpoint %s returned an access token that cannot be sent in a header (%d bytes)", cc.TokenURL, len(tok.AccessToken))}
+			err: fmt.Errorf("token endpoint %s returned an access token that cannot be sent in a header (%d bytes)", e.tokenURL, len(tok.AccessToken))}
 	}
 	lifetime := tokenLifetime(tok)
 	margin := min(refreshMargin, lifetime/4)
