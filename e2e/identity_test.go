@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/switchboard-gw/switchboard/internal/oidctest"
 	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/node"
+	"github.com/switchboard-gw/switchboard/rest"
 )
 
 // oidcNode starts a node trusting issuer with the grants the identity
@@ -242,5 +244,40 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOIDCRestClient: the Go REST client built with NewKeyless, holding
+// only an OIDC token, negotiates for a Go client and pushes to it; a
+// token the gateway refuses comes back as a *rest.Error with its status.
+func TestOIDCRestClient(t *testing.T) {
+	issuer := oidctest.New("ES256", t.Cleanup)
+	g := oidcNode(t, issuer)
+	tok := issuer.Token(map[string]any{"sub": "chat-api", "aud": "switchboard"})
+	rc, err := rest.NewKeyless(g.url, func(context.Context) (string, error) { return tok, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	chat := rc.Hub("chat")
+	resp, err := chat.Negotiate(ctx, "cy", time.Hour)
+	if err != nil {
+		t.Fatalf("negotiate with an OIDC token: %v", err)
+	}
+	box := newInbox()
+	dialURL(t, resp.URL, resp.AccessToken, map[string]func([]json.RawMessage){"news": box.handler()})
+	if err := chat.User("cy").Send(ctx, "news", "from the keyless Go client"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if got := str(t, box.next(t)[0]); got != "from the keyless Go client" {
+		t.Fatalf("client got %q", got)
+	}
+	var re *rest.Error
+	if err := chat.CloseAll(ctx, "bye"); !errors.As(err, &re) || re.Status != http.StatusForbidden || re.Code != "Error.Forbidden" {
+		t.Errorf("close without the grant: got %v, want a 403 Error.Forbidden", err)
+	}
+	if _, err := rest.NewKeyless("not a url", func(context.Context) (string, error) { return tok, nil }); err == nil {
+		t.Error("NewKeyless took an endpoint that is not a URL")
 	}
 }
