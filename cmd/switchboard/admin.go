@@ -347,6 +347,7 @@ func upstreamCmd() *cobra.Command {
 	var urlTemplate, timeout, secret string
 	var events []string
 	var skipValidation bool
+	var oauth2 oauth2Flags
 	add := &cobra.Command{
 		Use:   "add NAME",
 		Short: "Register an upstream; prints its signing secret",
@@ -366,6 +367,9 @@ func upstreamCmd() *cobra.Command {
 			}
 			if secret != "" {
 				in["secrets"] = []string{secret}
+			}
+			if err := oauth2.apply(in); err != nil {
+				return err
 			}
 			var out upstreamView
 			if err := a.do(http.MethodPost, hubPath(hub)+"/upstreams", in, &out); err != nil {
@@ -387,6 +391,7 @@ func upstreamCmd() *cobra.Command {
 	add.Flags().StringVar(&timeout, "timeout", "", "per-call timeout, e.g. 5s (default 10s)")
 	add.Flags().StringVar(&secret, "secret", "", "signing secret to use (whsec_…, e.g. from `switchboard upstream secret generate`; default: generated)")
 	add.Flags().BoolVar(&skipValidation, "skip-validation", false, "save without the OPTIONS registration check (local development)")
+	oauth2.register(add.Flags())
 	_ = add.MarkFlagRequired("url")
 
 	list := &cobra.Command{
