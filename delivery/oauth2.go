@@ -110,6 +110,17 @@ func fingerprint(cc *ClientCredentials) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// sameCredentials reports whether a and b (either may be nil) are the
+// same setting: changing it resets the upstream's breaker, as changing its
+// URL or secrets does, since a breaker opened by a failing token endpoint
+// says nothing about the new one.
+func sameCredentials(a, b *ClientCredentials) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return fingerprint(a) == fingerprint(b)
+}
+
 // tokenError is why no token could be had; misconfigured says whether
 // the token endpoint refused the credentials (the admin's to fix) rather
 // than failed.

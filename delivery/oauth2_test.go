@@ -191,6 +191,15 @@ func TestOAuth2TokenEndpointFailures(t *testing.T) {
 		t.Errorf("delivery log = %+v, want both reasons", log)
 	}
 	ep.setFail(nil)
+	// New credentials reset the breaker, as a new URL or secret does.
+	tg.OAuth2 = ep.creds()
+	tg.OAuth2.Scopes = append(tg.OAuth2.Scopes, "extra")
+	d.SetTargets([]Target{tg})
+	if st := d.Status().Upstreams[0].Breaker; st.ConsecutiveFailures != 0 {
+		t.Errorf("breaker after new credentials = %+v, want reset", st)
+	}
+	tg.OAuth2 = ep.creds()
+	d.SetTargets([]Target{tg})
 	if _, err := d.Call(ctx, message("c1", "send")); err != nil {
 		t.Fatalf("after the endpoint is back: %v", err)
 	}
