@@ -41,15 +41,15 @@ func oidcNode(t *testing.T, issuer *oidctest.Issuer) *gw {
 	return g
 }
 
-// restError is the Azure-shaped error body of the REST API.
-type restErrorBody struct {
+// oidcRESTError is the Azure-shaped error body of the REST API.
+type oidcRESTError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
-func expectREST(t *testing.T, name string, status int, body []byte, wantStatus int, wantCode, wantText string) {
+func expectRESTError(t *testing.T, name string, status int, body []byte, wantStatus int, wantCode, wantText string) {
 	t.Helper()
-	var e restErrorBody
+	var e oidcRESTError
 	if status != wantStatus || json.Unmarshal(body, &e) != nil || e.Code != wantCode || !strings.Contains(e.Message, wantText) {
 		t.Errorf("%s: got %d %s, want %d with code %s saying %q", name, status, body, wantStatus, wantCode, wantText)
 	}
@@ -72,7 +72,7 @@ func TestOIDCRest(t *testing.T) {
 		t.Fatalf(":generateToken with an OIDC token: %d %s", status, body)
 	}
 	box := newInbox()
-	c := dialURL(t, minted.URL, minted.Token, map[string]func([]json.RawMessage){"news": box.handler()})
+	c := dialWithToken(t, minted.URL, minted.Token, map[string]func([]json.RawMessage){"news": box.handler()})
 	status, body = do(t, http.MethodPost, g.url+"/api/hubs/chat/users/ana/:send", app, map[string]any{"target": "news", "arguments": []any{"keyless"}})
 	if status != http.StatusAccepted {
 		t.Fatalf(":send with an OIDC token: %d %s", status, body)
@@ -101,24 +101,24 @@ func TestOIDCRest(t *testing.T) {
 		{"key not in the JWKS", issuer.UnpublishedToken(map[string]any{"sub": "chat-api", "aud": "switchboard"}), "signature"},
 	} {
 		status, body := send(tc.token)
-		expectREST(t, tc.name, status, body, http.StatusUnauthorized, "Error.Unauthorized", tc.want)
+		expectRESTError(t, tc.name, status, body, http.StatusUnauthorized, "Error.Unauthorized", tc.want)
 	}
 
 	reader := issuer.Token(map[string]any{"sub": "reader", "aud": "switchboard"})
 	status, body = send(reader)
-	expectREST(t, "reader sends", status, body, http.StatusForbidden, "Error.Forbidden", `may not send on hub "chat"`)
+	expectRESTError(t, "reader sends", status, body, http.StatusForbidden, "Error.Forbidden", `may not send on hub "chat"`)
 	if status, body := do(t, http.MethodHead, g.url+"/api/hubs/chat/users/ana", reader, nil); status != http.StatusOK {
 		t.Errorf("reader's existence check: %d %s", status, body)
 	}
 	status, body = do(t, http.MethodPost, g.url+"/api/hubs/other/:send", app, map[string]any{"target": "news", "arguments": []any{"x"}})
-	expectREST(t, "chat-api on another hub", status, body, http.StatusForbidden, "Error.Forbidden", `hub "other"`)
+	expectRESTError(t, "chat-api on another hub", status, body, http.StatusForbidden, "Error.Forbidden", `hub "other"`)
 	status, body = do(t, http.MethodDelete, g.url+"/api/hubs/chat/connections/"+c.ConnectionID(), app, nil)
-	expectREST(t, "chat-api closes", status, body, http.StatusForbidden, "Error.Forbidden", "may not close")
+	expectRESTError(t, "chat-api closes", status, body, http.StatusForbidden, "Error.Forbidden", "may not close")
 	status, body = do(t, http.MethodPost, g.url+"/api/hubs/chat/:actions", app, []map[string]any{
 		{"action": "broadcast", "target": "news", "arguments": []any{"never"}},
 		{"action": "closeConnection", "connectionId": c.ConnectionID()},
 	})
-	expectREST(t, "batch with a forbidden action", status, body, http.StatusForbidden, "Error.Forbidden", "action 1 (closeConnection)")
+	expectRESTError(t, "batch with a forbidden action", status, body, http.StatusForbidden, "Error.Forbidden", "action 1 (closeConnection)")
 
 	// Access keys work as before beside OIDC.
 	if status, body := do(t, http.MethodPost, g.url+"/api/hubs/chat/users/ana/:send", g.restToken(g.url+"/api/hubs/chat/users/ana/:send"),
@@ -166,7 +166,7 @@ func TestOIDCKeyRotation(t *testing.T) {
 		t.Fatalf("token of the rotated key: %d %s", status, body)
 	}
 	status, body := send(old)
-	expectREST(t, "token of the retired key", status, body, http.StatusUnauthorized, "Error.Unauthorized", "signature")
+	expectRESTError(t, "token of the retired key", status, body, http.StatusUnauthorized, "Error.Unauthorized", "signature")
 }
 
 // TestOIDCInterop runs test/interop/oidc/keyless-app.mjs: an app holding
@@ -181,9 +181,9 @@ func TestOIDCInterop(t *testing.T) {
 	runNode(t, root, []string{"GATEWAY_URL=" + g.url, "HUB=chat", "OIDC_TOKEN=" + tok}, "test/interop/oidc/keyless-app.mjs")
 }
 
-// dialURL connects a Go client to a client URL with a token, as a stock
+// dialWithToken connects a Go client to a client URL with a token, as a stock
 // client does with :generateToken's answer.
-func dialURL(t *testing.T, rawURL, token string, handlers map[string]func([]json.RawMessage)) *client.Conn {
+func dialWithToken(t *testing.T, rawURL, token string, handlers map[string]func([]json.RawMessage)) *client.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -204,7 +204,7 @@ func TestOIDCPolicyFlag(t *testing.T) {
 	issuer := oidctest.New("RS256", t.Cleanup)
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "oidc.yaml")
-	writeFile(t, policy, `issuers:
+	writeOIDCPolicy(t, policy, `issuers:
   - issuer: `+issuer.URL()+`
     audiences: [switchboard]
     grants:
@@ -230,7 +230,7 @@ func TestOIDCPolicyFlag(t *testing.T) {
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
-	writeFile(t, bad, "issuers:\n  - issuer: http://idp.example.com\n    audiences: [x]\n")
+	writeOIDCPolicy(t, bad, "issuers:\n  - issuer: http://idp.example.com\n    audiences: [x]\n")
 	q := startProc(t, "bad", "serve", "--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "bad.db"), "--oidc-policy", bad)
 	if err := q.wait(15 * time.Second); err == nil {
 		t.Fatal("serve with a bad policy exited 0")
@@ -240,7 +240,7 @@ func TestOIDCPolicyFlag(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeOIDCPolicy(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func TestOIDCRestClient(t *testing.T) {
 		t.Fatalf("negotiate with an OIDC token: %v", err)
 	}
 	box := newInbox()
-	dialURL(t, resp.URL, resp.AccessToken, map[string]func([]json.RawMessage){"news": box.handler()})
+	dialWithToken(t, resp.URL, resp.AccessToken, map[string]func([]json.RawMessage){"news": box.handler()})
 	if err := chat.User("cy").Send(ctx, "news", "from the keyless Go client"); err != nil {
 		t.Fatalf("send: %v", err)
 	}

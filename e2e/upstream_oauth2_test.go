@@ -16,18 +16,18 @@ import (
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
-// aheadClock is the wall clock moved ahead by what a test adds: the
+// oauthClock is the wall clock moved ahead by what a test adds: the
 // node's delivery clock, so a token's expiry can pass without waiting.
-type aheadClock struct{ ahead atomic.Int64 }
+type oauthClock struct{ ahead atomic.Int64 }
 
-func (c *aheadClock) Now() time.Time          { return time.Now().Add(time.Duration(c.ahead.Load())) }
-func (c *aheadClock) advance(d time.Duration) { c.ahead.Add(int64(d)) }
+func (c *oauthClock) Now() time.Time          { return time.Now().Add(time.Duration(c.ahead.Load())) }
+func (c *oauthClock) advance(d time.Duration) { c.ahead.Add(int64(d)) }
 
 func bearerOf(r *received) string { return r.Header.Get("Authorization") }
 
-// tokenServer is a real OAuth 2.0 token endpoint issuing
+// oauthTokenServer is a real OAuth 2.0 token endpoint issuing
 // upstream-token-N, valid an hour, to client switchboard.
-func tokenServer(t *testing.T, issued *atomic.Int64) *httptest.Server {
+func oauthTokenServer(t *testing.T, issued *atomic.Int64) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, secret, _ := r.BasicAuth()
 		if r.ParseForm() != nil || id != "switchboard" || secret != "client-s3cret" || r.PostForm.Get("grant_type") != "client_credentials" {
@@ -53,8 +53,8 @@ func tokenServer(t *testing.T, issued *atomic.Int64) *httptest.Server {
 // the client secret.
 func TestUpstreamOAuth2(t *testing.T) {
 	var issued atomic.Int64
-	tokens := tokenServer(t, &issued)
-	clk := &aheadClock{}
+	tokens := oauthTokenServer(t, &issued)
+	clk := &oauthClock{}
 	g := startNode(t, func(c *node.Config) { c.Delivery.Now = clk.Now })
 	g.createHub("chat", false)
 	rec := newRecorder(t)
