@@ -14,10 +14,12 @@
 // restart), its iss, aud, exp and nbf, and returns the Principal the grants
 // make of it. Principal.Allows answers the permission questions.
 //
-// Signature checks and key caching are github.com/coreos/go-oidc/v3's; this
-// package adds the multi-issuer routing, the audience list, the grants and
-// errors that say what to fix.
+// Discovery and the claim checks are github.com/coreos/go-oidc/v3's, the
+// signature checks go-jose's; this package adds the key cache (keys.go),
+// the multi-issuer routing, the audience list, the grants and errors that
+// say what to fix.
 //
-// A Verifier is safe for concurrent use. It starts no goroutine of its own;
-// go-oidc runs one per JWKS fetch, bounded by the HTTP client's timeout.
+// A Verifier is safe for concurrent use and starts no goroutine: discovery
+// and key fetches run in the request that needs them, bounded by its
+// context and the HTTP client's timeout.
 package identity

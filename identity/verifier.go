@@ -216,19 +216,25 @@ func (is *issuer) get(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 }
 
 func (is *issuer) discover(ctx context.Context) (*oidc.IDTokenVerifier, error) {
-	// go-oidc keeps the client from this context for its later key fetches.
-	ctx = oidc.ClientContext(ctx, is.cfg.Client)
-	var provider *oidc.Provider
-	if is.policy.JWKSURL != "" {
-		provider = (&oidc.ProviderConfig{IssuerURL: is.policy.Issuer, JWKSURL: is.policy.JWKSURL}).NewProvider(ctx)
-	} else {
-		p, err := oidc.NewProvider(ctx, is.policy.Issuer)
+	jwksURL := is.policy.JWKSURL
+	if jwksURL == "" {
+		provider, err := oidc.NewProvider(oidc.ClientContext(ctx, is.cfg.Client), is.policy.Issuer)
+		var doc struct {
+			JWKSURL string `json:"jwks_uri"`
+		}
+		if err == nil {
+			err = provider.Claims(&doc)
+		}
+		if err == nil && doc.JWKSURL == "" {
+			err = errors.New("the discovery document has no jwks_uri")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: discovery of issuer %s failed (retried in %s): %v", ErrUnavailable, is.policy.Issuer, discoveryRetry, err)
 		}
-		provider = p
+		jwksURL = doc.JWKSURL
 	}
-	return provider.VerifierContext(oidc.ClientContext(context.Background(), is.cfg.Client), &oidc.Config{
+	keys := newRemoteKeys(jwksURL, is.cfg.Client, is.policy.Algorithms)
+	return oidc.NewVerifier(is.policy.Issuer, keys, &oidc.Config{
 		// The audience list is checked by Authenticate: go-oidc takes one.
 		SkipClientIDCheck:    true,
 		SupportedSigningAlgs: is.policy.Algorithms,
@@ -244,9 +250,7 @@ func (is *issuer) verifyError(err error) error {
 		return unauthenticated("token has no exp claim")
 	case errors.As(err, &expired):
 		return unauthenticated("token expired at %s", expired.Expiry.UTC().Format(time.RFC3339))
-	case strings.Contains(err.Error(), "fetching keys"):
-		// go-oidc formats (%v), not wraps, the key fetch's error: its
-		// text is the only sign that the keys, not the token, failed.
+	case strings.Contains(err.Error(), keysUnavailable):
 		return fmt.Errorf("%w: the keys of issuer %s could not be fetched: %v", ErrUnavailable, is.policy.Issuer, err)
 	}
 	return unauthenticated("token of issuer %s refused: %s", is.policy.Issuer, strings.TrimPrefix(err.Error(), "oidc: "))

@@ -126,6 +126,31 @@ func TestIssuerDown(t *testing.T) {
 	}
 }
 
+// TestKeysDown: a token naming a key the cache lacks, while the issuer's
+// JWKS cannot be fetched, is ErrUnavailable; the cached keys still verify.
+func TestKeysDown(t *testing.T) {
+	is := oidctest.New("EdDSA", t.Cleanup)
+	v, err := NewVerifier(policyFor(is.URL()), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	claims := map[string]any{"sub": "app", "aud": "switchboard"}
+	tok := is.Token(claims)
+	if _, err := v.Authenticate(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	unknown := is.UnpublishedToken(claims)
+	is.Close()
+	if _, err := v.Authenticate(ctx, unknown); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("unknown key with the JWKS down: got %v, want ErrUnavailable", err)
+	}
+	if _, err := v.Authenticate(ctx, tok); err != nil {
+		t.Fatalf("cached key with the JWKS down: %v", err)
+	}
+}
+
 func TestParsePolicy(t *testing.T) {
 	good := `
 issuers:
