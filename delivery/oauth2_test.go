@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/internal/testutil"
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // tokenEndpoint is a real OAuth 2.0 token endpoint on loopback: it checks
@@ -211,4 +212,36 @@ func asClient(err error, target *interface{ ClientMessage() string }) bool {
 		*target = ce
 	}
 	return ok
+}
+
+// TestOAuth2WithAzureProfile: an azure-signalr upstream (Azure's upstream
+// format) gets the token too, beside X-ASRS-Signature: the pair Azure
+// calls an upstream with ManagedIdentity auth.
+func TestOAuth2WithAzureProfile(t *testing.T) {
+	t.Parallel()
+	got := make(chan http.Header, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Header.Clone():
+		default:
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	ep := newTokenEndpoint(t)
+	rules, err := ParseAzureRules("*", "*", "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDispatcher(t, DispatcherConfig{})
+	d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv.URL + "/{event}", Timeout: 2 * time.Second,
+		Azure: &AzureUpstream{Rules: rules, AccessKeys: []string{"k"}}, OAuth2: ep.creds()}})
+	send := &upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventMessage, Target: "echo", Arguments: []byte(`["x"]`)}
+	if _, err := d.Call(context.Background(), send); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	h := <-got
+	if h.Get("Authorization") != "Bearer tok-1" || h.Get("X-ASRS-Signature") == "" {
+		t.Errorf("Authorization %q, X-ASRS-Signature %q; want the token and the signature", h.Get("Authorization"), h.Get("X-ASRS-Signature"))
+	}
 }

@@ -359,8 +359,13 @@ func (n *Node) reloadUpstreams() {
 			n.log.Error("stored upstream has a bad event filter; skipped", "hub", u.Hub, "upstream", u.Name, "err", err)
 			continue
 		}
+		az, err := n.azureUpstream(u)
+		if err != nil {
+			n.log.Error("stored upstream has bad azure-signalr rules; skipped", "hub", u.Hub, "upstream", u.Name, "err", err)
+			continue
+		}
 		targets = append(targets, delivery.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
-			Filter: f, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
+			Filter: f, Azure: az, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
 			Disabled: u.Disabled, DisabledReason: u.DisabledReason, OAuth2: clientCredentials(u.OAuth2)})
 	}
 	n.dispatcher.SetTargets(targets)

@@ -27,6 +27,9 @@ type Upstream struct {
 	Disabled       bool   `json:"disabled,omitempty"`
 	DisabledReason string `json:"disabledReason,omitempty"`
 
+	// UpstreamProfile says which webhook format the upstream receives.
+	UpstreamProfile
+
 	// OAuth2, when set, adds a client-credentials bearer token to every
 	// request (see OAuth2); nil sends the signature alone.
 	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
