@@ -16,7 +16,7 @@ type identityFlags struct {
 }
 
 func (f *identityFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&f.oidcPolicy, "oidc-policy", env("OIDC_POLICY", ""),
+	fl.StringVar(&f.oidcPolicy, "oidc-policy", "",
 		"YAML or JSON file of trusted OpenID Connect issuers and their grants; their tokens then call the REST and admin APIs without an access key (default none: access keys only)")
 }
 
