@@ -114,6 +114,10 @@ type Config struct {
 	// rotated. Zero keeps secrets in clear. The admin key is kept as a
 	// hash either way.
 	Secrets store.SecretsKeys
+	// Identities lets REST and admin callers authenticate with tokens of
+	// trusted OpenID Connect issuers (see httpapi.Config.Identities). Nil
+	// means access keys and the admin key only.
+	Identities httpapi.Identities
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -260,6 +264,7 @@ func Start(cfg Config) (*Node, error) {
 		Gateway:          n.gw,
 		Store:            n.config,
 		Verifier:         n.verifier,
+		Identities:       cfg.Identities,
 		UpstreamsChanged: n.reloadUpstreams,
 		Deliveries:       n.dispatcher,
 		PublicURL:        n.cfg.PublicURL,
@@ -362,7 +367,7 @@ func (n *Node) reloadUpstreams() {
 		}
 		targets = append(targets, delivery.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
 			Filter: f, Azure: az, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
-			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
+			Disabled: u.Disabled, DisabledReason: u.DisabledReason, OAuth2: clientCredentials(u.OAuth2)})
 	}
 	n.dispatcher.SetTargets(targets)
 }
