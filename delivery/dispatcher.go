@@ -123,6 +123,7 @@ type Dispatcher struct {
 	log    *slog.Logger
 	routes atomic.Pointer[map[string][]route] // hub → upstreams in registration order
 	ob     outbox
+	tokens tokenCache // OAuth tokens of the upstreams that need one
 }
 
 // route is an upstream as registered, with its live state.

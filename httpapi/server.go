@@ -28,6 +28,10 @@ type Config struct {
 	// which RequestTimeout bounds on admin and REST routes.
 	Store    Store
 	Verifier *negotiate.Verifier
+	// Identities, when set, lets REST and admin callers authenticate with
+	// tokens of trusted OpenID Connect issuers (docs/identity.md). Nil
+	// accepts access-key tokens and the admin key only.
+	Identities Identities
 	// UpstreamsChanged is called after the admin API changed upstreams or
 	// hubs, so the dispatcher can reload them. Nil means nobody listens.
 	UpstreamsChanged func()

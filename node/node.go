@@ -126,6 +126,10 @@ type Config struct {
 	// Admin serves the admin API on a listener of its own, optionally with
 	// mutual TLS; the zero value keeps it on the main listener.
 	Admin AdminListener
+	// Identities lets REST and admin callers authenticate with tokens of
+	// trusted OpenID Connect issuers (see httpapi.Config.Identities). Nil
+	// means access keys and the admin key only.
+	Identities httpapi.Identities
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -286,6 +290,7 @@ func Start(cfg Config) (*Node, error) {
 		Gateway:          n.gw,
 		Store:            n.config,
 		Verifier:         n.verifier,
+		Identities:       cfg.Identities,
 		UpstreamsChanged: n.reloadUpstreams,
 		Deliveries:       n.dispatcher,
 		PublicURL:        n.cfg.PublicURL,
@@ -395,7 +400,7 @@ func (n *Node) reloadUpstreams() {
 		}
 		targets = append(targets, delivery.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
 			Filter: f, Azure: az, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
-			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
+			Disabled: u.Disabled, DisabledReason: u.DisabledReason, OAuth2: clientCredentials(u.OAuth2)})
 	}
 	n.dispatcher.SetTargets(targets)
 }
