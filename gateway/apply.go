@@ -56,30 +56,45 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time)
 		}
 		return nil
 	}
+	// sent counts the recipients the message was queued for, added to the
+	// hub's counter once per action so fan-out adds no shared write per
+	// recipient.
+	var sent int64
+	defer func() {
+		if sent > 0 {
+			h.sent.Add(sent)
+		}
+	}()
 	switch a.Action {
 	case actions.Broadcast:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
 		h.eachConn(func(c *Conn) {
-			if !skip(c.id) {
-				c.enqueueFrame(&frames)
+			if !skip(c.id) && c.enqueueFrame(&frames) {
+				sent++
 			}
 		})
 	case actions.SendToGroup:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
 		eachMember(&h.groups, a.Group, func(c *Conn) {
-			if !skip(c.id) {
-				c.enqueueFrame(&frames)
+			if !skip(c.id) && c.enqueueFrame(&frames) {
+				sent++
 			}
 		})
 	case actions.SendToUser:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
-		eachMember(&h.users, a.User, func(c *Conn) { c.enqueueFrame(&frames) })
+		eachMember(&h.users, a.User, func(c *Conn) {
+			if c.enqueueFrame(&frames) {
+				sent++
+			}
+		})
 	case actions.SendToConnection:
 		if c := h.conn(a.ConnectionID); c != nil {
 			if msg, err := c.codec.AppendInvocation(nil, "", a.Target, a.Arguments); err == nil {
-				c.enqueueTracked(msg)
+				if c.enqueueTracked(msg) {
+					sent++
+				}
 			} else {
 				g.log.Warn("message has no form in the connection's protocol; not sent", "hub", hubName, "conn", c.id, "err", err)
 			}

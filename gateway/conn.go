@@ -74,6 +74,13 @@ type Conn struct {
 	// inv runs the connection's invocations; the read loop creates it at
 	// the first one (invoke.go).
 	inv *invoker
+
+	// stats are the counters of the connection's hub, transport and
+	// protocol, set when its handshake succeeded (nil before); opened is
+	// when; received counts its invocations, for its lifecycle log line.
+	stats    *connCounters
+	opened   time.Time
+	received atomic.Int64
 }
 
 // ID is the connection id (URL-safe, prefixed with the node id).
@@ -129,7 +136,11 @@ func (c *Conn) replyCompletion(invocationID string, result json.RawMessage, errM
 	if err != nil {
 		msg, _ = c.codec.AppendCompletion(nil, invocationID, nil, "the upstream's result cannot be sent in the "+c.codec.Name()+" protocol: "+err.Error())
 	}
-	return c.reply(msg)
+	if !c.reply(msg) {
+		return false
+	}
+	c.hub.sent.Add(1)
+	return true
 }
 
 // reply queues a message the client is waiting for (a Completion); it is

@@ -34,6 +34,7 @@ type Gateway struct {
 	stopSweep     chan struct{}
 	slowConsumers atomic.Int64
 	limited       limitCounters
+	conns         connStats
 	texts         limitTexts
 	// schedDelay averages how long write loops wait to run (nanoseconds);
 	// the gateway is congested until congestedUntil (monotonic
@@ -276,7 +277,7 @@ func (g *Gateway) end(c *Conn) {
 	c.awaitInvocations()
 	h.removeConn(c)
 	reason := c.disconnectReason()
-	g.log.Debug("disconnected", "hub", h.name, "conn", c.id, "reason", reason)
+	g.countClosed(c)
 	if g.wants(h.name, upstream.EventDisconnected, "") {
 		ev := c.event(upstream.EventDisconnected)
 		ev.Reason = reason
@@ -350,6 +351,7 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	}
 	c.holdWrites(protocol.HandshakeOK)
 	c.hub.addConn(c)
+	g.countOpened(c)
 	if g.cfg.Tracker != nil {
 		g.cfg.Tracker.Opened(c.hub.name, c.id, c.userID)
 	}

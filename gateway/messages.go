@@ -64,6 +64,11 @@ func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
 		}
 	}
 	switch m.Type {
+	case protocol.TypeInvocation, protocol.TypeStreamInvocation:
+		c.received.Add(1)
+		c.hub.received.Add(1)
+	}
+	switch m.Type {
 	case protocol.TypeInvocation:
 		c.receiveInvocation(ctx, m)
 	case protocol.TypeStreamInvocation:

@@ -72,6 +72,9 @@ type Config struct {
 	// negotiate and connect requests per source address; zero fields mean
 	// the defaults (see ClientLimits).
 	Limits ClientLimits
+	// Metrics serves GET /metrics (Prometheus) to callers with the admin
+	// key. Nil answers 404.
+	Metrics http.Handler
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -141,6 +144,8 @@ type Server struct {
 	// secretsMu serialises upstream secret rotations, which read an
 	// upstream's secrets, change them and write them back.
 	secretsMu sync.Mutex
+
+	rest restCounters // REST calls by operation and status (metrics.go)
 }
 
 // New builds the routes.
@@ -183,6 +188,7 @@ func (s *Server) routes() {
 	e := s.echo
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics, s.withTimeout, s.adminAuth)
 
 	e.POST("/client/negotiate", s.negotiate)
 	e.OPTIONS("/client/negotiate", s.negotiatePreflight)

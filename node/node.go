@@ -107,6 +107,10 @@ type Config struct {
 	// rotated. Zero keeps secrets in clear. The admin key is kept as a
 	// hash either way.
 	Secrets store.SecretsKeys
+	// MetricsListen, when set, serves GET /metrics on this TCP address too,
+	// without the admin key, for a Prometheus that should not hold it.
+	// /metrics on Listen always needs the admin key. Empty means none.
+	MetricsListen string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -134,6 +138,7 @@ type Node struct {
 	srv        *http.Server
 	ln         net.Listener
 	serveErr   chan error
+	metrics    nodeMetrics
 
 	// KeysCreated reports that this start generated the access and admin
 	// keys (first start of a new store).
@@ -174,6 +179,10 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
 	}
 	n.ln = ln
+	if err := n.listenMetrics(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	db, err := store.Open(cfg.DBPath, store.WithSecrets(cfg.Secrets))
 	if err != nil {
 		ln.Close()
@@ -259,6 +268,7 @@ func Start(cfg Config) (*Node, error) {
 		Limits:           cfg.ClientLimits,
 		LongPolling:      cfg.LongPolling,
 		Logger:           cfg.Logger,
+		Metrics:          n.metrics.m.Handler(),
 	}
 	api.Readiness = n.readiness
 	api.NodeStatus = func() map[string]any { return map[string]any{"userGroupsPurged": n.purged.Load()} }
@@ -274,6 +284,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	n.api = httpapi.New(api)
+	n.serveMetrics()
 	n.srv = n.cfg.HTTP.server(n.api)
 	n.srv.RegisterOnShutdown(n.api.StopPolling)
 	go func() { n.serveErr <- n.srv.Serve(ln) }()
@@ -327,6 +338,7 @@ func (n *Node) abort() {
 	if n.ln != nil {
 		n.ln.Close()
 	}
+	n.closeMetrics(context.Background())
 	if n.cl != nil {
 		n.cl.close(context.Background())
 	}
@@ -428,6 +440,7 @@ func (n *Node) Close() error {
 	if err := <-shutdownHTTP; err != nil {
 		errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
 	}
+	n.closeMetrics(ctx)
 	n.stopWatch()
 	<-n.watchDone
 	if n.cl != nil {

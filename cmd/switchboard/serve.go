@@ -45,7 +45,8 @@ type serveFlags struct {
 
 	pprof string
 
-	edge edgeFlags
+	edge    edgeFlags
+	observe observeFlags
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
@@ -89,6 +90,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.DurationVar(&f.longPolling.PollWait, "long-polling-wait", 0, "how long a Long Polling poll waits for messages before it is answered empty (default 90s; keep it under proxies' idle timeouts)")
 	fl.DurationVar(&f.longPolling.IdleTimeout, "long-polling-idle", 0, "a Long Polling client that has no poll waiting this long is gone (default 15s)")
 	f.edge.register(fl)
+	f.observe.register(fl)
 }
 
 func (f *serveFlags) config() (node.Config, error) {
@@ -96,9 +98,8 @@ func (f *serveFlags) config() (node.Config, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return node.Config{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
-		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
+		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
 		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions, LongPolling: f.longPolling}
 	switch {
 	case f.maxTokenLifetime < 0:
@@ -127,6 +128,9 @@ func (f *serveFlags) config() (node.Config, error) {
 	if err := f.edge.apply(&cfg); err != nil {
 		return node.Config{}, err
 	}
+	if err := f.observe.apply(&cfg, level); err != nil {
+		return node.Config{}, err
+	}
 	return cfg, nil
 }
 
@@ -141,6 +145,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			slog.SetDefault(cfg.Logger) // the few lines logged outside the node keep its format
 			if err := startPprof(f.pprof); err != nil {
 				return err
 			}
