@@ -274,6 +274,9 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*up
 	if res.gone {
 		d.disable(r.l, res.err.Error())
 	}
+	if res.err != nil && ctx.Err() == nil {
+		d.logFailedCall(r, ev, res.err)
+	}
 	return res.reply, res.err
 }
 

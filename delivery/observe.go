@@ -1,6 +1,10 @@
 package delivery
 
-import "time"
+import (
+	"time"
+
+	"github.com/switchboard-gw/switchboard/upstream"
+)
 
 // Attempt is one webhook call as DispatcherConfig.OnAttempt sees it, for
 // metrics: every value is bounded (admin-defined hub and upstream names,
@@ -56,4 +60,15 @@ func (d *Dispatcher) observeRefused(r route, event, outcome string) {
 	if d.cfg.OnAttempt != nil {
 		d.cfg.OnAttempt(Attempt{Hub: r.t.Hub, Upstream: r.t.Name, Event: event, Outcome: outcome})
 	}
+}
+
+// logFailedCall writes the one line a failed synchronous call (connect,
+// message) gets. Calls an open breaker fails at once are not logged: the
+// breaker's opening was, and the metrics count them.
+func (d *Dispatcher) logFailedCall(r route, ev *upstream.Event, err error) {
+	attrs := []any{"hub", ev.Hub, "upstream", r.t.Name, "conn", ev.ConnectionID, "event", ev.Event}
+	if ev.Target != "" {
+		attrs = append(attrs, "target", ev.Target)
+	}
+	d.log.Warn("webhook call failed", append(attrs, "err", err)...)
 }

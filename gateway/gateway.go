@@ -318,7 +318,8 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 		reply, err := g.cfg.Webhooks.Call(ctx, ev)
 		switch {
 		case err != nil:
-			g.log.Warn("connect event failed", "hub", c.hub.name, "conn", c.id, "err", err)
+			// The dispatcher logged the failure, naming the upstream.
+			g.log.Debug("connect event failed", "hub", c.hub.name, "conn", c.id, "err", err)
 			g.rejectHandshake(c, ClosePolicyViolation, clientMessage(err, clientUpstreamFailed))
 			return nil, err
 		case reply != nil && reply.Error != "":
