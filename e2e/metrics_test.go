@@ -285,6 +285,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		{"switchboard_messages_received_total", map[string]string{"hub": "chat"}, 6},
 		// 6 completions, 3 echo broadcasts and 2 REST sends to 3 clients.
 		{"switchboard_messages_sent_total", map[string]string{"hub": "chat"}, 6 + 3*3 + 2*3},
+		{"switchboard_messages_dropped_total", map[string]string{"hub": "chat"}, 0},
 		{"switchboard_slow_consumer_closes_total", nil, 1},
 		{"switchboard_limits_hit_total", map[string]string{"limit": "groupJoinsRefused"}, 1},
 		{"switchboard_limits_hit_total", map[string]string{"limit": "connectRate"}, 0},
@@ -319,6 +320,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	// The REST sends to hub slow: as many 202s as the loop made.
 	if got, _ := s.value("switchboard_rest_calls_total", map[string]string{"operation": "POST /api/hubs/{hub}/:send", "status": "202"}); got < 3 {
 		t.Errorf("REST :send 202s = %g, want the 2 to chat and those to slow", got)
+	}
+	// The send that overflowed the slow client's queue was dropped for it.
+	if got, _ := s.value("switchboard_messages_dropped_total", map[string]string{"hub": "slow"}); got < 1 {
+		t.Errorf("messages dropped on hub slow = %g, want at least the one that overflowed the queue", got)
 	}
 	if age, ok := s.value("switchboard_outbox_oldest_age_seconds", nil); !ok || age <= 0 {
 		t.Errorf("switchboard_outbox_oldest_age_seconds = %g (present %v), want > 0 with a notification waiting", age, ok)

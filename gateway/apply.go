@@ -56,46 +56,37 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time)
 		}
 		return nil
 	}
-	// sent counts the recipients the message was queued for, added to the
-	// hub's counter once per action so fan-out adds no shared write per
-	// recipient.
-	var sent int64
-	defer func() {
-		if sent > 0 {
-			h.sent.Add(sent)
-		}
-	}()
+	// n counts the recipients the message was queued for and those it was
+	// not, added to the hub's counters once per action so fan-out adds no
+	// shared write per recipient.
+	var n tally
+	defer n.addTo(h)
 	switch a.Action {
 	case actions.Broadcast:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
 		h.eachConn(func(c *Conn) {
-			if !skip(c.id) && c.enqueueFrame(&frames) {
-				sent++
+			if !skip(c.id) {
+				n.add(c.enqueueFrame(&frames))
 			}
 		})
 	case actions.SendToGroup:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
 		eachMember(&h.groups, a.Group, func(c *Conn) {
-			if !skip(c.id) && c.enqueueFrame(&frames) {
-				sent++
+			if !skip(c.id) {
+				n.add(c.enqueueFrame(&frames))
 			}
 		})
 	case actions.SendToUser:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
-		eachMember(&h.users, a.User, func(c *Conn) {
-			if c.enqueueFrame(&frames) {
-				sent++
-			}
-		})
+		eachMember(&h.users, a.User, func(c *Conn) { n.add(c.enqueueFrame(&frames)) })
 	case actions.SendToConnection:
 		if c := h.conn(a.ConnectionID); c != nil {
 			if msg, err := c.codec.AppendInvocation(nil, "", a.Target, a.Arguments); err == nil {
-				if c.enqueueTracked(msg) {
-					sent++
-				}
+				n.add(c.enqueueTracked(msg))
 			} else {
+				n.add(false)
 				g.log.Warn("message has no form in the connection's protocol; not sent", "hub", hubName, "conn", c.id, "err", err)
 			}
 		}

@@ -21,9 +21,10 @@ type hub struct {
 	name string
 	// size counts the connections, so hub-wide interest is cheap to read.
 	size atomic.Int64
-	// received and sent count the hub's messages (see MessageStat); sent
-	// grows once per action, not once per recipient.
-	received, sent atomic.Int64
+	// received, sent and dropped count the hub's messages (see
+	// MessageStat); sent and dropped grow once per action, not once per
+	// recipient.
+	received, sent, dropped atomic.Int64
 	// codecs counts the connections per hub protocol, so a fan-out encodes
 	// only for the protocols in use.
 	codecs codecCounts

@@ -197,6 +197,30 @@ type MessageStat struct {
 	// Sent counts the messages queued to clients: each recipient of a
 	// broadcast, group, user or connection send once, and each completion.
 	Sent int64
+	// Dropped counts the recipients of a send the message was not queued
+	// for: their send queue was full (the slow consumer is closed), they
+	// were closing, or their protocol cannot carry the message.
+	Dropped int64
+}
+
+// tally counts one action's recipients.
+type tally struct{ sent, dropped int64 }
+
+func (t *tally) add(queued bool) {
+	if queued {
+		t.sent++
+	} else {
+		t.dropped++
+	}
+}
+
+func (t *tally) addTo(h *hub) {
+	if t.sent > 0 {
+		h.sent.Add(t.sent)
+	}
+	if t.dropped > 0 {
+		h.dropped.Add(t.dropped)
+	}
 }
 
 // MessageStats returns the message counters of every hub this node has
@@ -205,7 +229,7 @@ func (g *Gateway) MessageStats() []MessageStat {
 	var out []MessageStat
 	g.hubs.Range(func(k, v any) bool {
 		h := v.(*hub)
-		out = append(out, MessageStat{Hub: k.(string), Received: h.received.Load(), Sent: h.sent.Load()})
+		out = append(out, MessageStat{Hub: k.(string), Received: h.received.Load(), Sent: h.sent.Load(), Dropped: h.dropped.Load()})
 		return true
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Hub < out[j].Hub })

@@ -25,6 +25,8 @@ var (
 		"Invocations received from clients.", "hub")
 	descSent = desc("switchboard_messages_sent_total",
 		"Messages queued to clients: one per recipient of a send, and each completion.", "hub")
+	descDropped = desc("switchboard_messages_dropped_total",
+		"Recipients a message was not queued for: send queue full (slow consumer), connection closing, or a protocol that cannot carry it.", "hub")
 	descSlow = desc("switchboard_slow_consumer_closes_total",
 		"Connections closed because their send queue overflowed; the messages that overflowed it were dropped.")
 	descLimits = desc("switchboard_limits_hit_total",
@@ -59,7 +61,7 @@ type collector struct {
 var _ prometheus.Collector = (*collector)(nil)
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descOpened, descClosed, descReceived, descSent, descSlow, descLimits,
+	for _, d := range []*prometheus.Desc{descConns, descOpened, descClosed, descReceived, descSent, descDropped, descSlow, descLimits,
 		descBreaker, descUpOutbox, descOutbox, descOutboxLimit, descOutboxAge, descOutboxDropped, descOutboxExpired,
 		descREST, descBusReceived, descBusDropped} {
 		ch <- d
@@ -86,6 +88,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, st := range g.MessageStats() {
 			counter(descReceived, float64(st.Received), st.Hub)
 			counter(descSent, float64(st.Sent), st.Hub)
+			counter(descDropped, float64(st.Dropped), st.Hub)
 		}
 		counter(descSlow, float64(g.SlowConsumers()))
 		ls := g.LimitStats()
