@@ -85,6 +85,7 @@ type connKey struct{ hub, transport, protocol string }
 // connCounters count the connections of one connKey. They change once per
 // connection lifecycle, never per message.
 type connCounters struct {
+	key    connKey
 	opened atomic.Int64
 	closed [len(closeKinds)]atomic.Int64
 }
@@ -98,7 +99,7 @@ func (s *connStats) get(k connKey) *connCounters {
 	if v, ok := s.m.Load(k); ok {
 		return v.(*connCounters)
 	}
-	v, _ := s.m.LoadOrStore(k, new(connCounters))
+	v, _ := s.m.LoadOrStore(k, &connCounters{key: k})
 	return v.(*connCounters)
 }
 
@@ -127,7 +128,9 @@ func (g *Gateway) countClosed(c *Conn) {
 	c.mu.Unlock()
 	kind := closeKind(code, reason)
 	c.stats.closed[closeKindIndex(kind)].Add(1)
-	attrs := []any{"hub", c.hub.name, "conn", c.id, "transport", transportName(c.tr), "protocol", c.codec.Name(),
+	// The transport is the one the connection opened on (a resumed
+	// stateful connection keeps its kind): c.tr may be swapped meanwhile.
+	attrs := []any{"hub", c.hub.name, "conn", c.id, "transport", c.stats.key.transport, "protocol", c.codec.Name(),
 		"duration", g.cfg.Now().Sub(c.opened).Round(time.Millisecond), "kind", string(kind), "reason", reason,
 		"received", c.received.Load()}
 	if c.userID != "" {
