@@ -349,6 +349,18 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if got, _ := open.value("switchboard_connections_opened_total", map[string]string{"hub": "chat"}); got != 3 {
 		t.Errorf("--metrics-listen: opened = %g, want 3", got)
 	}
+
+	// A deleted upstream takes its series with it.
+	g.admin(http.MethodDelete, "/admin/hubs/chat/upstreams/broken", nil, http.StatusNoContent)
+	s = scrapeAt(t, g.url+"/metrics", g.adminKey)
+	for _, name := range []string{"switchboard_webhook_calls_total", "switchboard_webhook_duration_seconds", "switchboard_upstream_breaker_state"} {
+		if _, ok := s.value(name, map[string]string{"upstream": "broken"}); ok {
+			t.Errorf("%s still has series of the deleted upstream", name)
+		}
+	}
+	if _, ok := s.value("switchboard_webhook_calls_total", map[string]string{"upstream": "rec"}); !ok {
+		t.Error("the upstreams left lost their series too")
+	}
 }
 
 // slowReader opens a WebSocket to hub slow, completes the handshake and

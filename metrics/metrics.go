@@ -81,6 +81,16 @@ func (m *Metrics) ObserveAttempt(a delivery.Attempt) {
 	}
 }
 
+// ForgetUpstream drops the webhook series of an upstream that was
+// removed, so deleted upstreams do not pile up series. The other
+// per-upstream metrics are read from the dispatcher at each scrape and go
+// with it on their own.
+func (m *Metrics) ForgetUpstream(hub, name string) {
+	l := prometheus.Labels{"hub": hub, "upstream": name}
+	m.calls.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+}
+
 // Handler serves the registry in Prometheus' exposition formats.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/cluster"
@@ -19,6 +20,26 @@ type nodeMetrics struct {
 	m   *metrics.Metrics
 	ln  net.Listener // nil unless MetricsListen
 	srv *http.Server
+
+	mu        sync.Mutex             // guards upstreams
+	upstreams map[[2]string]struct{} // hub and name of the upstreams last loaded
+}
+
+// upstreamsLoaded drops the webhook series of the upstreams that are gone
+// since the last load.
+func (nm *nodeMetrics) upstreamsLoaded(ts []delivery.Target) {
+	now := make(map[[2]string]struct{}, len(ts))
+	for _, t := range ts {
+		now[[2]string{t.Hub, t.Name}] = struct{}{}
+	}
+	nm.mu.Lock()
+	defer nm.mu.Unlock()
+	for k := range nm.upstreams {
+		if _, ok := now[k]; !ok {
+			nm.m.ForgetUpstream(k[0], k[1])
+		}
+	}
+	nm.upstreams = now
 }
 
 // listenMetrics opens Config.MetricsListen, if set, so a node that cannot

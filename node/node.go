@@ -361,6 +361,7 @@ func (n *Node) reloadUpstreams() {
 			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
 	}
 	n.dispatcher.SetTargets(targets)
+	n.metrics.upstreamsLoaded(targets)
 }
 
 // ReloadConfig reads the whole configuration from the store again and
