@@ -36,6 +36,10 @@ type record struct {
 	Upstream string          `json:"upstream"`
 	Created  time.Time       `json:"created"`
 	Event    json.RawMessage `json:"event"`
+	// Client is the event's upstream.Event.Client, kept for upstreams of
+	// the Azure profile, whose requests carry it, so a replay after a
+	// restart sends what the first attempt would have.
+	Client *upstream.ClientInfo `json:"client,omitempty"`
 }
 
 type laneKey struct{ hub, name string }
@@ -157,6 +161,9 @@ func (o *outbox) start(d *Dispatcher) error {
 			return nil
 		}
 		rec.Event = append(json.RawMessage(nil), rec.Event...)
+		if rec.Client != nil {
+			ev.Client = *rec.Client
+		}
 		o.insertLocked(&item{seq: seq, rec: rec, ev: ev})
 		return nil
 	})
@@ -290,7 +297,11 @@ func (o *outbox) add(ev *upstream.Event, targets []route) {
 	id, now := newEventID(), d.cfg.Now().UTC()
 	w := &write{done: make(chan struct{})}
 	for _, r := range targets {
-		w.items = append(w.items, &item{ev: ev, rec: record{ID: id, Hub: ev.Hub, Upstream: r.t.Name, Created: now, Event: body}})
+		it := &item{ev: ev, rec: record{ID: id, Hub: ev.Hub, Upstream: r.t.Name, Created: now, Event: body}}
+		if r.t.Azure != nil {
+			it.rec.Client = &ev.Client
+		}
+		w.items = append(w.items, it)
 	}
 	o.cmu.Lock()
 	if o.cstopped {
@@ -642,7 +653,8 @@ func (o *outbox) setTargets(ts []Target, each func(Target, *lane)) []*breaker {
 
 func sameEndpoint(a, b Target) bool {
 	return a.URLTemplate == b.URLTemplate && a.Timeout == b.Timeout &&
-		strings.Join(a.Secrets, " ") == strings.Join(b.Secrets, " ")
+		strings.Join(a.Secrets, " ") == strings.Join(b.Secrets, " ") &&
+		(a.Azure == nil) == (b.Azure == nil) // a change of profile is a new receiver
 }
 
 func (o *outbox) status() OutboxStatus {

@@ -19,8 +19,8 @@ type observeFlags struct {
 }
 
 func (o *observeFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&o.logFormat, "log-format", env("LOG_FORMAT", "text"), "log lines as text (key=value) or json (one object per line)")
-	fl.StringVar(&o.metricsListen, "metrics-listen", env("METRICS_LISTEN", ""),
+	fl.StringVar(&o.logFormat, "log-format", "text", "log lines as text (key=value) or json (one object per line)")
+	fl.StringVar(&o.metricsListen, "metrics-listen", "",
 		"also serve /metrics on this address without the admin key, e.g. 127.0.0.1:9090 (default: only on --listen, with the admin key)")
 }
 
