@@ -139,11 +139,7 @@ func (c *Conn) replyCompletion(invocationID string, result json.RawMessage, errM
 	if err != nil {
 		msg, _ = c.codec.AppendCompletion(nil, invocationID, nil, "the upstream's result cannot be sent in the "+c.codec.Name()+" protocol: "+err.Error())
 	}
-	if !c.reply(msg) {
-		return false
-	}
-	c.hub.sent.Add(1)
-	return true
+	return c.reply(msg)
 }
 
 // reply queues a message the client is waiting for (a Completion); it is

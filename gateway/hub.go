@@ -21,13 +21,11 @@ type hub struct {
 	name string
 	// size counts the connections, so hub-wide interest is cheap to read.
 	size atomic.Int64
-	// received, sent and dropped count the hub's messages (see
-	// MessageStat); sent and dropped grow once per action, not once per
-	// recipient.
-	received, sent, dropped atomic.Int64
 	// codecs counts the connections per hub protocol, so a fan-out encodes
 	// only for the protocols in use.
 	codecs codecCounts
+	// traffic counts its messages for the admin dashboard.
+	traffic traffic
 	// interest is told when this node may have gained or lost its first or
 	// last connection of the hub, a group or a user (see InterestWatcher).
 	interest func(Route)

@@ -64,10 +64,8 @@ func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
 			c.rs.inSeq = m.SequenceID - 1
 		}
 	}
-	switch m.Type {
-	case protocol.TypeInvocation, protocol.TypeStreamInvocation:
-		c.received.Add(1)
-		c.hub.received.Add(1)
+	if m.Type == protocol.TypeInvocation {
+		c.received.Add(1) // the hub counts them in receiveInvocation
 	}
 	switch m.Type {
 	case protocol.TypeInvocation:

@@ -190,15 +190,16 @@ func (g *Gateway) ConnStats() []ConnStat {
 	return out
 }
 
-// MessageStat counts one hub's messages since the gateway started.
+// MessageStat counts one hub's messages since the gateway started: the
+// counters behind Traffic, with the drops besides.
 type MessageStat struct {
 	Hub string
-	// Received counts the invocations clients sent (invoke, send and
-	// stream invocations); pings, acks and other protocol messages are
-	// not counted.
+	// Received counts the invocations clients sent (invoke and send);
+	// pings, completions, acks and other protocol messages are not counted.
 	Received int64
-	// Sent counts the messages queued to clients: each recipient of a
-	// broadcast, group, user or connection send once, and each completion.
+	// Sent counts the invocations queued to clients: each recipient of a
+	// broadcast, group, user or connection send once. Completions are not
+	// counted.
 	Sent int64
 	// Dropped counts the recipients of a send the message was not queued
 	// for: their send queue was full (the slow consumer is closed), they
@@ -219,10 +220,10 @@ func (t *tally) add(queued bool) {
 
 func (t *tally) addTo(h *hub) {
 	if t.sent > 0 {
-		h.sent.Add(t.sent)
+		h.traffic.out.Add(t.sent)
 	}
 	if t.dropped > 0 {
-		h.dropped.Add(t.dropped)
+		h.traffic.dropped.Add(t.dropped)
 	}
 }
 
@@ -232,7 +233,7 @@ func (g *Gateway) MessageStats() []MessageStat {
 	var out []MessageStat
 	g.hubs.Range(func(k, v any) bool {
 		h := v.(*hub)
-		out = append(out, MessageStat{Hub: k.(string), Received: h.received.Load(), Sent: h.sent.Load(), Dropped: h.dropped.Load()})
+		out = append(out, MessageStat{Hub: k.(string), Received: h.traffic.in.Load(), Sent: h.traffic.out.Load(), Dropped: h.traffic.dropped.Load()})
 		return true
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Hub < out[j].Hub })

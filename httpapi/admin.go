@@ -61,6 +61,7 @@ func (s *Server) adminRoutes(g *echo.Group) {
 	g.POST("/hubs/:hub/upstreams/:name/secrets/\\:rotate", s.rotateSecret)
 	g.GET("/status", s.status)
 	s.keyRoutes(g)
+	s.overviewRoutes(g)
 }
 
 // decodeStrict reads a JSON body, refusing unknown fields and trailing data

@@ -43,6 +43,9 @@ type Config struct {
 	// NodeStatus adds the node's own counters to /admin/status. Nil adds
 	// nothing.
 	NodeStatus func() map[string]any
+	// Cluster describes the cluster for the admin overview (the dashboard).
+	// Nil means a single node.
+	Cluster func() ClusterView
 	// Readiness answers /readyz. Nil means always ready.
 	Readiness func(ctx context.Context) Readiness
 	// RequestTimeout bounds each admin and REST request, and with it every
@@ -203,6 +206,7 @@ func (s *Server) routes() {
 	s.restRoutes(e)
 
 	s.adminRoutes(e.Group("/admin", s.withTimeout, s.adminAuth))
+	s.dashboardRoutes(e)
 }
 
 // withTimeout bounds a request by Config.RequestTimeout: its context, and

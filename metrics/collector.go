@@ -22,9 +22,9 @@ var (
 	descClosed = desc("switchboard_connections_closed_total",
 		"Client connections that ended, by why.", "hub", "transport", "protocol", "reason")
 	descReceived = desc("switchboard_messages_received_total",
-		"Invocations received from clients.", "hub")
+		"Invocations received from clients (invoke and send).", "hub")
 	descSent = desc("switchboard_messages_sent_total",
-		"Messages queued to clients: one per recipient of a send, and each completion.", "hub")
+		"Invocations queued to clients: one per recipient of a send.", "hub")
 	descDropped = desc("switchboard_messages_dropped_total",
 		"Recipients a message was not queued for: send queue full (slow consumer), connection closing, or a protocol that cannot carry it.", "hub")
 	descSlow = desc("switchboard_slow_consumer_closes_total",

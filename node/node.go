@@ -284,6 +284,7 @@ func Start(cfg Config) (*Node, error) {
 	api.NodeStatus = func() map[string]any { return map[string]any{"userGroupsPurged": n.purged.Load()} }
 	if n.cl != nil {
 		api.LiveNodes = n.cl.liveNodes
+		api.Cluster = func() httpapi.ClusterView { return n.cl.clusterView(n.cfg.NodeID) }
 		api.NodeURL = func(id string) (string, bool) {
 			for _, m := range n.cl.bus.Members() {
 				if m.ID == id && m.URL != "" {
