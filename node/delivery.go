@@ -21,6 +21,7 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 	dc.Logger = n.log
 	dc.Origin = originOf(n.cfg.PublicURL)
 	dc.OnReply = n.runReply
+	n.observeAttempts(&dc)
 	dc.OnDisable = func(hub, name, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 		defer cancel()

@@ -118,6 +118,10 @@ type Config struct {
 	// trusted OpenID Connect issuers (see httpapi.Config.Identities). Nil
 	// means access keys and the admin key only.
 	Identities httpapi.Identities
+	// MetricsListen, when set, serves GET /metrics on this TCP address too,
+	// without the admin key, for a Prometheus that should not hold it.
+	// /metrics on Listen always needs the admin key. Empty means none.
+	MetricsListen string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -145,6 +149,7 @@ type Node struct {
 	srv        *http.Server
 	ln         net.Listener
 	serveErr   chan error
+	metrics    nodeMetrics
 
 	// KeysCreated reports that this start generated the access and admin
 	// keys (first start of a new store).
@@ -185,6 +190,10 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: listen on %s: %w", cfg.Listen, err)
 	}
 	n.ln = ln
+	if err := n.listenMetrics(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	db, err := store.Open(cfg.DBPath, store.WithSecrets(cfg.Secrets))
 	if err != nil {
 		ln.Close()
@@ -274,6 +283,7 @@ func Start(cfg Config) (*Node, error) {
 		Limits:           cfg.ClientLimits,
 		LongPolling:      cfg.LongPolling,
 		Logger:           cfg.Logger,
+		Metrics:          n.metrics.m.Handler(),
 	}
 	api.Readiness = n.readiness
 	api.NodeStatus = func() map[string]any { return map[string]any{"userGroupsPurged": n.purged.Load()} }
@@ -290,6 +300,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	n.api = httpapi.New(api)
+	n.serveMetrics()
 	n.srv = n.cfg.HTTP.server(n.api)
 	n.srv.RegisterOnShutdown(n.api.StopPolling)
 	go func() { n.serveErr <- n.srv.Serve(ln) }()
@@ -343,6 +354,7 @@ func (n *Node) abort() {
 	if n.ln != nil {
 		n.ln.Close()
 	}
+	n.closeMetrics(context.Background())
 	if n.cl != nil {
 		n.cl.close(context.Background())
 	}
@@ -370,6 +382,7 @@ func (n *Node) reloadUpstreams() {
 			Disabled: u.Disabled, DisabledReason: u.DisabledReason, OAuth2: clientCredentials(u.OAuth2)})
 	}
 	n.dispatcher.SetTargets(targets)
+	n.metrics.upstreamsLoaded(targets)
 }
 
 // ReloadConfig reads the whole configuration from the store again and
@@ -449,6 +462,7 @@ func (n *Node) Close() error {
 	if err := <-shutdownHTTP; err != nil {
 		errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
 	}
+	n.closeMetrics(ctx)
 	n.stopWatch()
 	<-n.watchDone
 	if n.cl != nil {
