@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-# Both install their own npm packages; nothing else needs to be running.
+# Both install their own npm packages (and `make test` the Debian packages
+# its browser and container tests drive); nothing else needs to be running.
 
 GO ?= go
 NPM ?= npm
@@ -9,19 +10,23 @@ CHAT_WEB = examples/functions/chat/web
 INTEROP = test/interop
 NODE_CHAT = examples/functions/node-chat
 
-.PHONY: demo test tour npm vet fuzz build image
+.PHONY: demo test test-deps tour npm vet fuzz build image
 
 ## demo: gateway + example chat function + chat page on http://127.0.0.1:3000
 demo: $(CHAT_WEB)/node_modules
 	$(GO) run ./cmd/switchboard demo
 
 ## test: vet, then every test with the race detector (the docs' tour included: e2e/tour_test.go)
-test: npm vet
+test: npm test-deps vet
 	$(GO) test -race -count=1 ./...
 
 ## tour: README's tour, docs/getting-started.md and docs/webhooks.md, top to bottom, on free ports
 tour: npm
 	scripts/tour.sh
+
+## test-deps: Debian's chromium and podman for the browser and container tests, when missing
+test-deps:
+	scripts/test-deps.sh
 
 npm: $(CHAT_WEB)/node_modules $(INTEROP)/node_modules $(NODE_CHAT)/node_modules
 

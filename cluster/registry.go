@@ -448,7 +448,7 @@ func (r *Registry) write(op *connOp) error {
 		err = r.conns.Purge(ctx, op.rec.ConnectionID, jetstream.PurgeTTL(markerTTL))
 	}
 	if errors.Is(err, jetstream.ErrInvalidKey) { // retrying cannot help
-		r.log.Error("cluster: registry: connection id is not a KV key; not recorded", "connection", op.rec.ConnectionID)
+		r.log.Error("cluster: registry: connection id is not a KV key; not recorded", "conn", op.rec.ConnectionID)
 		return nil
 	}
 	return err

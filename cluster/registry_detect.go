@@ -196,7 +196,7 @@ func (r *Registry) recover(node jetstream.KeyValueEntry, now time.Time, session 
 		}
 		var v connValue
 		if err := json.Unmarshal(e.Value(), &v); err != nil {
-			log.Warn("cluster: registry: dropping a garbled connection record", "connection", e.Key(), "err", err)
+			log.Warn("cluster: registry: dropping a garbled connection record", "conn", e.Key(), "err", err)
 		} else if r.opts.OnLost != nil {
 			r.opts.OnLost(ConnRecord{Hub: v.Hub, ConnectionID: e.Key(), UserID: v.UserID})
 		}
@@ -204,7 +204,7 @@ func (r *Registry) recover(node jetstream.KeyValueEntry, now time.Time, session 
 		err = r.conns.Purge(ctx, e.Key(), jetstream.PurgeTTL(markerTTL))
 		cancel()
 		if err != nil {
-			log.Warn("cluster: registry: delete a reported connection record", "connection", e.Key(), "err", err)
+			log.Warn("cluster: registry: delete a reported connection record", "conn", e.Key(), "err", err)
 			return
 		}
 	}

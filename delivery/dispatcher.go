@@ -71,6 +71,10 @@ type DispatcherConfig struct {
 	// OnDisable persists that an upstream answered 410 Gone and is now
 	// disabled. Nil keeps it in memory only.
 	OnDisable func(hub, name, reason string)
+	// OnAttempt, when set, is told of every webhook call and notification
+	// attempt as it ends, for metrics. It runs on the delivering goroutine
+	// and must not block.
+	OnAttempt func(Attempt)
 	// Logger receives delivery failures and breaker changes. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -244,16 +248,19 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*up
 	rq, err := prepare(r.t, ev)
 	if err != nil {
 		res := refusal(r.t, err)
+		d.observeRefused(r, ev.Event, OutcomeNotSent)
 		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: res.err.Error()})
 		return nil, res.err
 	}
 	if reason := r.l.disabledReason(); reason != "" {
 		err := failureDetail(fmt.Sprintf("upstream %q is disabled", r.t.Name), "upstream %q is disabled: %s", r.t.Name, reason)
+		d.observeRefused(r, ev.Event, OutcomeBreakerOpen)
 		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: err.Error()})
 		return nil, err
 	}
 	done, err := r.l.br.allow()
 	if err != nil {
+		d.observeRefused(r, ev.Event, OutcomeBreakerOpen)
 		r.l.log.add(Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID, Attempt: 1, Error: err.Error()})
 		return nil, err
 	}
@@ -271,6 +278,9 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*up
 	done(res.outcome)
 	if res.gone {
 		d.disable(r.l, res.err.Error())
+	}
+	if res.err != nil && ctx.Err() == nil {
+		d.logFailedCall(r, ev, res.err)
 	}
 	return res.reply, res.err
 }
@@ -309,6 +319,9 @@ type OutboxStatus struct {
 	// their upstream was removed; Expired those that passed OutboxTTL.
 	Dropped int64 `json:"dropped"`
 	Expired int64 `json:"expired"`
+	// Oldest is when the oldest undelivered notification was queued; zero
+	// when the outbox is empty.
+	Oldest time.Time `json:"oldest,omitzero"`
 }
 
 // UpstreamStatus is one upstream's delivery state.

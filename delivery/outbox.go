@@ -660,7 +660,11 @@ func sameEndpoint(a, b Target) bool {
 func (o *outbox) status() OutboxStatus {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return OutboxStatus{Depth: o.order.Len(), Limit: o.d.cfg.OutboxLimit, Dropped: o.dropped, Expired: o.expired}
+	st := OutboxStatus{Depth: o.order.Len(), Limit: o.d.cfg.OutboxLimit, Dropped: o.dropped, Expired: o.expired}
+	if e := o.order.Front(); e != nil {
+		st.Oldest = e.Value.(*item).rec.Created
+	}
+	return st
 }
 
 func (o *outbox) laneDepth(l *lane) int {

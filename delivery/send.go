@@ -157,8 +157,10 @@ func (d *Dispatcher) send(ctx context.Context, r route, ev *upstream.Event, body
 func (d *Dispatcher) sendPrepared(ctx context.Context, r route, ev *upstream.Event, rq *request, body []byte, id string, attempt int) result {
 	start := time.Now()
 	res, status := d.post(ctx, r.t, ev, rq, body, id)
+	latency := time.Since(start)
+	d.observe(r, ev.Event, res, latency)
 	entry := Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID,
-		Status: status, LatencyMS: float64(time.Since(start).Microseconds()) / 1000, Attempt: attempt}
+		Status: status, LatencyMS: float64(latency.Microseconds()) / 1000, Attempt: attempt}
 	if res.err != nil {
 		entry.Error = res.err.Error()
 	}

@@ -69,6 +69,12 @@ func TestAdminListenerMutualTLS(t *testing.T) {
 	if status, body, err := get(operator, "/dashboard/", ""); err != nil || status != http.StatusOK {
 		t.Errorf("dashboard on the admin listener: %d %.80s %v, want 200", status, body, err)
 	}
+	if status, body, err := get(operator, "/metrics", g.adminKey); err != nil || status != http.StatusOK {
+		t.Errorf("/metrics on the admin listener: %d %.80s %v, want 200", status, body, err)
+	}
+	if status, _ := g.call(http.MethodGet, "/metrics", g.adminKey, nil); status != http.StatusNotFound {
+		t.Errorf("/metrics on the public listener answered %d, want 404", status)
+	}
 	if status, body, err := get(operator, "/readyz", ""); err != nil || status != http.StatusOK || !strings.Contains(body, "ready") {
 		t.Errorf("/readyz on the admin listener: %d %s %v", status, body, err)
 	}

@@ -56,43 +56,37 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time)
 		}
 		return nil
 	}
+	// n counts the recipients the message was queued for and those it was
+	// not, added to the hub's counters once per action so fan-out adds no
+	// shared write per recipient.
+	var n tally
+	defer n.addTo(h)
 	switch a.Action {
 	case actions.Broadcast:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
-		sent := 0 // counted here and added once: no shared atomic per recipient
 		h.eachConn(func(c *Conn) {
-			if !skip(c.id) && c.enqueueFrame(&frames) {
-				sent++
+			if !skip(c.id) {
+				n.add(c.enqueueFrame(&frames))
 			}
 		})
-		h.traffic.out.Add(int64(sent))
 	case actions.SendToGroup:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
-		sent := 0
 		eachMember(&h.groups, a.Group, func(c *Conn) {
-			if !skip(c.id) && c.enqueueFrame(&frames) {
-				sent++
+			if !skip(c.id) {
+				n.add(c.enqueueFrame(&frames))
 			}
 		})
-		h.traffic.out.Add(int64(sent))
 	case actions.SendToUser:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
-		sent := 0
-		eachMember(&h.users, a.User, func(c *Conn) {
-			if c.enqueueFrame(&frames) {
-				sent++
-			}
-		})
-		h.traffic.out.Add(int64(sent))
+		eachMember(&h.users, a.User, func(c *Conn) { n.add(c.enqueueFrame(&frames)) })
 	case actions.SendToConnection:
 		if c := h.conn(a.ConnectionID); c != nil {
 			if msg, err := c.codec.AppendInvocation(nil, "", a.Target, a.Arguments); err == nil {
-				if c.enqueueTracked(msg) {
-					h.traffic.out.Add(1)
-				}
+				n.add(c.enqueueTracked(msg))
 			} else {
+				n.add(false)
 				g.log.Warn("message has no form in the connection's protocol; not sent", "hub", hubName, "conn", c.id, "err", err)
 			}
 		}

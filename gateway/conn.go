@@ -77,6 +77,13 @@ type Conn struct {
 	// inv runs the connection's invocations; the read loop creates it at
 	// the first one (invoke.go).
 	inv *invoker
+
+	// stats are the counters of the connection's hub, transport and
+	// protocol, set when its handshake succeeded (nil before); opened is
+	// when; received counts its invocations, for its lifecycle log line.
+	stats    *connCounters
+	opened   time.Time
+	received atomic.Int64
 }
 
 // ID is the connection id (URL-safe, prefixed with the node id).

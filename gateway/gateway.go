@@ -34,6 +34,7 @@ type Gateway struct {
 	stopSweep     chan struct{}
 	slowConsumers atomic.Int64
 	limited       limitCounters
+	conns         connStats
 	texts         limitTexts
 	// schedDelay averages how long write loops wait to run (nanoseconds);
 	// the gateway is congested until congestedUntil (monotonic
@@ -276,7 +277,7 @@ func (g *Gateway) end(c *Conn) {
 	c.awaitInvocations()
 	h.removeConn(c)
 	reason := c.disconnectReason()
-	g.log.Debug("disconnected", "hub", h.name, "conn", c.id, "reason", reason)
+	g.countClosed(c)
 	if g.wants(h.name, upstream.EventDisconnected, "") {
 		ev := c.event(upstream.EventDisconnected)
 		ev.Reason = reason
@@ -319,7 +320,8 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 		reply, err := g.cfg.Webhooks.Call(ctx, ev)
 		switch {
 		case err != nil:
-			g.log.Warn("connect event failed", "hub", c.hub.name, "conn", c.id, "err", err)
+			// The dispatcher logged the failure, naming the upstream.
+			g.log.Debug("connect event failed", "hub", c.hub.name, "conn", c.id, "err", err)
 			g.rejectHandshake(c, ClosePolicyViolation, clientMessage(err, clientUpstreamFailed))
 			return nil, err
 		case reply != nil && reply.Error != "":
@@ -352,6 +354,7 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	}
 	c.holdWrites(protocol.HandshakeOK)
 	c.hub.addConn(c)
+	g.countOpened(c)
 	if g.cfg.Tracker != nil {
 		g.cfg.Tracker.Opened(c.hub.name, c.id, c.userID)
 	}

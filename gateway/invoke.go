@@ -93,7 +93,8 @@ func (c *Conn) receiveInvocation(ctx context.Context, m *protocol.Message) {
 		if !iv.limiter.AllowN(now, 1) {
 			if !iv.strikes.AllowN(now, 1) {
 				g.limited.rateCloses.Add(1)
-				g.log.Info("closing connection that keeps passing its invocation rate", "hub", c.hub.name, "conn", c.id)
+				// Its "connection closed" line says why, at info.
+				g.log.Debug("closing connection that keeps passing its invocation rate", "hub", c.hub.name, "conn", c.id)
 				c.closeWith(ClosePolicyViolation, g.texts.rateClose, c.codec.AppendClose(nil, g.texts.rateClose, false))
 				return
 			}
@@ -105,7 +106,8 @@ func (c *Conn) receiveInvocation(ctx context.Context, m *protocol.Message) {
 	// one is that client's error, refused here, before any upstream or
 	// breaker hears of it.
 	if err := input.Target(m.Target); err != nil {
-		g.log.Info("invocation refused", "hub", c.hub.name, "conn", c.id, "err", err)
+		// One line per message would let a client flood the log.
+		g.log.Debug("invocation refused", "hub", c.hub.name, "conn", c.id, "err", err)
 		if m.HasInvocationID {
 			c.replyCompletion(m.InvocationID, nil, "invalid invocation: "+err.Error())
 		}
@@ -230,7 +232,8 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 			g.log.Debug("message event cancelled: the connection ended", "hub", c.hub.name, "conn", c.id, "target", m.Target)
 			return
 		}
-		g.log.Warn("message event failed", "hub", c.hub.name, "conn", c.id, "target", m.Target, "err", err)
+		// The dispatcher logged the failure, naming the upstream.
+		g.log.Debug("message event failed", "hub", c.hub.name, "conn", c.id, "target", m.Target, "err", err)
 		if wantsReply {
 			c.replyCompletion(m.InvocationID, nil, clientMessage(err, clientUpstreamFailed))
 		}

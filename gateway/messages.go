@@ -46,7 +46,8 @@ func (c *Conn) handleFrame(ctx context.Context, data []byte, binary bool) bool {
 // the client did wrong. The client is not invited to reconnect: it would do
 // the same again.
 func (c *Conn) protocolError(code int, text string) {
-	c.g.log.Info("closing connection on protocol error", "hub", c.hub.name, "conn", c.id, "err", text)
+	// Its "connection closed" line gives the reason, at info.
+	c.g.log.Debug("closing connection on protocol error", "hub", c.hub.name, "conn", c.id, "err", text)
 	c.closeWith(code, text, c.codec.AppendClose(nil, text, false))
 }
 
@@ -62,6 +63,9 @@ func (c *Conn) handleMessage(ctx context.Context, m *protocol.Message) error {
 			// dropping those processed already.
 			c.rs.inSeq = m.SequenceID - 1
 		}
+	}
+	if m.Type == protocol.TypeInvocation {
+		c.received.Add(1) // the hub counts them in receiveInvocation
 	}
 	switch m.Type {
 	case protocol.TypeInvocation:

@@ -78,7 +78,7 @@ func (c *Conn) enqueueTracked(msg []byte) bool {
 	}
 	if rs.sentBytes+len(msg) > c.g.cfg.StatefulReconnectBuffer {
 		c.mu.Unlock()
-		c.g.log.Info("closing stateful connection whose client acknowledges too little", "hub", c.hub.name, "conn", c.id)
+		c.g.log.Debug("closing stateful connection whose client acknowledges too little", "hub", c.hub.name, "conn", c.id)
 		c.closeWith(CloseTryAgainLater, ReasonResumeBufferFull, c.codec.AppendClose(nil, ReasonResumeBufferFull, true))
 		return false
 	}

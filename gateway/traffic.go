@@ -6,14 +6,17 @@ import (
 )
 
 // traffic counts a hub's messages on this node, for the admin dashboard's
-// messages per second. Counters only grow; a reader derives rates from two
-// readings.
+// messages per second and the Prometheus metrics (MessageStats). Counters
+// only grow; a reader derives rates from two readings.
 type traffic struct {
 	// in counts client invocations (invoke and send) the hub received.
 	in atomic.Int64
 	// out counts invocations queued to the hub's clients: each recipient
 	// of a broadcast, group, user or connection send counts once.
 	out atomic.Int64
+	// dropped counts the recipients of a send it was not queued for (see
+	// MessageStat.Dropped).
+	dropped atomic.Int64
 }
 
 // HubTraffic is one hub's message counters on this node since start.

@@ -491,7 +491,7 @@ func (s *Server) rotateSecret(c echo.Context) error {
 		return s.notFound(err, "upstream %q not found on hub %q", c.Param("name"), c.Param("hub"))
 	}
 	s.upstreamsChanged()
-	s.log.Info("upstream signing secret rotated", "hub", u.Hub, "upstream", u.Name, "dropped", dropped)
+	s.logFor(ctx).Info("upstream signing secret rotated", "hub", u.Hub, "upstream", u.Name, "dropped", dropped)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, secretsView{Secrets: next, Dropped: dropped})
 }
@@ -503,7 +503,7 @@ func (s *Server) rotateSecret(c echo.Context) error {
 func (s *Server) shadowWarnings(ctx context.Context, u store.Upstream) []string {
 	ups, err := s.cfg.Store.Upstreams(ctx, u.Hub)
 	if err != nil {
-		s.log.Warn("listing upstreams for the shadowing check", "hub", u.Hub, "err", err)
+		s.logFor(ctx).Warn("listing upstreams for the shadowing check", "hub", u.Hub, "err", err)
 		return nil
 	}
 	return shadowed(ups, u)

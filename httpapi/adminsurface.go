@@ -6,14 +6,15 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// operatorRoutes registers what only operators use: the admin API and the
+// operatorRoutes registers what only operators use: the admin API, the
 // dashboard (which calls the admin API on its own origin, so it must be
-// served where the admin API is). They go on the main handler, or, with
-// Config.SeparateAdmin, on AdminHandler's alone, so an admin listener bound
-// to a private address (optionally with mutual TLS) carries them and the
-// public listener does not. Other operator-only routes (/metrics) belong
-// here too, to move with them.
+// served where the admin API is) and /metrics behind the admin key. They
+// go on the main handler, or, with Config.SeparateAdmin, on AdminHandler's
+// alone, so an admin listener bound to a private address (optionally with
+// mutual TLS) carries them and the public listener does not. A new
+// operator-only route belongs here, to move with them.
 func (s *Server) operatorRoutes(e *echo.Echo) {
+	e.GET("/metrics", s.metrics, s.withTimeout, s.adminAuth)
 	s.adminRoutes(e.Group("/admin", s.withTimeout, s.adminAuth))
 	s.dashboardRoutes(e)
 }
@@ -25,6 +26,7 @@ func (s *Server) newAdminEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Use(s.requestID)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	s.operatorRoutes(e)

@@ -80,7 +80,7 @@ func (s *Server) rotateKeys(c echo.Context) error {
 	for _, k := range old[min(1, len(old)):] {
 		dropped = append(dropped, k.ID)
 	}
-	s.log.Info("access keys rotated", "new", fresh.ID, "dropped", dropped)
+	s.logFor(c.Request().Context()).Info("access keys rotated", "new", fresh.ID, "dropped", dropped)
 	cs := negotiate.ConnectionString{Endpoint: s.publicBase(c.Request()), AccessKey: fresh.Secret, KeyID: fresh.ID, Version: "1.0"}
 	keys := make([]keyInfo, len(next))
 	for i, k := range next {
@@ -120,7 +120,7 @@ func (s *Server) revokeKey(c echo.Context) error {
 	if err := s.setKeysLocked(c.Request().Context(), next); err != nil {
 		return err
 	}
-	s.log.Info("access key revoked", "id", id)
+	s.logFor(c.Request().Context()).Info("access key revoked", "id", id)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -42,7 +42,7 @@ func (s *Server) restRoutes(e *echo.Echo) {
 	e.GET("/api/health", s.health)
 	e.HEAD("/api/v1/health", s.health)
 
-	a := e.Group("/api/hubs/:hub", s.withTimeout, s.restAuth)
+	a := e.Group("/api/hubs/:hub", s.countREST, s.withTimeout, s.restAuth)
 	a.POST(`/\:generateToken`, s.generateToken)
 	a.POST(`/\:send`, s.restSend(actions.Broadcast, http.StatusAccepted))
 	a.POST(`/users/:user/\:send`, s.restSend(actions.SendToUser, http.StatusAccepted))

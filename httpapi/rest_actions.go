@@ -61,7 +61,7 @@ func (s *Server) restActions(c echo.Context) error {
 		results[i] = batchResult{Index: i, Status: "ok"}
 		if err := s.cfg.Gateway.Apply(ctx, hub.Name, &list[i]); err != nil {
 			if !errors.Is(err, actions.ErrInvalid) && !isNotFound(err) {
-				s.log.Error("REST batch action failed", "hub", hub.Name, "index", i, "action", list[i].Action, "err", err)
+				s.logFor(ctx).Error("REST batch action failed", "hub", hub.Name, "index", i, "action", list[i].Action, "err", err)
 			}
 			results[i] = batchResult{Index: i, Status: "error", Error: err.Error()}
 		}

@@ -90,6 +90,9 @@ type Config struct {
 	// AdminHandler, for a listener of its own. False serves it on the main
 	// handler.
 	SeparateAdmin bool
+	// Metrics serves GET /metrics (Prometheus) to callers with the admin
+	// key. Nil answers 404.
+	Metrics http.Handler
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -163,6 +166,7 @@ type Server struct {
 	// adminEcho serves the operator routes when Config.SeparateAdmin is
 	// set; nil otherwise.
 	adminEcho *echo.Echo
+	rest      restCounters // REST calls by operation and status (metrics.go)
 }
 
 // New builds the routes.
@@ -208,6 +212,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) routes() {
 	e := s.echo
+	e.Use(s.requestID)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 
@@ -264,7 +269,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case errors.As(err, &ae):
 		err = c.JSON(ae.status, map[string]string{"error": ae.msg})
 	case errors.Is(err, store.ErrUnavailable):
-		s.log.Warn("request failed: configuration store unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		s.logFor(c.Request().Context()).Warn("request failed: configuration store unavailable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		err = c.JSON(http.StatusServiceUnavailable, map[string]string{"error": "the shared configuration (NATS JetStream KV) is unavailable, so changes cannot be saved; " +
 			"reads are served from this node's copy. Retry once the NATS servers holding it are back (/readyz says why)"})
 	case errors.As(err, &he):
@@ -274,7 +279,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 		err = c.JSON(he.Code, map[string]string{"error": msg})
 	default:
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		s.logFor(c.Request().Context()).Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		err = c.JSON(http.StatusInternalServerError, map[string]string{"error": "internal error; see the gateway log"})
 	}
 	if err != nil {
@@ -353,7 +358,7 @@ func (s *Server) findHub(ctx context.Context, name string) (store.Hub, *apiError
 	case errors.Is(err, store.ErrNotFound):
 		return store.Hub{}, &apiError{status: http.StatusNotFound, msg: fmt.Sprintf("hub %q not found", name)}
 	case err != nil:
-		s.log.Error("looking up a hub", "hub", name, "err", err)
+		s.logFor(ctx).Error("looking up a hub", "hub", name, "err", err)
 		return store.Hub{}, &apiError{status: http.StatusServiceUnavailable,
 			msg: fmt.Sprintf("hub %q cannot be looked up right now (configuration store unreachable); retry", name)}
 	}

@@ -25,6 +25,7 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 	if dc.TLS, err = n.cfg.TLS.upstreamTLS(n); err != nil {
 		return nil, err
 	}
+	n.observeAttempts(&dc)
 	dc.OnDisable = func(hub, name, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 		defer cancel()

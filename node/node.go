@@ -130,6 +130,10 @@ type Config struct {
 	// trusted OpenID Connect issuers (see httpapi.Config.Identities). Nil
 	// means access keys and the admin key only.
 	Identities httpapi.Identities
+	// MetricsListen, when set, serves GET /metrics on this TCP address too,
+	// without the admin key, for a Prometheus that should not hold it.
+	// /metrics on Listen always needs the admin key. Empty means none.
+	MetricsListen string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -159,6 +163,7 @@ type Node struct {
 	serveErr   chan error
 	admin      *adminServer // nil without a separate admin listener
 	acme       *acmeCache   // nil without ACME
+	metrics    nodeMetrics
 
 	// KeysCreated reports that this start generated the access and admin
 	// keys (first start of a new store).
@@ -202,6 +207,9 @@ func Start(cfg Config) (*Node, error) {
 	tlsConfig, err := n.serverTLS()
 	if err == nil {
 		n.admin, err = n.listenAdmin(tlsConfig)
+	}
+	if err == nil {
+		err = n.listenMetrics()
 	}
 	if err != nil {
 		ln.Close()
@@ -302,6 +310,7 @@ func Start(cfg Config) (*Node, error) {
 		TrustedProxies:   cfg.TrustedProxies,
 		SeparateAdmin:    n.admin != nil,
 		Logger:           cfg.Logger,
+		Metrics:          n.metrics.m.Handler(),
 	}
 	api.Readiness = n.readiness
 	api.NodeStatus = func() map[string]any { return map[string]any{"userGroupsPurged": n.purged.Load()} }
@@ -318,6 +327,7 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	n.api = httpapi.New(api)
+	n.serveMetrics()
 	n.srv = n.cfg.HTTP.server(n.api)
 	n.srv.TLSConfig, n.srv.ErrorLog = tlsConfig, httpErrorLog(n.log)
 	n.srv.RegisterOnShutdown(n.api.StopPolling)
@@ -376,6 +386,7 @@ func (n *Node) abort() {
 		n.ln.Close()
 	}
 	_ = n.admin.close(context.Background())
+	n.closeMetrics(context.Background())
 	if n.cl != nil {
 		n.cl.close(context.Background())
 	}
@@ -403,6 +414,7 @@ func (n *Node) reloadUpstreams() {
 			Disabled: u.Disabled, DisabledReason: u.DisabledReason, OAuth2: clientCredentials(u.OAuth2)})
 	}
 	n.dispatcher.SetTargets(targets)
+	n.metrics.upstreamsLoaded(targets)
 }
 
 // ReloadConfig reads the whole configuration from the store again and
@@ -485,6 +497,7 @@ func (n *Node) Close() error {
 	if err := n.admin.close(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	n.closeMetrics(ctx)
 	n.stopWatch()
 	<-n.watchDone
 	if n.cl != nil {

@@ -49,6 +49,7 @@ type serveFlags struct {
 	edge     edgeFlags
 	identity identityFlags
 	natsHost embeddedNATSHost
+	observe  observeFlags
 	settings configFlags
 	tls      tlsFlags
 }
@@ -95,6 +96,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	f.identity.register(fl)
 	f.natsHost.register(fl)
 	f.tls.register(fl)
+	f.observe.register(fl)
 	f.settings.register(cmd) // last: environment and --config file under every flag above
 }
 
@@ -103,9 +105,8 @@ func (f *serveFlags) config() (node.Config, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return node.Config{}, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
-		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
+		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
 		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions, LongPolling: f.longPolling,
 		StatefulReconnectWindow: f.statefulWindow, StatefulReconnectBuffer: f.statefulBuffer}
 	switch {
@@ -143,6 +144,9 @@ func (f *serveFlags) config() (node.Config, error) {
 	if err := f.natsHost.apply(&cfg); err != nil {
 		return node.Config{}, err
 	}
+	if err := f.observe.apply(&cfg, level); err != nil {
+		return node.Config{}, err
+	}
 	if err := f.tls.apply(&cfg, f.natsEmbedded); err != nil {
 		return node.Config{}, err
 	}
@@ -167,6 +171,7 @@ func newServeCmd() (*cobra.Command, *serveFlags) {
 			if err != nil {
 				return err
 			}
+			slog.SetDefault(cfg.Logger) // the few lines logged outside the node keep its format
 			if err := startPprof(f.pprof); err != nil {
 				return err
 			}
