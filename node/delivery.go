@@ -21,6 +21,7 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 	dc.Logger = n.log
 	dc.Origin = originOf(n.cfg.PublicURL)
 	dc.OnReply = n.runReply
+	dc.TracerProvider = n.cfg.TracerProvider
 	dc.OnDisable = func(hub, name, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 		defer cancel()
@@ -32,9 +33,9 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 }
 
 // runReply hands a notification's reply to the gateway, which logs what
-// fails.
-func (n *Node) runReply(ev *upstream.Event, r *upstream.Reply) {
-	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+// fails; ctx carries the notification's trace context.
+func (n *Node) runReply(ctx context.Context, ev *upstream.Event, r *upstream.Reply) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	_ = n.gw.RunReply(ctx, ev, r)
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchboard-gw/switchboard/delivery"
 
 	"github.com/switchboard-gw/switchboard/gateway"
@@ -107,6 +109,11 @@ type Config struct {
 	// rotated. Zero keeps secrets in clear. The admin key is kept as a
 	// hash either way.
 	Secrets store.SecretsKeys
+	// TracerProvider makes the spans of negotiate and REST requests,
+	// connects, invocations and webhook attempts (see docs/tracing.md).
+	// Nil means no spans; W3C trace context from clients is still carried
+	// into webhooks.
+	TracerProvider trace.TracerProvider
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -226,6 +233,7 @@ func Start(cfg Config) (*Node, error) {
 		Limits:           cfg.Limits,
 		Webhooks:         n.dispatcher,
 		UserGroups:       n.config,
+		TracerProvider:   cfg.TracerProvider,
 		Logger:           cfg.Logger,
 	}
 	if n.cl == nil {
@@ -258,6 +266,7 @@ func Start(cfg Config) (*Node, error) {
 		MaxTokenLifetime: cfg.MaxTokenLifetime,
 		Limits:           cfg.ClientLimits,
 		LongPolling:      cfg.LongPolling,
+		TracerProvider:   cfg.TracerProvider,
 		Logger:           cfg.Logger,
 	}
 	api.Readiness = n.readiness
