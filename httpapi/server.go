@@ -13,9 +13,11 @@ import (
 	"github.com/switchboard-gw/switchboard/delivery"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/internal/tracing"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 )
@@ -72,6 +74,10 @@ type Config struct {
 	// negotiate and connect requests per source address; zero fields mean
 	// the defaults (see ClientLimits).
 	Limits ClientLimits
+	// TracerProvider makes a server span for every negotiate and REST
+	// request (see trace.go). Nil means none; the trace context such a
+	// request carries is still passed on.
+	TracerProvider trace.TracerProvider
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -141,6 +147,8 @@ type Server struct {
 	// secretsMu serialises upstream secret rotations, which read an
 	// upstream's secrets, change them and write them back.
 	secretsMu sync.Mutex
+
+	tracer trace.Tracer // nil when Config.TracerProvider is
 }
 
 // New builds the routes.
@@ -162,7 +170,8 @@ func New(cfg Config) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{cfg: cfg, log: cfg.Logger, echo: e, limits: newClientLimits(cfg.Limits),
-		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{})}
+		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{}),
+		tracer: tracing.Tracer(cfg.TracerProvider, tracerName)}
 	e.HTTPErrorHandler = s.handleError
 	s.routes()
 	return s
@@ -181,6 +190,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 
 func (s *Server) routes() {
 	e := s.echo
+	e.Use(s.traceRequests)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 
