@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/client"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -367,4 +369,53 @@ func TestTraceReplyAction(t *testing.T) {
 	hook := waitSpanID(t, sr, "webhook disconnected", got.spanID)
 	inv := waitSpanID(t, sr, "signalr invoke", hook.Parent().SpanID().String())
 	wantChild(t, inv, callerSpan)
+}
+
+// TestTraceCloseAcrossNodes: a REST close sent to n2 for a connection of
+// n1 travels over NATS with its trace context; n1's disconnected webhook
+// continues the REST caller's trace, its span a child of n2's REST span.
+func TestTraceCloseAcrossNodes(t *testing.T) {
+	t.Parallel()
+	nats := startNATS(t)
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	start := func(id string) *gw {
+		return startNodeWith(t, node.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), id+".db"),
+			NodeID: id, NATS: nats.url(), Logger: quietLogger(t), TracerProvider: tp})
+	}
+	n1, n2 := start("t1"), start("t2")
+	n2.adminKey = n1.adminKey
+	n1.createHub("chat", true)
+	rec := newRecorder(t)
+	rec.secret = n1.addUpstream("chat", "rec", rec.URL()+"/{event}", "connected", "disconnected")
+	c := n1.dial("chat", "", nil)
+	id := c.ConnectionID()
+	rec.waitEvent(isEvent(upstream.EventConnected, id))
+
+	path := "/api/hubs/chat/connections/" + id
+	del := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, n2.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+n2.restToken(n2.url+path))
+		req.Header.Set("traceparent", callerParent)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// n2 learns of the hub through the shared configuration first.
+	testutil.Eventually(t, waitFor, "n2 to close n1's connection", func() bool { return del() == http.StatusOK })
+
+	ev := rec.waitEvent(isEvent(upstream.EventDisconnected, id))
+	got := parseParent(t, ev.Header)
+	if got.traceID != callerTrace {
+		t.Fatalf("disconnected webhook from n1: trace id %s, want the REST caller's %s", got.traceID, callerTrace)
+	}
+	hook := waitSpanID(t, sr, "webhook disconnected", got.spanID)
+	restSpan := waitSpanID(t, sr, "DELETE /api/hubs/:hub/connections/:connectionId", hook.Parent().SpanID().String())
+	wantChild(t, restSpan, callerSpan)
 }
