@@ -59,10 +59,11 @@ func (s *Server) traceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return next(c)
 		}
-		ctx, sp := s.tracer.Start(ctx, r.Method+" "+strings.ReplaceAll(path, `\:`, ":"),
+		route := strings.ReplaceAll(path, `\:`, ":") // echo's escape for a literal colon
+		ctx, sp := s.tracer.Start(ctx, r.Method+" "+route,
 			trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.request.method", r.Method),
-				attribute.String("http.route", path), attribute.String("signalr.hub", hubOf(c))))
+				attribute.String("http.route", route), attribute.String("signalr.hub", hubOf(c))))
 		defer sp.End()
 		c.SetRequest(r.WithContext(ctx))
 		err := next(c)
