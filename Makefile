@@ -9,7 +9,7 @@ CHAT_WEB = examples/functions/chat/web
 INTEROP = test/interop
 NODE_CHAT = examples/functions/node-chat
 
-.PHONY: demo test tour npm vet fuzz build
+.PHONY: demo test tour npm vet fuzz build image
 
 ## demo: gateway + example chat function + chat page on http://127.0.0.1:3000
 demo: $(CHAT_WEB)/node_modules
@@ -44,3 +44,18 @@ fuzz:
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+## image: container images of the gateway and the example chat function, FROM scratch (docs/cluster.md#containers)
+CONTAINER ?= podman
+IMAGE ?= localhost/switchboard:latest
+FUNCTION_IMAGE ?= localhost/switchboard-chat-fn:latest
+CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
+SIGNALR_JS = node_modules/@microsoft/signalr/dist/browser/signalr.min.js
+image: $(CHAT_WEB)/node_modules
+	rm -rf bin/image && mkdir -p bin/image/data bin/image/web/$(dir $(SIGNALR_JS))
+	cp $(CHAT_WEB)/$(SIGNALR_JS) bin/image/web/$(SIGNALR_JS)
+	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o bin/image/switchboard ./cmd/switchboard
+	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o bin/image/chat-fn ./examples/functions/chat/cmd/chat
+	cp $(CA_CERTS) bin/image/ca-certificates.crt
+	$(CONTAINER) build --target gateway -t $(IMAGE) .
+	$(CONTAINER) build --target chat-fn -t $(FUNCTION_IMAGE) .

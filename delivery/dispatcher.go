@@ -217,7 +217,7 @@ func (d *Dispatcher) SetTargets(ts []Target) {
 // Wants reports whether any upstream of hub receives event.
 func (d *Dispatcher) Wants(hub, event, target string) bool {
 	for _, r := range (*d.routes.Load())[hub] {
-		if r.t.Filter.Match(event, target) {
+		if r.t.match(event, target) {
 			return true
 		}
 	}
@@ -234,7 +234,7 @@ func (d *Dispatcher) Wants(hub, event, target string) bool {
 // circuit breaker or a disabled upstream fails the call at once.
 func (d *Dispatcher) Call(ctx context.Context, ev *upstream.Event) (*upstream.Reply, error) {
 	for _, r := range (*d.routes.Load())[ev.Hub] {
-		if r.t.Filter.Match(ev.Event, ev.Target) {
+		if r.t.match(ev.Event, ev.Target) {
 			return d.call(ctx, r, ev)
 		}
 	}
@@ -288,9 +288,11 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*up
 // cancellation does not matter.
 func (d *Dispatcher) Notify(ctx context.Context, ev *upstream.Event) {
 	var targets []route
+	azureTaken := false // upstreams of the Azure profile: the first match only, as in Azure
 	for _, r := range (*d.routes.Load())[ev.Hub] {
-		if r.t.Filter.Match(ev.Event, "") {
+		if (r.t.Azure == nil || !azureTaken) && r.t.match(ev.Event, "") {
 			targets = append(targets, r)
+			azureTaken = azureTaken || r.t.Azure != nil
 		}
 	}
 	if len(targets) == 0 {

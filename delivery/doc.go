@@ -36,6 +36,14 @@
 // before the breaker is asked. An upstream that answers 410 Gone is
 // disabled and OnDisable persists that.
 //
+// A Target with Azure set is of the azure-signalr profile (ProfileAzure,
+// azure.go): its requests are those Azure SignalR Service sends its
+// upstreams (X-ASRS-* headers, AzureSignature over the connection id with
+// the access keys, Azure's bodies) and its answers are read as Azure reads
+// them; ParseAzureRules' template rules choose its events, and of several
+// such upstreams only the first that matches gets a notification. Outbox,
+// breakers and delivery log are the same for both profiles.
+//
 // Call's errors (ErrUpstream, ErrCircuitOpen under errors.Is) carry the
 // whole cause for the gateway log and the delivery log, and a short
 // ClientMessage for the client (gateway.ClientError): the upstream's name

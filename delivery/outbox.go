@@ -37,6 +37,10 @@ type record struct {
 	Upstream string          `json:"upstream"`
 	Created  time.Time       `json:"created"`
 	Event    json.RawMessage `json:"event"`
+	// Client is the event's upstream.Event.Client, kept for upstreams of
+	// the Azure profile, whose requests carry it, so a replay after a
+	// restart sends what the first attempt would have.
+	Client *upstream.ClientInfo `json:"client,omitempty"`
 	// TraceParent and TraceState are the W3C trace context of the event's
 	// cause, so every attempt, after a restart too, continues its trace.
 	TraceParent string `json:"traceparent,omitempty"`
@@ -162,6 +166,9 @@ func (o *outbox) start(d *Dispatcher) error {
 			return nil
 		}
 		rec.Event = append(json.RawMessage(nil), rec.Event...)
+		if rec.Client != nil {
+			ev.Client = *rec.Client
+		}
 		if !tracing.Valid(rec.TraceParent, rec.TraceState) {
 			rec.TraceParent, rec.TraceState = "", "" // deliver it all the same, in a trace of its own
 		}
@@ -299,8 +306,12 @@ func (o *outbox) add(ctx context.Context, ev *upstream.Event, targets []route) {
 	tp, ts := tracing.Strings(ctx)
 	w := &write{done: make(chan struct{})}
 	for _, r := range targets {
-		w.items = append(w.items, &item{ev: ev, rec: record{ID: id, Hub: ev.Hub, Upstream: r.t.Name, Created: now, Event: body,
-			TraceParent: tp, TraceState: ts}})
+		it := &item{ev: ev, rec: record{ID: id, Hub: ev.Hub, Upstream: r.t.Name, Created: now, Event: body,
+			TraceParent: tp, TraceState: ts}}
+		if r.t.Azure != nil {
+			it.rec.Client = &ev.Client
+		}
+		w.items = append(w.items, it)
 	}
 	o.cmu.Lock()
 	if o.cstopped {
@@ -653,7 +664,8 @@ func (o *outbox) setTargets(ts []Target, each func(Target, *lane)) []*breaker {
 
 func sameEndpoint(a, b Target) bool {
 	return a.URLTemplate == b.URLTemplate && a.Timeout == b.Timeout &&
-		strings.Join(a.Secrets, " ") == strings.Join(b.Secrets, " ")
+		strings.Join(a.Secrets, " ") == strings.Join(b.Secrets, " ") &&
+		(a.Azure == nil) == (b.Azure == nil) // a change of profile is a new receiver
 }
 
 func (o *outbox) status() OutboxStatus {

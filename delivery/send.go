@@ -54,12 +54,18 @@ type request struct {
 	hub       string
 	connID    string
 	userID    string // ce-userid; "" when anonymous
+	// azure, for an upstream of the Azure profile, replaces the values
+	// above but url (see prepareAzure).
+	azure *azureRequest
 }
 
 // prepare turns ev into a request for t, or says why it cannot be sent.
 // Every error is the caller's (ErrRefused) or the template's
 // (ErrBadTemplate); neither is the upstream's fault.
 func prepare(t Target, ev *upstream.Event) (request, error) {
+	if t.Azure != nil {
+		return prepareAzure(t, ev)
+	}
 	eventName := ev.Event
 	if ev.Event == upstream.EventMessage {
 		eventName = ev.Target
@@ -177,6 +183,9 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 		}
 		rq = &p
 	}
+	if rq.azure != nil {
+		return d.postAzure(ctx, t, ev, rq)
+	}
 	timeout := t.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -239,7 +248,13 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 	h["Webhook-Signature"] = one(8)
 	injectTrace(ctx, h)
 	req.Header = h
+	return d.exchange(ctx, parent, t, ev, req, timeout, now, false)
+}
 
+// exchange sends req, made for ev and t under ctx (parent's, bounded by
+// timeout), and interprets the answer: as the Azure profile reads it when
+// azure is set, else as the gateway's own contract says.
+func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstream.Event, req *http.Request, timeout time.Duration, now time.Time, azure bool) (result, int) {
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
 		switch {
@@ -273,7 +288,12 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 		// The handler ran; a retry would run it again for the same event.
 		return result{err: failure("upstream %q replied with more than %d bytes", t.Name, d.cfg.MaxReplySize), sent: true}, resp.StatusCode
 	}
-	res := d.interpret(t, ev, resp, data, now)
+	var res result
+	if azure {
+		res = d.interpretAzure(t, ev, resp, data, now)
+	} else {
+		res = d.interpret(t, ev, resp, data, now)
+	}
 	res.sent = true
 	return res, resp.StatusCode
 }

@@ -17,6 +17,10 @@ type Target struct {
 	Name        string
 	URLTemplate string
 	Filter      Filter
+	// Azure, when set, makes this an upstream of the Azure SignalR profile
+	// (ProfileAzure): its Rules select events instead of Filter, and its
+	// requests are Azure's.
+	Azure *AzureUpstream
 	// Timeout bounds one call. Zero means 10 s.
 	Timeout time.Duration
 	// Secrets sign every request; each yields one signature entry.

@@ -33,6 +33,9 @@ type Conn struct {
 	// rs is the state of a stateful connection (handshake version 2), set
 	// with codec; nil for the others.
 	rs *resumable
+	// query is the client's connect query as webhooks of the Azure
+	// profile carry it (see clientQuery), set before the connect event.
+	query string
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame from the client
 	lastWrite atomic.Int64 // unix nanoseconds of the last frame to the client

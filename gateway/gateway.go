@@ -323,10 +323,12 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 		return nil, err
 	}
 	codec, _ := protocol.CodecFor(req.Protocol) // ParseHandshakeRequest took only protocols with a codec
+	c.query = clientQuery(info.Query)
 
 	var groups []string
 	if g.wants(c.hub.name, upstream.EventConnect, "") {
 		ev := c.event(upstream.EventConnect)
+		ev.Client.Protocol = codec.Name()
 		ev.Query = map[string][]string(info.Query)
 		ev.Headers = map[string][]string(info.Headers)
 		ev.Subprotocols = info.Subprotocols

@@ -121,6 +121,7 @@ func (c *Conn) event(name string) *upstream.Event {
 	if name == upstream.EventConnect || name == upstream.EventConnected {
 		ev.Claims = c.claims
 	}
+	ev.Client = upstream.ClientInfo{Protocol: c.codec.Name(), Query: c.query, Claims: c.claims}
 	return ev
 }
 

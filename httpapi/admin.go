@@ -225,6 +225,8 @@ type upstreamInput struct {
 	// SkipValidation saves the upstream without the registration check
 	// (for local development against a receiver that does not answer it).
 	SkipValidation bool `json:"skipValidation"`
+	// The profile and, for azure-signalr, its event rules (admin_azure.go).
+	store.UpstreamProfile
 }
 
 var upstreamName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -252,7 +254,7 @@ func (in *upstreamInput) validate() error {
 			return fail(http.StatusBadRequest, fmt.Sprintf("secrets[%d]: %s", i, err.Error()))
 		}
 	}
-	return nil
+	return in.validateProfile()
 }
 
 // checkSecret checks a signing secret an admin supplies. The error is meant
@@ -271,11 +273,11 @@ func checkSecret(sec string) error {
 
 func (s *Server) upstreamFrom(c echo.Context, in *upstreamInput) store.Upstream {
 	secrets := in.Secrets
-	if len(secrets) == 0 {
+	if len(secrets) == 0 && in.Profile != delivery.ProfileAzure {
 		secrets = []string{upstream.NewSecret()}
 	}
 	return store.Upstream{Hub: c.Param("hub"), Name: in.Name, URLTemplate: in.URLTemplate,
-		Events: in.Events, Timeout: in.Timeout, Secrets: secrets}
+		Events: in.Events, Timeout: in.Timeout, Secrets: secrets, UpstreamProfile: in.UpstreamProfile}
 }
 
 // upstreamView is an upstream as the admin API shows it. Secrets are masked
@@ -490,11 +492,17 @@ func (s *Server) shadowWarnings(ctx context.Context, u store.Upstream) []string 
 
 // shadowed is shadowWarnings for u among ups, the hub's upstreams in order.
 func shadowed(ups []store.Upstream, u store.Upstream) []string {
+	if u.Profile == delivery.ProfileAzure {
+		return nil // its rules are Azure's, not an event filter
+	}
 	mine := blockingEvents(u.Events)
 	var out []string
 	for _, earlier := range ups {
 		if earlier.Name == u.Name {
 			break
+		}
+		if earlier.Profile == delivery.ProfileAzure {
+			continue
 		}
 		if lost := mine.takenBy(blockingEvents(earlier.Events)); len(lost) > 0 {
 			out = append(out, fmt.Sprintf("upstream %q comes first and also takes %s: blocking events go to the first "+

@@ -460,7 +460,9 @@ func (s *Server) connectionFor(c echo.Context) (hc *halfConn, hub store.Hub, han
 // send serves POST /client/?hub=HUB&id=TOKEN: the client's messages on an
 // SSE or Long Polling connection, one or more framed hub messages per body
 // (text/plain for JSON, application/octet-stream for MessagePack). It
-// answers once the gateway has processed them: 200, 400 if they broke the
+// answers the handshake as soon as the gateway has taken it (200; the
+// handshake's answer comes on the event stream or a poll) and later bodies
+// once the gateway has processed them: 200, 400 if they broke the
 // protocol (which closes the connection, as on a WebSocket), 404 if the
 // connection has ended, 413 if the body is larger than the hub's message
 // size limit (the connection goes on).
@@ -505,6 +507,23 @@ func (s *Server) send(c echo.Context) error {
 			hc.tr.clientLeft(errors.New("handshake refused: " + why))
 			return fail(http.StatusBadRequest, why)
 		}
+		// The handshake's POST is answered before the gateway reads it
+		// (postEarly says why); its answer, an error too, comes on the
+		// event stream or a poll.
+		answered, err := hc.tr.postEarly(r.Context(), body, binary)
+		switch {
+		case errors.Is(err, errConnectionEnded):
+			return fail(http.StatusNotFound, "the connection has ended; negotiate again")
+		case err != nil:
+			return nil // the client gave up on the request
+		}
+		defer answered()
+		// A length, so the flush puts the whole answer on the wire rather
+		// than the start of a chunked one.
+		c.Response().Header().Set(echo.HeaderContentLength, "0")
+		c.Response().WriteHeader(http.StatusOK)
+		_ = http.NewResponseController(c.Response()).Flush()
+		return nil
 	}
 	var fault *clientFault
 	switch err := hc.tr.post(r.Context(), body, binary); {

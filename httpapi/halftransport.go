@@ -49,6 +49,10 @@ type inbound struct {
 	// processed this one), or the connection's end if that came first.
 	// Buffered: whoever resolves it never waits.
 	handled chan error
+	// answered, if not nil, is closed once the POST that carried the frame
+	// has its answer on the wire; the reader processes the frame only
+	// then (see postEarly).
+	answered chan struct{}
 }
 
 type halfTransport struct {
@@ -93,6 +97,15 @@ func (t *halfTransport) ReadFrame(ctx context.Context) ([]byte, bool, error) {
 		t.cur = in
 		t.frames++
 		t.mu.Unlock()
+		if in.answered != nil {
+			select {
+			case <-in.answered:
+			case <-t.done:
+				return nil, false, t.endErr()
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+		}
 		return in.data, in.binary, nil
 	case <-t.done:
 		return nil, false, t.endErr()
@@ -133,6 +146,31 @@ func (t *halfTransport) post(ctx context.Context, data []byte, binary bool) erro
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// postEarly hands a POSTed body to the reader like post, but returns as
+// soon as the reader took it; the reader then waits to process it until
+// answered is called, which the caller does once the POST's answer is
+// flushed (and always, even when writing it failed).
+//
+// The handshake goes this way, because the stock client sends it and then
+// awaits the POST before it awaits the handshake's answer: a handshake
+// error that arrived on the event stream or a poll before the POST was
+// answered rejects a promise nothing handles yet, which kills a Node
+// process (an unhandled rejection) and logs an error in a browser.
+// ASP.NET Core answers every POST once the body is in the connection's
+// pipe, before the hub reads it, so the stock client never meets this
+// there.
+func (t *halfTransport) postEarly(ctx context.Context, data []byte, binary bool) (answered func(), err error) {
+	in := &inbound{data: data, binary: binary, handled: make(chan error, 1), answered: make(chan struct{})}
+	select {
+	case t.in <- in:
+		return sync.OnceFunc(func() { close(in.answered) }), nil
+	case <-t.done:
+		return nil, errConnectionEnded
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

@@ -46,6 +46,13 @@ type Config struct {
 	// for messages and when a client that stopped polling is gone; zero
 	// fields mean the defaults (see httpapi.LongPolling).
 	LongPolling httpapi.LongPolling
+	// StatefulReconnectWindow is how long a stateful connection (a client
+	// that asked for stateful reconnect) may be without a socket before it
+	// ends; StatefulReconnectBuffer bounds, in bytes, what it keeps for a
+	// replay. Zero means the gateway's defaults (30 s, 100,000 bytes, as
+	// ASP.NET Core SignalR).
+	StatefulReconnectWindow time.Duration
+	StatefulReconnectBuffer int
 	// NodeID prefixes connection ids. Empty means random.
 	NodeID string
 	// Gateway timing; zero means the gateway's defaults.
@@ -231,10 +238,13 @@ func Start(cfg Config) (*Node, error) {
 		ClientTimeout:    cfg.ClientTimeout,
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		Limits:           cfg.Limits,
-		Webhooks:         n.dispatcher,
-		UserGroups:       n.config,
-		TracerProvider:   cfg.TracerProvider,
-		Logger:           cfg.Logger,
+
+		StatefulReconnectWindow: cfg.StatefulReconnectWindow,
+		StatefulReconnectBuffer: cfg.StatefulReconnectBuffer,
+		Webhooks:                n.dispatcher,
+		UserGroups:              n.config,
+		TracerProvider:          cfg.TracerProvider,
+		Logger:                  cfg.Logger,
 	}
 	if n.cl == nil {
 		n.gw = gateway.New(gc) // the only node: the gateway's own bus
@@ -353,8 +363,13 @@ func (n *Node) reloadUpstreams() {
 			n.log.Error("stored upstream has a bad event filter; skipped", "hub", u.Hub, "upstream", u.Name, "err", err)
 			continue
 		}
+		az, err := n.azureUpstream(u)
+		if err != nil {
+			n.log.Error("stored upstream has bad azure-signalr rules; skipped", "hub", u.Hub, "upstream", u.Name, "err", err)
+			continue
+		}
 		targets = append(targets, delivery.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
-			Filter: f, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
+			Filter: f, Azure: az, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
 			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
 	}
 	n.dispatcher.SetTargets(targets)

@@ -26,6 +26,9 @@ type Upstream struct {
 	// upstream again clears it. DisabledReason says when and why.
 	Disabled       bool   `json:"disabled,omitempty"`
 	DisabledReason string `json:"disabledReason,omitempty"`
+
+	// UpstreamProfile says which webhook format the upstream receives.
+	UpstreamProfile
 }
 
 // findUpstream returns the key and value of the hub's upstream called name,

@@ -44,6 +44,24 @@ type Event struct {
 
 	// disconnected
 	Reason string `json:"reason,omitempty"`
+
+	// Client is what the gateway knows of the connection beyond the body's
+	// fields, for webhook formats that carry it (the gateway's Azure
+	// SignalR upstream profile). It is never part of the body: handlers
+	// built with this package never see it set.
+	Client ClientInfo `json:"-"`
+}
+
+// ClientInfo describes an event's connection for the gateway's Azure
+// SignalR upstream profile; see Event.Client.
+type ClientInfo struct {
+	// Protocol is the client's hub protocol: "json" or "messagepack".
+	Protocol string `json:"protocol,omitempty"`
+	// Query is the query string of the client's connect request, with a
+	// leading '?', without the connection token and the access token.
+	Query string `json:"query,omitempty"`
+	// Claims are the claims of the client's token, on every event.
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 // User returns the user id, or "" for an anonymous connection.

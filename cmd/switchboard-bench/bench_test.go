@@ -50,6 +50,8 @@ var servedCombos = [][2]string{
 	{"longpolling", "json"},
 	{"longpolling", "messagepack"},
 	{"serversentevents", "json"},
+	{"websockets", "mixed"},
+	{"longpolling", "mixed"},
 }
 
 // TestWorkloads runs each workload briefly against an in-process gateway,

@@ -48,7 +48,7 @@ func mainErr(args []string, out io.Writer) error {
 	fs.IntVar(&cfg.Senders, "senders", 10, "chat: clients that send")
 	fs.DurationVar(&cfg.Hold, "hold", 3*time.Second, "idle: how long connections are held before RSS is read")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "longest wait for in-flight deliveries after sending stops")
-	fs.StringVar(&cfg.Protocol, "protocol", "json", "hub protocol of the clients: json or messagepack")
+	fs.StringVar(&cfg.Protocol, "protocol", "json", "hub protocol of the clients: json, messagepack, or mixed (every other client on MessagePack, in one group)")
 	fs.StringVar(&cfg.Transport, "transport", "websockets", "transport of the clients: websockets, longpolling or serversentevents (json only)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

@@ -30,10 +30,11 @@ type target struct {
 	// cluster's nodes); admin and REST calls go to base.
 	clientBases []string
 	nextClient  atomic.Uint32
+	dialed      atomic.Uint32 // clients dialed, for "mixed" protocols
 	adminKey    string
 	key         *negotiate.AccessKey // signs client and REST tokens; nil: anonymous clients, no REST
 	hub         string
-	protocol    string // the clients' hub protocol ("" = json)
+	protocol    string // the clients' hub protocol ("" = json; "mixed" alternates)
 	transport   string // the clients' transport ("" = websockets)
 
 	api     *http.Client // admin and REST calls, kept alive
@@ -201,7 +202,11 @@ func (t *target) dial(ctx context.Context, handlers map[string]func([]json.RawMe
 	if transport == "" {
 		transport = "websockets" // never a fallback: a run measures one transport
 	}
-	opts := &client.Options{HTTPClient: t.clients, Handlers: handlers, Protocol: t.protocol, Transport: transport}
+	protocol := t.protocol
+	if protocol == "mixed" {
+		protocol = []string{"json", "messagepack"}[t.dialed.Add(1)%2]
+	}
+	opts := &client.Options{HTTPClient: t.clients, Handlers: handlers, Protocol: protocol, Transport: transport}
 	if t.key != nil {
 		tok, err := negotiate.IssueToken(*t.key, negotiate.TokenOptions{Audience: url, Lifetime: time.Hour})
 		if err != nil {

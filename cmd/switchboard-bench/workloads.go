@@ -28,14 +28,16 @@ type config struct {
 	Senders     int           // chat
 	Hold        time.Duration // idle: time held open before RSS is read
 	Drain       time.Duration // longest wait for deliveries after sending stops
-	Protocol    string        // the clients' hub protocol: json or messagepack
+	Protocol    string        // the clients' hub protocol: json, messagepack or mixed (they alternate)
 	Transport   string        // the clients' transport: websockets, longpolling or serversentevents
 }
 
 // The clients' protocols and transports, as the JS client allows them
-// (Server-Sent Events carry only JSON).
+// (Server-Sent Events carry only JSON). With "mixed" every other client
+// speaks MessagePack, so one group holds both and each message is encoded
+// for both.
 var (
-	protocols  = []string{"json", "messagepack"}
+	protocols  = []string{"json", "messagepack", "mixed"}
 	transports = []string{"websockets", "longpolling", "serversentevents"}
 )
 

@@ -309,6 +309,7 @@ type upstreamView struct {
 	Secrets     []string `json:"secrets"`
 	Warnings    []string `json:"warnings"`
 	Disabled    bool     `json:"disabled"`
+	azureView
 }
 
 type secretsView struct {
@@ -347,6 +348,7 @@ func upstreamCmd() *cobra.Command {
 	var urlTemplate, timeout, secret string
 	var events []string
 	var skipValidation bool
+	var az azureFlags
 	add := &cobra.Command{
 		Use:   "add NAME",
 		Short: "Register an upstream; prints its signing secret",
@@ -367,15 +369,19 @@ func upstreamCmd() *cobra.Command {
 			if secret != "" {
 				in["secrets"] = []string{secret}
 			}
+			az.apply(in)
 			var out upstreamView
 			if err := a.do(http.MethodPost, hubPath(hub)+"/upstreams", in, &out); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "upstream %s registered on hub %s\n", out.Name, out.Hub)
-			if secret != "" {
+			switch {
+			case az.azure():
+				fmt.Fprintln(w, "signed with the access keys (X-ASRS-Signature), as Azure SignalR signs")
+			case secret != "":
 				fmt.Fprintln(w, "signing secret: the one given with --secret")
-			} else {
+			default:
 				fmt.Fprintf(w, "signing secret: %s\n", strings.Join(out.Secrets, " "))
 			}
 			warn(cmd, out.Warnings)
@@ -387,6 +393,7 @@ func upstreamCmd() *cobra.Command {
 	add.Flags().StringVar(&timeout, "timeout", "", "per-call timeout, e.g. 5s (default 10s)")
 	add.Flags().StringVar(&secret, "secret", "", "signing secret to use (whsec_…, e.g. from `switchboard upstream secret generate`; default: generated)")
 	add.Flags().BoolVar(&skipValidation, "skip-validation", false, "save without the OPTIONS registration check (local development)")
+	az.register(add)
 	_ = add.MarkFlagRequired("url")
 
 	list := &cobra.Command{
@@ -408,10 +415,7 @@ func upstreamCmd() *cobra.Command {
 			fmt.Fprintln(w, "#\tNAME\tURL TEMPLATE\tEVENTS\tTIMEOUT\tSECRETS")
 			var warnings []string
 			for i, u := range ups {
-				ev := strings.Join(u.Events, ",")
-				if ev == "" {
-					ev = "all"
-				}
+				ev := u.eventsColumn()
 				t := u.Timeout
 				if t == "" || t == "0s" {
 					t = "default"

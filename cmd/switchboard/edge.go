@@ -26,9 +26,9 @@ type edgeFlags struct {
 }
 
 func (e *edgeFlags) register(fl *pflag.FlagSet) {
-	fl.StringSliceVar(&e.upstreamAllow, "upstream-allow", envList("UPSTREAM_ALLOW"),
+	fl.StringSliceVar(&e.upstreamAllow, "upstream-allow", nil,
 		"network (CIDR) or address upstreams may be at, e.g. 169.254.10.0/24 (repeatable); the most specific of the allow, deny and built-in rules decides")
-	fl.StringSliceVar(&e.upstreamDeny, "upstream-deny", envList("UPSTREAM_DENY"),
+	fl.StringSliceVar(&e.upstreamDeny, "upstream-deny", nil,
 		"network (CIDR) or address upstreams may not be at, e.g. 10.0.0.0/8 (repeatable); link-local and metadata addresses are refused without it")
 	fl.DurationVar(&e.http.Read, "http-read-timeout", 0, "longest time to read a request, body included (default 30s; never applies to WebSockets)")
 	fl.DurationVar(&e.http.Write, "http-write-timeout", 0, "longest time to write a response (default 30s; never applies to WebSockets)")
@@ -41,7 +41,7 @@ func (e *edgeFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&l.NegotiateBurst, "negotiate-burst", 0, "negotiate requests one source address may make at once (default 100)")
 	fl.Float64Var(&l.ConnectRate, "connect-rate", 0, "WebSocket upgrades per second per source address, after the burst (default 20; -1 no limit)")
 	fl.IntVar(&l.ConnectBurst, "connect-burst", 0, "WebSocket upgrades one source address may make at once (default 100)")
-	fl.StringSliceVar(&e.limitsExempt, "limits-exempt", envList("LIMITS_EXEMPT"),
+	fl.StringSliceVar(&e.limitsExempt, "limits-exempt", nil,
 		"source networks the per-address limits skip (repeatable; default loopback, where a reverse proxy on this host connects from; \"none\" for none)")
 	e.secrets.register(fl)
 }

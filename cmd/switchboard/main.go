@@ -10,22 +10,21 @@
 //	switchboard recover …        print the connection string, reset the admin
 //	                             key: on a stopped node's database file
 //	switchboard secrets …        make a key that seals secrets at rest
+//	switchboard config check …   validate a settings file for serve --config
 //
-// Settings come from flags, or from SWITCHBOARD_* environment variables
-// named after the flags (--public-url → SWITCHBOARD_PUBLIC_URL). The admin
+// Settings come from flags, from SWITCHBOARD_* environment variables named
+// after the flags (--public-url → SWITCHBOARD_PUBLIC_URL), and for serve
+// from a YAML file (--config), in that order of precedence (settings.go).
+// Values from the environment and the file never show in --help. The admin
 // commands find the gateway through --server, SWITCHBOARD_SERVER, or the
-// Endpoint of SWITCHBOARD_CONNECTION_STRING. --help never shows a secret
-// taken from the environment as a flag's default.
+// Endpoint of SWITCHBOARD_CONNECTION_STRING.
 package main
 
 import (
 	"fmt"
-	"net/url"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -42,30 +41,16 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), hubCmd(), upstreamCmd(), tokenCmd(), keysCmd(), recoverCmd(), secretsCmd())
+	root.AddCommand(serveCmd(), demoCmd(), hubCmd(), upstreamCmd(), tokenCmd(), keysCmd(), recoverCmd(), secretsCmd(), configCmd())
 	return root
 }
 
-// env returns SWITCHBOARD_<name> or def.
+// env returns SWITCHBOARD_<name> or def. It is for the variables that are
+// no flag's (SWITCHBOARD_SECRETS_KEY, the admin CLI's SWITCHBOARD_SERVER);
+// every flag reads its own through settings.go.
 func env(name, def string) string {
 	if v := os.Getenv("SWITCHBOARD_" + name); v != "" {
 		return v
 	}
 	return def
-}
-
-// redactDefault keeps credentials in a URL flag's default out of --help: a
-// default taken from the environment (nats://user:password@host, or
-// nats://token@host) shows its user info as "redacted".
-func redactDefault(fl *pflag.FlagSet, name string) {
-	f := fl.Lookup(name)
-	if f == nil || f.DefValue == "" {
-		return
-	}
-	if u, err := url.Parse(f.DefValue); err != nil {
-		f.DefValue = "(set by SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + ")"
-	} else if u.User != nil {
-		u.User = url.User("redacted")
-		f.DefValue = u.String()
-	}
 }

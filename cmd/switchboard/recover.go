@@ -26,9 +26,8 @@ type localStore struct {
 
 func (l *localStore) register(cmd *cobra.Command) {
 	fl := cmd.PersistentFlags()
-	fl.StringVar(&l.db, "db", env("DB", "switchboard.db"), "bbolt file of the stopped node")
-	fl.StringVar(&l.natsURL, "nats", env("NATS", ""), "work on a cluster's configuration in NATS JetStream KV at this URL instead of a bbolt file (the nodes may be running)")
-	redactDefault(fl, "nats")
+	fl.StringVar(&l.db, "db", "switchboard.db", "bbolt file of the stopped node")
+	fl.StringVar(&l.natsURL, "nats", "", "work on a cluster's configuration in NATS JetStream KV at this URL instead of a bbolt file (the nodes may be running)")
 	l.secrets.register(fl)
 }
 
@@ -86,6 +85,7 @@ func recoverCmd() *cobra.Command {
 			"A bbolt file can be opened by one process only, so stop the node first.",
 	}
 	l.register(cmd)
+	envFlags(cmd) // SWITCHBOARD_DB, SWITCHBOARD_NATS, … as for serve
 	var publicURL string
 	cs := &cobra.Command{
 		Use:   "connection-string",
@@ -113,7 +113,7 @@ func recoverCmd() *cobra.Command {
 			return err
 		},
 	}
-	cs.Flags().StringVar(&publicURL, "public-url", env("PUBLIC_URL", "http://localhost:8080"),
+	cs.Flags().StringVar(&publicURL, "public-url", "http://localhost:8080",
 		"the gateway's base URL, the connection string's Endpoint (as serve's --public-url)")
 	reset := &cobra.Command{
 		Use:   "reset-admin-key",

@@ -21,10 +21,10 @@ type secretsFlags struct {
 }
 
 func (f *secretsFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&f.keyFile, "secrets-key-file", env("SECRETS_KEY_FILE", ""),
+	fl.StringVar(&f.keyFile, "secrets-key-file", "",
 		"file holding the key that seals access keys and signing secrets at rest (base64 of 32 bytes: switchboard secrets generate-key); "+
 			"or the key itself in $SWITCHBOARD_SECRETS_KEY (default: secrets in clear)")
-	fl.StringSliceVar(&f.readFiles, "secrets-read-key-file", envList("SECRETS_READ_KEY_FILE"),
+	fl.StringSliceVar(&f.readFiles, "secrets-read-key-file", nil,
 		"file holding a further key that opens secrets sealed with it and never seals, for a rotation (repeatable; also $SWITCHBOARD_SECRETS_READ_KEY, comma-separated)")
 }
 

@@ -11,7 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -42,28 +41,28 @@ type serveFlags struct {
 	maxTokenLifetime time.Duration
 	maxActions       int
 	longPolling      httpapi.LongPolling
+	statefulWindow   time.Duration
+	statefulBuffer   int
 
 	pprof string
 
-	edge edgeFlags
+	edge     edgeFlags
+	natsHost embeddedNATSHost
+	settings configFlags
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault string) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.listen, "listen", env("LISTEN", listenDefault), "address to serve HTTP on")
-	fl.StringVar(&f.db, "db", env("DB", dbDefault), "bbolt file holding hubs, upstreams and keys")
-	fl.StringVar(&f.publicURL, "public-url", env("PUBLIC_URL", ""), "base URL clients reach this node at (default http://localhost:PORT)")
-	fl.StringVar(&f.nodeID, "node-id", env("NODE_ID", ""), "prefix of this node's connection ids (default random)")
-	fl.StringVar(&f.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
-	var origins []string
-	if v := env("ALLOWED_ORIGINS", ""); v != "" {
-		origins = strings.Split(v, ",")
-	}
-	fl.StringSliceVar(&f.origins, "allowed-origin", origins, "origin allowed for browsers on hubs that set none (repeatable; default any)")
-	fl.StringVar(&f.pprof, "pprof", env("PPROF", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (default off; never expose it publicly)")
-	fl.StringVar(&f.natsURL, "nats", env("NATS", ""), "join a cluster through NATS at this URL, or a comma-separated list of the NATS cluster's servers (nats://a:4222,nats://b:4222); config is then shared in JetStream KV")
-	redactDefault(fl, "nats") // --help never shows a password from SWITCHBOARD_NATS
-	fl.BoolVar(&f.natsEmbedded, "nats-embedded", env("NATS_EMBEDDED", "") == "true", "start a NATS server (JetStream on) inside this process and join through it, for development")
+	fl.StringVar(&f.listen, "listen", listenDefault, "address to serve HTTP on")
+	fl.StringVar(&f.db, "db", dbDefault, "bbolt file holding hubs, upstreams and keys")
+	fl.StringVar(&f.publicURL, "public-url", "", "base URL clients reach this node at (default http://localhost:PORT)")
+	fl.StringVar(&f.nodeID, "node-id", "", "prefix of this node's connection ids (default random)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringSliceVar(&f.origins, "allowed-origin", nil, "origin allowed for browsers on hubs that set none (repeatable; default any)")
+	envAlias(fl, "allowed-origin", "SWITCHBOARD_ALLOWED_ORIGINS") // the name documented first
+	fl.StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (default off; never expose it publicly)")
+	fl.StringVar(&f.natsURL, "nats", "", "join a cluster through NATS at this URL, or a comma-separated list of the NATS cluster's servers (nats://a:4222,nats://b:4222); config is then shared in JetStream KV")
+	fl.BoolVar(&f.natsEmbedded, "nats-embedded", false, "start a NATS server (JetStream on) inside this process and join through it, for development")
 	fl.IntVar(&f.natsPort, "nats-port", 0, "client port of the embedded NATS server (default random)")
 	fl.IntVar(&f.natsClusterPort, "nats-cluster-port", 0, "route port of the embedded NATS server, to cluster it with other nodes' (needs --nats-route)")
 	fl.StringSliceVar(&f.natsRoutes, "nats-route", nil, "route URL of another node's embedded NATS server, nats-route://host:port (repeatable)")
@@ -88,7 +87,11 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.IntVar(&f.maxActions, "max-actions", 0, "most actions one webhook reply or one REST :actions batch may carry (default 100)")
 	fl.DurationVar(&f.longPolling.PollWait, "long-polling-wait", 0, "how long a Long Polling poll waits for messages before it is answered empty (default 90s; keep it under proxies' idle timeouts)")
 	fl.DurationVar(&f.longPolling.IdleTimeout, "long-polling-idle", 0, "a Long Polling client that has no poll waiting this long is gone (default 15s)")
+	fl.DurationVar(&f.statefulWindow, "stateful-reconnect-window", 0, "how long a client with stateful reconnect may be without a socket and still resume, losing nothing (default 30s)")
+	fl.IntVar(&f.statefulBuffer, "stateful-reconnect-buffer", 0, "bytes sent to a stateful-reconnect client and not yet acknowledged that are kept for a replay; a client that lets more pile up is closed (default 100000, as ASP.NET Core)")
 	f.edge.register(fl)
+	f.natsHost.register(fl)
+	f.settings.register(cmd) // last: environment and --config file under every flag above
 }
 
 func (f *serveFlags) config() (node.Config, error) {
@@ -99,10 +102,13 @@ func (f *serveFlags) config() (node.Config, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
 		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, Logger: log, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
-		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions, LongPolling: f.longPolling}
+		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions, LongPolling: f.longPolling,
+		StatefulReconnectWindow: f.statefulWindow, StatefulReconnectBuffer: f.statefulBuffer}
 	switch {
 	case f.maxTokenLifetime < 0:
 		return node.Config{}, fmt.Errorf("--max-token-lifetime %s: give a positive duration such as 24h", f.maxTokenLifetime)
+	case f.statefulWindow < 0 || f.statefulBuffer < 0:
+		return node.Config{}, fmt.Errorf("--stateful-reconnect-window and --stateful-reconnect-buffer: give positive values")
 	case f.maxActions < 0:
 		return node.Config{}, fmt.Errorf("--max-actions %d: give a positive number", f.maxActions)
 	case f.kvReplicas < 1 || f.kvReplicas > 5:
@@ -127,10 +133,20 @@ func (f *serveFlags) config() (node.Config, error) {
 	if err := f.edge.apply(&cfg); err != nil {
 		return node.Config{}, err
 	}
+	if err := f.natsHost.apply(&cfg); err != nil {
+		return node.Config{}, err
+	}
 	return cfg, nil
 }
 
 func serveCmd() *cobra.Command {
+	cmd, _ := newServeCmd()
+	return cmd
+}
+
+// newServeCmd returns serve and the settings its flags fill (config check
+// validates files against them).
+func newServeCmd() (*cobra.Command, *serveFlags) {
 	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -158,7 +174,7 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd, ":8080", "switchboard.db")
-	return cmd
+	return cmd, &f
 }
 
 // announce prints where the node listens and, on its first start only, the
