@@ -117,3 +117,19 @@ func TestNoTraceNoHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureProfileCarriesTrace: webhooks of the Azure upstream profile
+// carry the cause's traceparent like the native ones.
+func TestAzureProfileCarriesTrace(t *testing.T) {
+	t.Parallel()
+	h := newAzureHook(t, http.StatusOK)
+	cfg := fastRetry
+	cfg.Logger = testLogger(t)
+	d := startDispatcher(t, cfg)
+	d.SetTargets([]Target{h.target("az", "connected")})
+	d.Notify(tracing.FromStrings(context.Background(), causeParent, ""), azureConnected("c1"))
+	testutil.Eventually(t, waitFor, "the Azure-profile webhook", func() bool { return len(h.all()) == 1 })
+	if got := h.all()[0].hdr.Get("traceparent"); got != causeParent {
+		t.Fatalf("traceparent %q, want the cause's %q (tracing off: passed on unchanged)", got, causeParent)
+	}
+}
