@@ -419,3 +419,44 @@ func TestTraceCloseAcrossNodes(t *testing.T) {
 	restSpan := waitSpanID(t, sr, "DELETE /api/hubs/:hub/connections/:connectionId", hook.Parent().SpanID().String())
 	wantChild(t, restSpan, callerSpan)
 }
+
+// TestTraceTransports: over each transport the transport request's own
+// traceparent (the Go client sends its headers on every request) is the
+// connect span's parent, and an invocation's headers reach the message
+// webhook whether it came in a WebSocket frame or a POST body.
+func TestTraceTransports(t *testing.T) {
+	t.Parallel()
+	g, rec, sr := tracedSetup(t, true)
+	for i, tr := range []string{"websockets", "serversentevents", "longpolling"} {
+		connTrace := fmt.Sprintf("%032x", 0xa0+i)
+		invTrace := fmt.Sprintf("%032x", 0xb0+i)
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		c, err := client.Dial(ctx, g.url+"/client/?hub=chat", &client.Options{Transport: tr,
+			Header: http.Header{"Traceparent": {"00-" + connTrace + "-" + callerSpan + "-01"}}})
+		if err != nil {
+			cancel()
+			t.Fatalf("%s: dial: %v", tr, err)
+		}
+		target := "via_" + tr
+		err = c.SendRaw(ctx, jsonInvocation(target, map[string]string{"traceparent": "00-" + invTrace + "-" + callerSpan + "-01"}))
+		if err != nil {
+			t.Fatalf("%s: send: %v", tr, err)
+		}
+		connect := rec.waitEvent(isEvent(upstream.EventConnect, c.ConnectionID()))
+		msg := rec.waitEvent(func(r *received) bool { return r.Event.Target == target })
+		c.Close()
+		cancel()
+
+		got := parseParent(t, connect.Header)
+		if got.traceID != connTrace {
+			t.Errorf("%s: connect webhook trace %s, want the transport request's %s", tr, got.traceID, connTrace)
+		} else {
+			hook := waitSpanID(t, sr, "webhook connect", got.spanID)
+			conn := waitSpanID(t, sr, "signalr connect", hook.Parent().SpanID().String())
+			wantChild(t, conn, callerSpan)
+		}
+		if got := parseParent(t, msg.Header); got.traceID != invTrace {
+			t.Errorf("%s: message webhook trace %s, want the invocation's %s", tr, got.traceID, invTrace)
+		}
+	}
+}
