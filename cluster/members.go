@@ -16,6 +16,9 @@ type Member struct {
 	URL      string // the node's public URL, as it announced it
 	Conns    int    // its client connections at the last heartbeat
 	LastSeen time.Time
+	// Hubs is its connections per hub at the last heartbeat; nil when
+	// it announces none.
+	Hubs map[string]int
 }
 
 // members tracks the other nodes' heartbeats.
@@ -33,13 +36,13 @@ func newMembers(ttl time.Duration, now func() time.Time) *members {
 
 // seen records a heartbeat of id and reports whether id was not live before
 // (a new or returning node), which deserves an early answer.
-func (ms *members) seen(id, url string, conns int) (fresh bool) {
+func (ms *members) seen(id, url string, conns int, hubs map[string]int) (fresh bool) {
 	now := ms.now()
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	old, ok := ms.m[id]
 	fresh = !ok || !ms.liveLocked(old, now)
-	ms.m[id] = Member{ID: id, URL: url, Conns: conns, LastSeen: now}
+	ms.m[id] = Member{ID: id, URL: url, Conns: conns, Hubs: hubs, LastSeen: now}
 	return fresh
 }
 
@@ -77,7 +80,7 @@ func (ms *members) live() []Member {
 // whose last heartbeat is at most MemberTTL old and that did not say
 // goodbye.
 func (b *NATS) Members() []Member {
-	self := Member{ID: b.id, URL: b.opts.URL, Conns: b.opts.Conns(), LastSeen: b.opts.Now()}
+	self := Member{ID: b.id, URL: b.opts.URL, Conns: b.opts.Conns(), Hubs: b.hubConns(), LastSeen: b.opts.Now()}
 	out := append(b.mem.live(), self)
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -114,7 +117,15 @@ func (b *NATS) heartbeatLoop() {
 }
 
 func (b *NATS) heartbeat() {
-	b.publishEnvelope(subjectHeartbeat+token(b.id), &envelope{Kind: kindHello, URL: b.opts.URL, Conns: b.opts.Conns()})
+	b.publishEnvelope(subjectHeartbeat+token(b.id), &envelope{Kind: kindHello, URL: b.opts.URL, Conns: b.opts.Conns(), Hubs: b.hubConns()})
+}
+
+// hubConns is NATSOptions.HubConns, nil when unset.
+func (b *NATS) hubConns() map[string]int {
+	if b.opts.HubConns == nil {
+		return nil
+	}
+	return b.opts.HubConns()
 }
 
 // onHeartbeat records another node's heartbeat. A node seen for the first
@@ -135,7 +146,7 @@ func (b *NATS) onHeartbeat(msg *nats.Msg) {
 	}
 	switch env.Kind {
 	case kindHello:
-		if b.mem.seen(env.Node, env.URL, env.Conns) && !b.isClosed() {
+		if b.mem.seen(env.Node, env.URL, env.Conns, env.Hubs) && !b.isClosed() {
 			b.heartbeat()
 		}
 	case kindBye:

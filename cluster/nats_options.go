@@ -17,6 +17,9 @@ type NATSOptions struct {
 	// Conns returns this node's connection count for heartbeats. Nil
 	// reports 0.
 	Conns func() int
+	// HubConns returns this node's connections per hub for heartbeats
+	// (Member.Hubs). Nil announces none.
+	HubConns func() map[string]int
 	// RequestTimeout bounds an op or query sent to one node. Zero means 2 s.
 	RequestTimeout time.Duration
 	// GatherTimeout bounds the wait for every live node's answer to a

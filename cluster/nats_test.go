@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,6 +226,7 @@ func TestNATSMembers(t *testing.T) {
 		// the answers to it, so the clock alone decides liveness.
 		b, err := cluster.NewNATS(nc, nil, cluster.NATSOptions{
 			NodeID: id, URL: "http://" + id, Conns: func() int { return 10 + i },
+			HubConns:          func() map[string]int { return map[string]int{"chat": 10 + i} },
 			HeartbeatInterval: time.Hour, Now: clk.Now,
 		})
 		if err != nil {
@@ -247,7 +249,8 @@ func TestNATSMembers(t *testing.T) {
 		t.Errorf("Live() = %v, %v; want the members' ids, ok", ids, ok)
 	}
 	m1 := buses[0].Members()[1]
-	if want := (cluster.Member{ID: "m1", URL: "http://m1", Conns: 11, LastSeen: clk.Now()}); m1 != want {
+	// Heartbeats carry the connections per hub, for the admin dashboard.
+	if want := (cluster.Member{ID: "m1", URL: "http://m1", Conns: 11, Hubs: map[string]int{"chat": 11}, LastSeen: clk.Now()}); !reflect.DeepEqual(m1, want) {
 		t.Errorf("member = %+v, want %+v", m1, want)
 	}
 

@@ -47,6 +47,9 @@ type envelope struct {
 	Code   string          `json:"code,omitempty"`
 	URL    string          `json:"url,omitempty"`
 	Conns  int             `json:"conns,omitempty"`
+	// Hubs is a heartbeat's connections per hub (hubs with none left
+	// out), for the admin dashboard. Older nodes send none.
+	Hubs map[string]int `json:"hubs,omitempty"`
 }
 
 // errBadMessage is wrapped by every error decodeEnvelope returns.

@@ -359,7 +359,16 @@ func (d *Dispatcher) postAzure(ctx context.Context, t Target, ev *upstream.Event
 	if err != nil {
 		return result{err: failureDetail(misconfigured(t), "upstream %q: bad URL: %v", t.Name, err), outcome: outcomeIgnored, retry: true, refused: true}, 0
 	}
+	// Azure's upstream auth (ManagedIdentity) is this profile's natural
+	// companion: an OAuth2 token goes with its requests too.
+	auth, failed := d.authorize(ctx, parent, t)
+	if failed != nil {
+		return *failed, 0
+	}
 	h := make(http.Header, 12)
+	if auth != "" {
+		h["Authorization"] = []string{auth}
+	}
 	h["Content-Type"] = []string{az.contentType}
 	h["User-Agent"] = hdrAgent
 	h["X-Asrs-Connection-Id"] = []string{az.connID}

@@ -128,6 +128,7 @@ type Dispatcher struct {
 	routes atomic.Pointer[map[string][]route] // hub → upstreams in registration order
 	ob     outbox
 	tracer trace.Tracer // nil when DispatcherConfig.TracerProvider is
+	tokens tokenCache   // OAuth tokens of the upstreams that need one
 }
 
 // route is an upstream as registered, with its live state.

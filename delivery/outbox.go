@@ -664,7 +664,7 @@ func (o *outbox) setTargets(ts []Target, each func(Target, *lane)) []*breaker {
 
 func sameEndpoint(a, b Target) bool {
 	return a.URLTemplate == b.URLTemplate && a.Timeout == b.Timeout &&
-		strings.Join(a.Secrets, " ") == strings.Join(b.Secrets, " ") &&
+		strings.Join(a.Secrets, " ") == strings.Join(b.Secrets, " ") && sameCredentials(a.OAuth2, b.OAuth2) &&
 		(a.Azure == nil) == (b.Azure == nil) // a change of profile is a new receiver
 }
 

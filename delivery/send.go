@@ -203,6 +203,10 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 	if t.keysErr != nil {
 		return result{err: failureDetail(misconfigured(t), "upstream %q: %v", t.Name, t.keysErr), outcome: outcomeIgnored, retry: true, refused: true}, 0
 	}
+	auth, failed := d.authorize(ctx, parent, t)
+	if failed != nil {
+		return *failed, 0
+	}
 	sig := t.keys.Sign(id, now, body)
 	// Keys are written in canonical form straight into the map: Header.Set
 	// canonicalises and allocates for every call, a fifth of the gateway's
@@ -247,6 +251,9 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 	h["Webhook-Timestamp"] = one(7)
 	h["Webhook-Signature"] = one(8)
 	injectTrace(ctx, h)
+	if auth != "" {
+		h["Authorization"] = []string{auth}
+	}
 	req.Header = h
 	return d.exchange(ctx, parent, t, ev, req, timeout, now, false)
 }

@@ -29,6 +29,9 @@ type Target struct {
 	// could not be.
 	keys    *upstream.Secrets
 	keysErr error
+	// OAuth2, when set, adds a client-credentials bearer token to every
+	// request (see ClientCredentials).
+	OAuth2 *ClientCredentials
 	// Disabled upstreams (they answered 410 Gone) get no requests:
 	// blocking events fail at once and notifications wait in the outbox.
 	Disabled       bool

@@ -4,5 +4,7 @@
 // client driven by Node. tour_test.go runs scripts/tour.sh, the commands of
 // README.md, docs/getting-started.md and docs/webhooks.md with the real
 // binary, and checks that those docs hold no command or snippet the tour
-// and the examples do not run. The package has no non-test code.
+// and the examples do not run. dashboard_browser_test.go drives the admin
+// dashboard in headless Chromium (chromedp). The package has no non-test
+// code.
 package e2e

@@ -65,26 +65,38 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time,
 	case actions.Broadcast:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
+		sent := 0 // counted here and added once: no shared atomic per recipient
 		h.eachConn(func(c *Conn) {
-			if !skip(c.id) {
-				c.enqueueFrame(&frames)
+			if !skip(c.id) && c.enqueueFrame(&frames) {
+				sent++
 			}
 		})
+		h.traffic.out.Add(int64(sent))
 	case actions.SendToGroup:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
 		skip := excluder(a.Excluded)
+		sent := 0
 		eachMember(&h.groups, a.Group, func(c *Conn) {
-			if !skip(c.id) {
-				c.enqueueFrame(&frames)
+			if !skip(c.id) && c.enqueueFrame(&frames) {
+				sent++
 			}
 		})
+		h.traffic.out.Add(int64(sent))
 	case actions.SendToUser:
 		frames := invocationFrames(&h.codecs, a.Target, a.Arguments)
-		eachMember(&h.users, a.User, func(c *Conn) { c.enqueueFrame(&frames) })
+		sent := 0
+		eachMember(&h.users, a.User, func(c *Conn) {
+			if c.enqueueFrame(&frames) {
+				sent++
+			}
+		})
+		h.traffic.out.Add(int64(sent))
 	case actions.SendToConnection:
 		if c := h.conn(a.ConnectionID); c != nil {
 			if msg, err := c.codec.AppendInvocation(nil, "", a.Target, a.Arguments); err == nil {
-				c.enqueueTracked(msg)
+				if c.enqueueTracked(msg) {
+					h.traffic.out.Add(1)
+				}
 			} else {
 				g.log.Warn("message has no form in the connection's protocol; not sent", "hub", hubName, "conn", c.id, "err", err)
 			}

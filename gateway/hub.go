@@ -24,6 +24,8 @@ type hub struct {
 	// codecs counts the connections per hub protocol, so a fan-out encodes
 	// only for the protocols in use.
 	codecs codecCounts
+	// traffic counts its messages for the admin dashboard.
+	traffic traffic
 	// interest is told when this node may have gained or lost its first or
 	// last connection of the hub, a group or a user (see InterestWatcher).
 	interest func(Route)

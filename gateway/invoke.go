@@ -86,6 +86,7 @@ func (c *Conn) receiveInvocation(ctx context.Context, m *protocol.Message) {
 	if c.isClosing() {
 		return // closed for a reason of its own: no refusal, no event
 	}
+	c.hub.traffic.in.Add(1)
 	iv := c.invoker(ctx)
 	if iv.limiter != nil {
 		now := g.cfg.Now()

@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/identity"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 	"github.com/switchboard-gw/switchboard/upstream"
@@ -27,7 +28,8 @@ import (
 // maxAdminBody caps admin request bodies.
 const maxAdminBody = 1 << 20
 
-// adminAuth requires "Authorization: Bearer ADMIN_KEY".
+// adminAuth requires "Authorization: Bearer ADMIN_KEY", or a token of a
+// trusted OIDC issuer with the admin permission (adminIdentityAuth).
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		want, err := s.cfg.Store.AdminKeyHash(c.Request().Context())
@@ -37,6 +39,9 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		got := bearerHeader(c.Request())
 		if got == "" {
 			return fail(http.StatusUnauthorized, "the admin API needs Authorization: Bearer ADMIN_KEY (printed at first start; also in SWITCHBOARD_ADMIN_KEY)")
+		}
+		if s.cfg.Identities != nil && identity.LooksLikeJWT(got) {
+			return s.adminIdentityAuth(c, got, next)
 		}
 		if !store.AdminKeyMatches(want, got) {
 			return fail(http.StatusUnauthorized, "wrong admin key")
@@ -61,6 +66,7 @@ func (s *Server) adminRoutes(g *echo.Group) {
 	g.POST("/hubs/:hub/upstreams/:name/secrets/\\:rotate", s.rotateSecret)
 	g.GET("/status", s.status)
 	s.keyRoutes(g)
+	s.overviewRoutes(g)
 }
 
 // decodeStrict reads a JSON body, refusing unknown fields and trailing data
@@ -222,6 +228,8 @@ type upstreamInput struct {
 	Events      []string       `json:"events"`
 	Timeout     store.Duration `json:"timeout"`
 	Secrets     []string       `json:"secrets"`
+	// OAuth2 adds a client-credentials bearer token to every request.
+	OAuth2 *oauth2Input `json:"oauth2"`
 	// SkipValidation saves the upstream without the registration check
 	// (for local development against a receiver that does not answer it).
 	SkipValidation bool `json:"skipValidation"`
@@ -254,6 +262,9 @@ func (in *upstreamInput) validate() error {
 			return fail(http.StatusBadRequest, fmt.Sprintf("secrets[%d]: %s", i, err.Error()))
 		}
 	}
+	if err := in.OAuth2.validate(); err != nil {
+		return err
+	}
 	return in.validateProfile()
 }
 
@@ -277,7 +288,7 @@ func (s *Server) upstreamFrom(c echo.Context, in *upstreamInput) store.Upstream 
 		secrets = []string{upstream.NewSecret()}
 	}
 	return store.Upstream{Hub: c.Param("hub"), Name: in.Name, URLTemplate: in.URLTemplate,
-		Events: in.Events, Timeout: in.Timeout, Secrets: secrets, UpstreamProfile: in.UpstreamProfile}
+		Events: in.Events, Timeout: in.Timeout, Secrets: secrets, UpstreamProfile: in.UpstreamProfile, OAuth2: in.OAuth2.stored()}
 }
 
 // upstreamView is an upstream as the admin API shows it. Secrets are masked
@@ -305,6 +316,7 @@ func maskSecret(sec string) string {
 
 func viewUpstream(u store.Upstream, showSecrets bool) upstreamView {
 	v := upstreamView{Upstream: u, Secrets: make([]string, len(u.Secrets))}
+	v.OAuth2 = maskOAuth2(u.OAuth2)
 	for i, sec := range u.Secrets {
 		if showSecrets {
 			v.Secrets[i] = sec
@@ -346,7 +358,11 @@ func (s *Server) createUpstream(c echo.Context) error {
 	if err := s.checkRegistration(c, &in); err != nil {
 		return err
 	}
-	u, err := s.cfg.Store.CreateUpstream(c.Request().Context(), s.upstreamFrom(c, &in))
+	next := s.upstreamFrom(c, &in)
+	if err := s.checkOAuth2(c.Request().Context(), &next); err != nil {
+		return err
+	}
+	u, err := s.cfg.Store.CreateUpstream(c.Request().Context(), next)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fail(http.StatusNotFound, fmt.Sprintf("hub %q not found; create it first", c.Param("hub")))
@@ -392,6 +408,9 @@ func (s *Server) putUpstream(c echo.Context) error {
 	// A PUT saves the upstream afresh, which also enables it again after a
 	// 410 Gone disabled it.
 	next := s.upstreamFrom(c, &in)
+	if err := s.checkOAuth2(c.Request().Context(), &next); err != nil {
+		return err
+	}
 	generated := len(in.Secrets) == 0
 	if generated {
 		if old, err := s.cfg.Store.Upstream(c.Request().Context(), c.Param("hub"), in.Name); err == nil {

@@ -1,7 +1,9 @@
 // Package httpapi is Switchboard's HTTP surface, built on echo: the client
 // negotiate endpoint and transports (SignalR compatible: WebSockets,
 // Server-Sent Events and Long Polling on the connection URL /client/), the
-// server REST API, the admin API and health checks. It authenticates
+// server REST API, the admin API and health checks, and the admin dashboard
+// (dashboard.go: static files embedded from dashboard/, fed by
+// GET /admin/overview in overview.go). It authenticates
 // requests, resolves hubs in the store and hands accepted transports to the
 // gateway; it knows nothing of fan-out.
 //

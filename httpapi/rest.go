@@ -99,7 +99,9 @@ func (s *Server) restRoutes(e *echo.Echo) {
 }
 
 // restAuth requires a Bearer JWT signed with an access key whose audience is
-// the request URL (compared leniently: scheme, host and path).
+// the request URL (compared leniently: scheme, host and path), or, when
+// the gateway trusts OIDC issuers, one of their tokens whose grants allow
+// the call (restIdentityAuth).
 func (s *Server) restAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -107,6 +109,9 @@ func (s *Server) restAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if token == "" {
 			return restFail(http.StatusUnauthorized, "Error.Unauthorized",
 				"missing Authorization: Bearer TOKEN; sign a JWT with an access key and aud set to the request URL")
+		}
+		if s.cfg.Identities != nil && !accessKeyToken(token) {
+			return s.restIdentityAuth(c, token, next)
 		}
 		// The escaped path, as the caller wrote it in aud: a decoded one
 		// (a group named "a b") would not even parse as a URL.

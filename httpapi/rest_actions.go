@@ -52,6 +52,9 @@ func (s *Server) restActions(c echo.Context) error {
 				fmt.Sprintf("action %d: %v; no action of this batch was run", i, err))
 		}
 	}
+	if err := s.authorizeActions(c, hub.Name, list); err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	results := make([]batchResult, len(list))
 	for i := range list {

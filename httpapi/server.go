@@ -29,6 +29,10 @@ type Config struct {
 	// which RequestTimeout bounds on admin and REST routes.
 	Store    Store
 	Verifier *negotiate.Verifier
+	// Identities, when set, lets REST and admin callers authenticate with
+	// tokens of trusted OpenID Connect issuers (docs/identity.md). Nil
+	// accepts access-key tokens and the admin key only.
+	Identities Identities
 	// UpstreamsChanged is called after the admin API changed upstreams or
 	// hubs, so the dispatcher can reload them. Nil means nobody listens.
 	UpstreamsChanged func()
@@ -45,6 +49,9 @@ type Config struct {
 	// NodeStatus adds the node's own counters to /admin/status. Nil adds
 	// nothing.
 	NodeStatus func() map[string]any
+	// Cluster describes the cluster for the admin overview (the dashboard).
+	// Nil means a single node.
+	Cluster func() ClusterView
 	// Readiness answers /readyz. Nil means always ready.
 	Readiness func(ctx context.Context) Readiness
 	// RequestTimeout bounds each admin and REST request, and with it every
@@ -206,6 +213,7 @@ func (s *Server) routes() {
 	s.restRoutes(e)
 
 	s.adminRoutes(e.Group("/admin", s.withTimeout, s.adminAuth))
+	s.dashboardRoutes(e)
 }
 
 // withTimeout bounds a request by Config.RequestTimeout: its context, and

@@ -168,7 +168,9 @@ func (c *clustering) start(n *Node, gc *gateway.Config) error {
 		NodeID: n.cfg.NodeID,
 		URL:    n.cfg.PublicURL,
 		Conns:  func() int { return connections(gw.Load()) },
-		Logger: n.log,
+		// HubConns feeds the dashboard's connections per hub and node.
+		HubConns: func() map[string]int { return hubConns(gw.Load()) },
+		Logger:   n.log,
 	})
 	if err != nil {
 		return fmt.Errorf("node: bus: %w", err)

@@ -121,6 +121,10 @@ type Config struct {
 	// Nil means no spans; W3C trace context from clients is still carried
 	// into webhooks.
 	TracerProvider trace.TracerProvider
+	// Identities lets REST and admin callers authenticate with tokens of
+	// trusted OpenID Connect issuers (see httpapi.Config.Identities). Nil
+	// means access keys and the admin key only.
+	Identities httpapi.Identities
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -268,6 +272,7 @@ func Start(cfg Config) (*Node, error) {
 		Gateway:          n.gw,
 		Store:            n.config,
 		Verifier:         n.verifier,
+		Identities:       cfg.Identities,
 		UpstreamsChanged: n.reloadUpstreams,
 		Deliveries:       n.dispatcher,
 		PublicURL:        n.cfg.PublicURL,
@@ -283,6 +288,7 @@ func Start(cfg Config) (*Node, error) {
 	api.NodeStatus = func() map[string]any { return map[string]any{"userGroupsPurged": n.purged.Load()} }
 	if n.cl != nil {
 		api.LiveNodes = n.cl.liveNodes
+		api.Cluster = func() httpapi.ClusterView { return n.cl.clusterView(n.cfg.NodeID) }
 		api.NodeURL = func(id string) (string, bool) {
 			for _, m := range n.cl.bus.Members() {
 				if m.ID == id && m.URL != "" {
@@ -370,7 +376,7 @@ func (n *Node) reloadUpstreams() {
 		}
 		targets = append(targets, delivery.Target{Hub: u.Hub, Name: u.Name, URLTemplate: u.URLTemplate,
 			Filter: f, Azure: az, Timeout: time.Duration(u.Timeout), Secrets: u.Secrets,
-			Disabled: u.Disabled, DisabledReason: u.DisabledReason})
+			Disabled: u.Disabled, DisabledReason: u.DisabledReason, OAuth2: clientCredentials(u.OAuth2)})
 	}
 	n.dispatcher.SetTargets(targets)
 }

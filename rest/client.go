@@ -28,6 +28,7 @@ const maxResponse = 4 << 20
 type Client struct {
 	endpoint string // without trailing slash
 	key      negotiate.AccessKey
+	tokens   TokenSource // set by NewKeyless: used instead of key
 	hc       *http.Client
 	lifetime time.Duration
 }
@@ -123,9 +124,9 @@ func escapePath(parts ...string) string {
 // is an *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) (int, error) {
 	target := c.endpoint + path
-	token, err := negotiate.IssueToken(c.key, negotiate.TokenOptions{Audience: target, Lifetime: c.lifetime})
+	token, err := c.bearer(ctx, target)
 	if err != nil {
-		return 0, fmt.Errorf("rest: sign request: %w", err)
+		return 0, err
 	}
 	if len(query) > 0 {
 		target += "?" + query.Encode()
@@ -164,6 +165,16 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// sign signs a token for a request to target with the connection
+// string's key.
+func (c *Client) sign(target string) (string, error) {
+	token, err := negotiate.IssueToken(c.key, negotiate.TokenOptions{Audience: target, Lifetime: c.lifetime})
+	if err != nil {
+		return "", fmt.Errorf("rest: sign request: %w", err)
+	}
+	return token, nil
 }
 
 // decodeError builds the *Error of an error answer: Azure's ErrorDetail

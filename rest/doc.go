@@ -19,7 +19,10 @@
 //
 // Every request carries a fresh short-lived HS256 token signed with the
 // connection string's key (kid = its KeyId), its audience the request URL
-// without the query, as the gateway requires. Errors the gateway answers are
+// without the query, as the gateway requires. A keyless app (no access key in
+// its configuration) uses NewKeyless instead, with a TokenSource giving its
+// workload identity's OIDC token, which the gateway accepts when it trusts
+// the issuer (docs/identity.md). Errors the gateway answers are
 // returned as *Error with the status and Azure's ErrorDetail code and
 // message.
 //

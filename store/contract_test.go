@@ -491,6 +491,7 @@ const (
 	adminKey       = "sbadm_ADMIN-KEY-9d7c5b3a1f2e4d6c"
 	webhookSecret  = "whsec_WEBHOOK-SECRET-1a2b3c4d5e6f"
 	webhookSecret2 = "whsec_WEBHOOK-SECRET-6f5e4d3c2b1a"
+	oauthSecret    = "OAUTH-CLIENT-SECRET-0a9b8c7d6e"
 	markerURL      = "http://marker-7c1e.example/hook"
 )
 
@@ -507,7 +508,8 @@ func writeSecrets(t *testing.T, c store.Config) {
 	wantErr(t, "SetAccessKeys", c.SetAccessKeys(t.Context(), append([]store.Key{{ID: "k2", Secret: accessSecret2}}, keys...)), nil)
 	must[store.Upstream](t, "CreateUpstream")(c.CreateUpstream(t.Context(), store.Upstream{Hub: "chat", Name: "fn", URLTemplate: markerURL, Secrets: []string{webhookSecret}}))
 	must[store.Upstream](t, "PutUpstream")(c.PutUpstream(t.Context(), store.Upstream{Hub: "chat", Name: "fn", URLTemplate: markerURL, Secrets: []string{webhookSecret2, webhookSecret}}))
-	must[store.Upstream](t, "CreateUpstream")(c.CreateUpstream(t.Context(), store.Upstream{Hub: "chat", Name: "other", URLTemplate: markerURL + "2", Secrets: []string{webhookSecret2}}))
+	must[store.Upstream](t, "CreateUpstream")(c.CreateUpstream(t.Context(), store.Upstream{Hub: "chat", Name: "other", URLTemplate: markerURL + "2", Secrets: []string{webhookSecret2},
+		OAuth2: &store.OAuth2{TokenURL: "https://idp.example/token", ClientID: "switchboard", ClientSecret: oauthSecret}}))
 	wantErr(t, "SetUpstreamDisabled", c.SetUpstreamDisabled(t.Context(), "chat", "other", true, "410"), nil)
 }
 
@@ -523,6 +525,7 @@ func readSecrets(t *testing.T, c store.Config) {
 	all := must[[]store.Upstream](t, "AllUpstreams")(c.AllUpstreams(t.Context()))
 	equal(t, "AllUpstreams secrets", all[1].Secrets, []string{webhookSecret2})
 	equal(t, "disabled kept", all[1].Disabled, true)
+	equal(t, "OAuth2 client secret", all[1].OAuth2.ClientSecret, oauthSecret)
 }
 
 // waitStored waits until the stored bytes hold markerURL (JetStream writes
@@ -544,7 +547,7 @@ func waitStored(t *testing.T, in instance) []byte {
 // the sealed secrets. In clear mode the same search finds the secrets,
 // which proves the search.
 func contractSecretsAtRest(t *testing.T, in instance, _ *testutil.Clock) {
-	secrets := []string{accessSecret, accessSecret2, webhookSecret, webhookSecret2}
+	secrets := []string{accessSecret, accessSecret2, webhookSecret, webhookSecret2, oauthSecret}
 	k1 := testSecretsKey(1)
 
 	writeSecrets(t, in.cfg) // in clear

@@ -205,11 +205,15 @@ func (s *sealer) sealUpstream(u Upstream) Upstream {
 		}
 		u.Secrets = sealed
 	}
+	u.OAuth2 = s.sealOAuth2(u)
 	return u
 }
 
 // openUpstream opens a stored upstream's secrets in place.
 func (s *sealer) openUpstream(u *Upstream) error {
+	if err := s.openOAuth2(u); err != nil {
+		return fmt.Errorf("upstream %q of hub %q: OAuth2 client secret: %w", u.Name, u.Hub, err)
+	}
 	if len(u.Secrets) == 0 {
 		return nil
 	}
@@ -240,6 +244,9 @@ func (s *sealer) resealKeys(keys []Key) (changed bool, err error) {
 
 // resealUpstream brings a stored upstream's secrets to the current form.
 func (s *sealer) resealUpstream(u *Upstream) (changed bool, err error) {
+	if changed, err = s.resealOAuth2(u); err != nil {
+		return false, fmt.Errorf("upstream %q of hub %q: OAuth2 client secret: %w", u.Name, u.Hub, err)
+	}
 	for i := range u.Secrets {
 		v, c, err := s.reseal(u.Secrets[i], upstreamAAD(u.Hub, u.Name))
 		if err != nil {

@@ -29,6 +29,10 @@ type Upstream struct {
 
 	// UpstreamProfile says which webhook format the upstream receives.
 	UpstreamProfile
+
+	// OAuth2, when set, adds a client-credentials bearer token to every
+	// request (see OAuth2); nil sends the signature alone.
+	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
 }
 
 // findUpstream returns the key and value of the hub's upstream called name,

@@ -348,6 +348,7 @@ func upstreamCmd() *cobra.Command {
 	var urlTemplate, timeout, secret string
 	var events []string
 	var skipValidation bool
+	var oauth2 oauth2Flags
 	var az azureFlags
 	add := &cobra.Command{
 		Use:   "add NAME",
@@ -368,6 +369,9 @@ func upstreamCmd() *cobra.Command {
 			}
 			if secret != "" {
 				in["secrets"] = []string{secret}
+			}
+			if err := oauth2.apply(in); err != nil {
+				return err
 			}
 			az.apply(in)
 			var out upstreamView
@@ -393,6 +397,7 @@ func upstreamCmd() *cobra.Command {
 	add.Flags().StringVar(&timeout, "timeout", "", "per-call timeout, e.g. 5s (default 10s)")
 	add.Flags().StringVar(&secret, "secret", "", "signing secret to use (whsec_…, e.g. from `switchboard upstream secret generate`; default: generated)")
 	add.Flags().BoolVar(&skipValidation, "skip-validation", false, "save without the OPTIONS registration check (local development)")
+	oauth2.register(add.Flags())
 	az.register(add)
 	_ = add.MarkFlagRequired("url")
 

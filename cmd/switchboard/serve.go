@@ -47,6 +47,7 @@ type serveFlags struct {
 	pprof string
 
 	edge     edgeFlags
+	identity identityFlags
 	natsHost embeddedNATSHost
 	settings configFlags
 }
@@ -90,6 +91,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.DurationVar(&f.statefulWindow, "stateful-reconnect-window", 0, "how long a client with stateful reconnect may be without a socket and still resume, losing nothing (default 30s)")
 	fl.IntVar(&f.statefulBuffer, "stateful-reconnect-buffer", 0, "bytes sent to a stateful-reconnect client and not yet acknowledged that are kept for a replay; a client that lets more pile up is closed (default 100000, as ASP.NET Core)")
 	f.edge.register(fl)
+	f.identity.register(fl)
 	f.natsHost.register(fl)
 	f.settings.register(cmd) // last: environment and --config file under every flag above
 }
@@ -131,6 +133,9 @@ func (f *serveFlags) config() (node.Config, error) {
 		return node.Config{}, fmt.Errorf("--nats-port, --nats-cluster-port, --nats-route and --nats-store configure the embedded server: add --nats-embedded")
 	}
 	if err := f.edge.apply(&cfg); err != nil {
+		return node.Config{}, err
+	}
+	if err := f.identity.apply(&cfg); err != nil {
 		return node.Config{}, err
 	}
 	if err := f.natsHost.apply(&cfg); err != nil {
