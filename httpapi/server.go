@@ -13,9 +13,11 @@ import (
 	"github.com/switchboard-gw/switchboard/delivery"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/internal/tracing"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 )
@@ -82,6 +84,10 @@ type Config struct {
 	// Metrics serves GET /metrics (Prometheus) to callers with the admin
 	// key. Nil answers 404.
 	Metrics http.Handler
+	// TracerProvider makes a server span for every negotiate and REST
+	// request (see trace.go). Nil means none; the trace context such a
+	// request carries is still passed on.
+	TracerProvider trace.TracerProvider
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -152,7 +158,8 @@ type Server struct {
 	// upstream's secrets, change them and write them back.
 	secretsMu sync.Mutex
 
-	rest restCounters // REST calls by operation and status (metrics.go)
+	rest   restCounters // REST calls by operation and status (metrics.go)
+	tracer trace.Tracer // nil when Config.TracerProvider is
 }
 
 // New builds the routes.
@@ -174,7 +181,8 @@ func New(cfg Config) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{cfg: cfg, log: cfg.Logger, echo: e, limits: newClientLimits(cfg.Limits),
-		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{})}
+		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{}),
+		tracer: tracing.Tracer(cfg.TracerProvider, tracerName)}
 	e.HTTPErrorHandler = s.handleError
 	s.routes()
 	return s
@@ -194,6 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 func (s *Server) routes() {
 	e := s.echo
 	e.Use(s.requestID)
+	e.Use(s.traceRequests)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics, s.withTimeout, s.adminAuth)

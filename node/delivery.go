@@ -22,6 +22,7 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 	dc.Origin = originOf(n.cfg.PublicURL)
 	dc.OnReply = n.runReply
 	n.observeAttempts(&dc)
+	dc.TracerProvider = n.cfg.TracerProvider
 	dc.OnDisable = func(hub, name, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 		defer cancel()
@@ -33,9 +34,9 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 }
 
 // runReply hands a notification's reply to the gateway, which logs what
-// fails.
-func (n *Node) runReply(ev *upstream.Event, r *upstream.Reply) {
-	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+// fails; ctx carries the notification's trace context.
+func (n *Node) runReply(ctx context.Context, ev *upstream.Event, r *upstream.Reply) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	_ = n.gw.RunReply(ctx, ev, r)
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchboard-gw/switchboard/delivery"
 
 	"github.com/switchboard-gw/switchboard/gateway"
@@ -114,6 +116,11 @@ type Config struct {
 	// rotated. Zero keeps secrets in clear. The admin key is kept as a
 	// hash either way.
 	Secrets store.SecretsKeys
+	// TracerProvider makes the spans of negotiate and REST requests,
+	// connects, invocations and webhook attempts (see docs/tracing.md).
+	// Nil means no spans; W3C trace context from clients is still carried
+	// into webhooks.
+	TracerProvider trace.TracerProvider
 	// Identities lets REST and admin callers authenticate with tokens of
 	// trusted OpenID Connect issuers (see httpapi.Config.Identities). Nil
 	// means access keys and the admin key only.
@@ -249,6 +256,7 @@ func Start(cfg Config) (*Node, error) {
 		StatefulReconnectBuffer: cfg.StatefulReconnectBuffer,
 		Webhooks:                n.dispatcher,
 		UserGroups:              n.config,
+		TracerProvider:          cfg.TracerProvider,
 		Logger:                  cfg.Logger,
 	}
 	if n.cl == nil {
@@ -282,6 +290,7 @@ func Start(cfg Config) (*Node, error) {
 		MaxTokenLifetime: cfg.MaxTokenLifetime,
 		Limits:           cfg.ClientLimits,
 		LongPolling:      cfg.LongPolling,
+		TracerProvider:   cfg.TracerProvider,
 		Logger:           cfg.Logger,
 		Metrics:          n.metrics.m.Handler(),
 	}
