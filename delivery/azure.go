@@ -385,6 +385,7 @@ func (d *Dispatcher) postAzure(ctx context.Context, t Target, ev *upstream.Event
 		h["X-Asrs-Client-Query"] = []string{az.query}
 	}
 	h["X-Asrs-Signature"] = []string{AzureSignature(t.Azure.AccessKeys, az.connID)}
+	injectTrace(ctx, h) // Azure Functions read traceparent too
 	req.Header = h
 	return d.exchange(ctx, parent, t, ev, req, timeout, d.cfg.Now(), true)
 }

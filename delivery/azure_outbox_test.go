@@ -87,7 +87,7 @@ func TestAzureOutboxSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	d1.SetTargets([]Target{h.target("fn", "*")})
-	d1.Notify(azureConnected("c1"))
+	d1.Notify(context.Background(), azureConnected("c1"))
 	testutil.Eventually(t, waitFor, "first attempt", func() bool { return len(h.all()) == 1 })
 	if err := d1.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestAzureFirstMatchOnly(t *testing.T) {
 	own := newHook(t)
 	d := startDispatcher(t, fastRetry)
 	d.SetTargets([]Target{narrow.target("narrow", "disconnected"), first.target("first", "*"), own.target("chat", "own"), second.target("second", "connected")})
-	d.Notify(azureConnected("c2"))
+	d.Notify(context.Background(), azureConnected("c2"))
 	testutil.Eventually(t, waitFor, "delivered", func() bool { return d.Status().Outbox.Depth == 0 })
 	if n1, n2, nn, no := len(first.all()), len(second.all()), len(narrow.all()), len(own.all()); n1 != 1 || n2 != 0 || nn != 0 || no != 1 {
 		t.Errorf("requests: first %d, second %d, narrow %d, own profile %d; want 1, 0, 0, 1", n1, n2, nn, no)

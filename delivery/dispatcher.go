@@ -14,7 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/internal/tracing"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -66,8 +69,9 @@ type DispatcherConfig struct {
 	Origin string
 	// OnReply runs the actions of a notification's reply (connected,
 	// disconnected). Nil ignores them. It is called from a delivery
-	// goroutine, before the next event of the same connection is sent.
-	OnReply func(ev *upstream.Event, r *upstream.Reply)
+	// goroutine, before the next event of the same connection is sent,
+	// with a context carrying the notification's trace context.
+	OnReply func(ctx context.Context, ev *upstream.Event, r *upstream.Reply)
 	// OnDisable persists that an upstream answered 410 Gone and is now
 	// disabled. Nil keeps it in memory only.
 	OnDisable func(hub, name, reason string)
@@ -75,6 +79,10 @@ type DispatcherConfig struct {
 	// attempt as it ends, for metrics. It runs on the delivering goroutine
 	// and must not block.
 	OnAttempt func(Attempt)
+	// TracerProvider makes a client span for every webhook attempt (see
+	// trace.go). Nil means none; the trace context of the caller is still
+	// sent in traceparent.
+	TracerProvider trace.TracerProvider
 	// Logger receives delivery failures and breaker changes. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -127,7 +135,8 @@ type Dispatcher struct {
 	log    *slog.Logger
 	routes atomic.Pointer[map[string][]route] // hub → upstreams in registration order
 	ob     outbox
-	tokens tokenCache // OAuth tokens of the upstreams that need one
+	tracer trace.Tracer // nil when DispatcherConfig.TracerProvider is
+	tokens tokenCache   // OAuth tokens of the upstreams that need one
 }
 
 // route is an upstream as registered, with its live state.
@@ -193,7 +202,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger, tracer: tracing.Tracer(cfg.TracerProvider, tracerName)}
 	empty := map[string][]route{}
 	d.routes.Store(&empty)
 	if err := d.ob.start(d); err != nil {
@@ -289,7 +298,10 @@ func (d *Dispatcher) call(ctx context.Context, r route, ev *upstream.Event) (*up
 // outbox for every matching upstream and returns once it is stored; it is
 // delivered later, in order per connection and upstream, and retried until
 // OutboxTTL. The actions of each reply go to DispatcherConfig.OnReply.
-func (d *Dispatcher) Notify(ev *upstream.Event) {
+// The trace context of ctx is stored with the notification, so its
+// webhooks continue the trace of its cause even after a restart; ctx's
+// cancellation does not matter.
+func (d *Dispatcher) Notify(ctx context.Context, ev *upstream.Event) {
 	var targets []route
 	azureTaken := false // upstreams of the Azure profile: the first match only, as in Azure
 	for _, r := range (*d.routes.Load())[ev.Hub] {
@@ -301,7 +313,7 @@ func (d *Dispatcher) Notify(ev *upstream.Event) {
 	if len(targets) == 0 {
 		return
 	}
-	d.ob.add(ev, targets)
+	d.ob.add(ctx, ev, targets)
 }
 
 // Status is the dispatcher's live state for the admin API.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/internal/tracing"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -40,6 +41,10 @@ type record struct {
 	// the Azure profile, whose requests carry it, so a replay after a
 	// restart sends what the first attempt would have.
 	Client *upstream.ClientInfo `json:"client,omitempty"`
+	// TraceParent and TraceState are the W3C trace context of the event's
+	// cause, so every attempt, after a restart too, continues its trace.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 type laneKey struct{ hub, name string }
@@ -164,6 +169,9 @@ func (o *outbox) start(d *Dispatcher) error {
 		if rec.Client != nil {
 			ev.Client = *rec.Client
 		}
+		if !tracing.Valid(rec.TraceParent, rec.TraceState) {
+			rec.TraceParent, rec.TraceState = "", "" // deliver it all the same, in a trace of its own
+		}
 		o.insertLocked(&item{seq: seq, rec: rec, ev: ev})
 		return nil
 	})
@@ -287,7 +295,7 @@ func (o *outbox) kick() {
 }
 
 // add stores one notification per target and returns once it is durable.
-func (o *outbox) add(ev *upstream.Event, targets []route) {
+func (o *outbox) add(ctx context.Context, ev *upstream.Event, targets []route) {
 	d := o.d
 	body, err := encodeEvent(ev)
 	if err != nil {
@@ -295,9 +303,11 @@ func (o *outbox) add(ev *upstream.Event, targets []route) {
 		return
 	}
 	id, now := newEventID(), d.cfg.Now().UTC()
+	tp, ts := tracing.Strings(ctx)
 	w := &write{done: make(chan struct{})}
 	for _, r := range targets {
-		it := &item{ev: ev, rec: record{ID: id, Hub: ev.Hub, Upstream: r.t.Name, Created: now, Event: body}}
+		it := &item{ev: ev, rec: record{ID: id, Hub: ev.Hub, Upstream: r.t.Name, Created: now, Event: body,
+			TraceParent: tp, TraceState: ts}}
 		if r.t.Azure != nil {
 			it.rec.Client = &ev.Client
 		}
@@ -455,7 +465,8 @@ func (o *outbox) deliver(r route, it *item) (res result, park bool) {
 	if err != nil {
 		return result{}, true
 	}
-	res = d.send(o.ctx, r, it.ev, it.rec.Event, it.rec.ID, it.attempt)
+	ctx := tracing.FromStrings(o.ctx, it.rec.TraceParent, it.rec.TraceState)
+	res = d.send(ctx, r, it.ev, it.rec.Event, it.rec.ID, it.attempt)
 	done(res.outcome)
 	if res.gone {
 		d.disable(r.l, res.err.Error())
@@ -469,7 +480,7 @@ func (o *outbox) deliver(r route, it *item) (res result, park bool) {
 		return res, false
 	}
 	if res.reply != nil && len(res.reply.Actions) > 0 && d.cfg.OnReply != nil {
-		d.cfg.OnReply(it.ev, res.reply)
+		d.cfg.OnReply(context.WithoutCancel(ctx), it.ev, res.reply)
 	}
 	return res, false
 }

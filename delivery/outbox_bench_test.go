@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -41,7 +42,7 @@ func BenchmarkOutboxWrite(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		conn := fmt.Sprint("c", n.Add(1))
 		for pb.Next() {
-			d.Notify(&upstream.Event{Hub: "chat", ConnectionID: conn, Event: upstream.EventConnected})
+			d.Notify(context.Background(), &upstream.Event{Hub: "chat", ConnectionID: conn, Event: upstream.EventConnected})
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
@@ -62,7 +63,7 @@ func BenchmarkOutboxDeliver(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		conn := fmt.Sprint("c", n.Add(1))
 		for pb.Next() {
-			d.Notify(&upstream.Event{Hub: "chat", ConnectionID: conn, Event: upstream.EventConnected})
+			d.Notify(context.Background(), &upstream.Event{Hub: "chat", ConnectionID: conn, Event: upstream.EventConnected})
 		}
 	})
 	deadline := time.Now().Add(time.Minute)

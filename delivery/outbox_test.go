@@ -105,7 +105,7 @@ func TestOutboxRetriesInOrder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for _, ev := range evs {
-				d.Notify(ev)
+				d.Notify(context.Background(), ev)
 			}
 		}()
 	}
@@ -147,7 +147,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	d1.SetTargets([]Target{h.target("chat", "fn")})
 	evs := append(lifecycle("a", 1), lifecycle("b", 2)...)
 	for _, ev := range evs {
-		d1.Notify(ev)
+		d1.Notify(context.Background(), ev)
 	}
 	h.waitHits(2) // both connections' first events were tried
 	if err := d1.Close(context.Background()); err != nil {
@@ -185,7 +185,7 @@ func TestOutboxRetryAfter(t *testing.T) {
 	})
 	d := startDispatcher(t, fastRetry)
 	d.SetTargets([]Target{h.target("chat", "fn")})
-	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
+	d.Notify(context.Background(), &upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
 	hits := h.waitHits(2)
 	if gap := hits[1].at.Sub(hits[0].at); gap < time.Second {
 		t.Errorf("retried after %v, want at least the 1s of Retry-After (backoff alone is 5ms)", gap)
@@ -219,7 +219,7 @@ func TestOutboxGoneDisables(t *testing.T) {
 	tg := h.target("chat", "fn")
 	tg.Filter, _ = ParseFilter(nil)
 	d.SetTargets([]Target{tg})
-	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
+	d.Notify(context.Background(), &upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
 	select {
 	case r := <-disabled:
 		if !strings.HasPrefix(r, "chat/fn: ") || !strings.Contains(r, "410 Gone") {
@@ -228,7 +228,7 @@ func TestOutboxGoneDisables(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("OnDisable not called")
 	}
-	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventDisconnected})
+	d.Notify(context.Background(), &upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventDisconnected})
 	st := d.Status().Upstreams[0]
 	if !st.Disabled || !strings.Contains(st.DisabledReason, "410") || st.Outbox != 2 {
 		t.Errorf("status = %+v, want disabled with 2 waiting", st)
@@ -256,7 +256,7 @@ func TestOutboxLimitDropsOldest(t *testing.T) {
 	d.SetTargets([]Target{tg})
 	evs := lifecycle("c", 4)
 	for _, ev := range evs {
-		d.Notify(ev)
+		d.Notify(context.Background(), ev)
 	}
 	if st := d.Status().Outbox; st.Depth != 3 || st.Dropped != 2 || st.Limit != 3 {
 		t.Fatalf("outbox = %+v, want depth 3, dropped 2", st)
@@ -276,7 +276,7 @@ func TestOutboxExpires(t *testing.T) {
 	cfg.Now, cfg.OutboxTTL = clk.Now, time.Hour
 	d := startDispatcher(t, cfg)
 	d.SetTargets([]Target{h.target("chat", "fn")})
-	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
+	d.Notify(context.Background(), &upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
 	h.waitHits(2)
 	clk.Advance(time.Hour + time.Second)
 	testutil.Eventually(t, waitFor, "expiry", func() bool { return d.Status().Outbox.Expired == 1 })
@@ -303,7 +303,7 @@ func TestOutboxPausesWhileBreakerOpen(t *testing.T) {
 	d := startDispatcher(t, cfg)
 	d.SetTargets([]Target{h.target("chat", "fn")})
 	for _, ev := range lifecycle("c", 1) {
-		d.Notify(ev)
+		d.Notify(context.Background(), ev)
 	}
 	testutil.Eventually(t, waitFor, "breaker open", func() bool { return d.Status().Upstreams[0].Breaker.State == BreakerOpen })
 	if n := len(h.all()); n != 3 {
@@ -334,12 +334,12 @@ func TestOutboxRepliesGoToOnReply(t *testing.T) {
 	})
 	got := make(chan string, 1)
 	cfg := fastRetry
-	cfg.OnReply = func(ev *upstream.Event, r *upstream.Reply) {
+	cfg.OnReply = func(_ context.Context, ev *upstream.Event, r *upstream.Reply) {
 		got <- ev.ConnectionID + " " + r.Actions[0].Action + " " + r.Actions[0].Group
 	}
 	d := startDispatcher(t, cfg)
 	d.SetTargets([]Target{h.target("chat", "fn")})
-	d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c7", Event: upstream.EventConnected})
+	d.Notify(context.Background(), &upstream.Event{Hub: "chat", ConnectionID: "c7", Event: upstream.EventConnected})
 	select {
 	case s := <-got:
 		if s != "c7 "+actions.AddToGroup+" lobby" {

@@ -155,10 +155,12 @@ func (d *Dispatcher) send(ctx context.Context, r route, ev *upstream.Event, body
 // sendPrepared is send for an event whose request prepare already made
 // (rq; nil to make it here).
 func (d *Dispatcher) sendPrepared(ctx context.Context, r route, ev *upstream.Event, rq *request, body []byte, id string, attempt int) result {
+	ctx, span := d.startSpan(ctx, r.t, ev, id, attempt)
 	start := time.Now()
 	res, status := d.post(ctx, r.t, ev, rq, body, id)
 	latency := time.Since(start)
 	d.observe(r, ev.Event, res, latency)
+	endSpan(span, status, res.err)
 	entry := Delivery{Time: d.cfg.Now(), ID: id, Event: ev.Event, Target: ev.Target, ConnectionID: ev.ConnectionID,
 		Status: status, LatencyMS: float64(latency.Microseconds()) / 1000, Attempt: attempt}
 	if res.err != nil {
@@ -250,6 +252,7 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 	h["Webhook-Id"] = one(0)
 	h["Webhook-Timestamp"] = one(7)
 	h["Webhook-Signature"] = one(8)
+	injectTrace(ctx, h)
 	if auth != "" {
 		h["Authorization"] = []string{auth}
 	}

@@ -154,7 +154,7 @@ func TestTooLargeNotRetried(t *testing.T) {
 		h.setRespond(func(int, hit) (int, http.Header, string) { return status, nil, "" })
 		d := startDispatcher(t, fastRetry)
 		d.SetTargets([]Target{h.target("chat", "fn")})
-		d.Notify(&upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
+		d.Notify(context.Background(), &upstream.Event{Hub: "chat", ConnectionID: "c", Event: upstream.EventConnected})
 		testutil.Eventually(t, waitFor, "outbox drained", func() bool { return d.Status().Outbox.Depth == 0 })
 		if n := len(h.all()); n != 1 {
 			t.Errorf("%d: upstream asked %d times, want once", status, n)
@@ -170,8 +170,8 @@ func TestOversizedNotificationDropped(t *testing.T) {
 	h := newPickyHook(t)
 	d := startDispatcher(t, fastRetry)
 	d.SetTargets([]Target{h.target("chat", "fn")})
-	d.Notify(withUser(&upstream.Event{Hub: "chat", ConnectionID: "big", Event: upstream.EventConnected}, strings.Repeat("u", 100<<10)))
-	d.Notify(withUser(&upstream.Event{Hub: "chat", ConnectionID: "ok", Event: upstream.EventConnected}, "alice"))
+	d.Notify(context.Background(), withUser(&upstream.Event{Hub: "chat", ConnectionID: "big", Event: upstream.EventConnected}, strings.Repeat("u", 100<<10)))
+	d.Notify(context.Background(), withUser(&upstream.Event{Hub: "chat", ConnectionID: "ok", Event: upstream.EventConnected}, "alice"))
 	testutil.Eventually(t, waitFor, "outbox drained", func() bool { return d.Status().Outbox.Depth == 0 })
 	hits := h.all()
 	if len(hits) != 1 || hits[0].ev.ConnectionID != "ok" {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchboard-gw/switchboard/actions"
 )
 
@@ -17,6 +19,8 @@ import (
 func (g *Gateway) Apply(ctx context.Context, hub string, a *actions.Action) error {
 	op := &Op{Hub: hub, Action: a}
 	switch a.Action {
+	case actions.CloseConnection:
+		op.setTrace(ctx)
 	case actions.AddUserToGroup:
 		until, err := g.saveUserGroup(ctx, hub, a)
 		if err != nil {
@@ -37,12 +41,13 @@ func (g *Gateway) Apply(ctx context.Context, hub string, a *actions.Action) erro
 // saved by Apply; here they only change the user's connections on this node
 // (one with a ttl ends ttl seconds from now, see sweep).
 func (g *Gateway) ApplyLocal(hubName string, a *actions.Action) error {
-	return g.applyLocal(hubName, a, time.Time{})
+	return g.applyLocal(hubName, a, time.Time{}, trace.SpanContext{})
 }
 
 // applyLocal is ApplyLocal with the end of an addUserToGroup membership as
-// its origin computed it (zero: now plus the action's ttl, if any).
-func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time) error {
+// its origin computed it (zero: now plus the action's ttl, if any) and, for
+// a close, the trace context of its cause.
+func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time, cause trace.SpanContext) error {
 	switch a.Action {
 	case actions.AddUserToGroup, actions.RemoveUserFromGroup:
 		g.userGroupLocal(hubName, a, until)
@@ -108,7 +113,7 @@ func (g *Gateway) applyLocal(hubName string, a *actions.Action, until time.Time)
 		if reason == "" {
 			reason = "closed by the server"
 		}
-		c.closeWith(CloseNormal, reason, c.codec.AppendClose(nil, a.Reason, false))
+		c.closeCausedBy(cause, CloseNormal, reason, c.codec.AppendClose(nil, a.Reason, false))
 	default:
 		return fmt.Errorf("%w: unknown action %q", actions.ErrInvalid, a.Action)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/actions"
+	"github.com/switchboard-gw/switchboard/internal/tracing"
 )
 
 // This file is the gateway's side of clustering. Everything that may concern
@@ -31,6 +32,12 @@ type Op struct {
 	// its connections then (the sweep), the moment the saved one expires,
 	// rather than ttl seconds after the op reached it. Zero otherwise.
 	Until time.Time `json:"until,omitzero"`
+	// TraceParent and TraceState are the W3C trace context of the request
+	// that asked for a close (a closeConnection action, a REST close), so
+	// the disconnected events it causes, on whichever node, continue its
+	// trace. Empty for the other ops, which cause no webhook.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // CloseOp closes the connections of Scope except Excluded.
@@ -162,6 +169,9 @@ func (op *Op) Validate() error {
 	if !op.Until.IsZero() && (op.Action == nil || op.Action.Action != actions.AddUserToGroup) {
 		return errors.New("gateway: op sets until without an addUserToGroup action")
 	}
+	if !tracing.Valid(op.TraceParent, op.TraceState) {
+		return errors.New("gateway: op carries an invalid traceparent or tracestate")
+	}
 	return nil
 }
 
@@ -270,9 +280,9 @@ func (g *Gateway) gather(ctx context.Context, q *Query) ([]Answer, error) {
 func (g *Gateway) ApplyOp(op *Op) error {
 	switch {
 	case op.Action != nil:
-		return g.applyLocal(op.Hub, op.Action, op.Until)
+		return g.applyLocal(op.Hub, op.Action, op.Until, op.traceCause())
 	case op.Close != nil:
-		_, err := g.closeLocal(op.Hub, op.Close.Scope, op.Close.Excluded, op.Close.Reason)
+		_, err := g.closeLocal(op.Hub, op.Close.Scope, op.Close.Excluded, op.Close.Reason, op.traceCause())
 		return err
 	case op.LeaveAll != nil && op.LeaveAll.ConnectionID != "":
 		return g.leaveAllLocal(op.Hub, op.LeaveAll.ConnectionID)

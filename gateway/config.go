@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Gateway. The zero value works; each field says its
@@ -71,6 +73,10 @@ type Config struct {
 	// cluster can emit disconnected events for the connections of a node
 	// that died. Nil means nobody tracks them.
 	Tracker ConnTracker
+	// TracerProvider makes the spans of connects and invocations (see
+	// trace.go). Nil means none are made; a trace context a client sends is
+	// still carried to the webhooks it causes.
+	TracerProvider trace.TracerProvider
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchboard-gw/switchboard/protocol"
 )
 
@@ -50,7 +52,8 @@ type Conn struct {
 	writing     bool // a write loop is running
 	closing     bool // no more messages are accepted
 	closeCode   int
-	closeReason string // disconnect reason for the webhook
+	closeReason string            // disconnect reason for the webhook
+	closeCause  trace.SpanContext // trace context of who asked for the close
 	groups      map[string]membership
 	done        chan struct{} // closed when the socket is closed
 
@@ -183,6 +186,13 @@ func (c *Conn) holdWrites(first []byte) {
 // may be nil) and has the write loop close the socket once everything queued
 // before it is written. The first call decides the code and reason.
 func (c *Conn) closeWith(code int, reason string, final []byte) {
+	c.closeCausedBy(trace.SpanContext{}, code, reason, final)
+}
+
+// closeCausedBy is closeWith for a close that an action or REST call asked
+// for: cause, the trace context of that request, becomes the parent of the
+// disconnected event's webhooks (see closeContext).
+func (c *Conn) closeCausedBy(cause trace.SpanContext, code int, reason string, final []byte) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -191,6 +201,7 @@ func (c *Conn) closeWith(code int, reason string, final []byte) {
 	c.closing = true
 	c.closeCode = code
 	c.closeReason = reason
+	c.closeCause = cause
 	if c.rs != nil && c.rs.detached {
 		// No socket to say it on: the connection just ends, and the Serve
 		// waiting for a resume tears it down.

@@ -16,6 +16,11 @@
 // What a client is told about a failed connect or invocation is an error's
 // ClientMessage (ClientError), never its full text, which goes to the log.
 //
+// Traces: every webhook call runs under a context carrying the W3C trace
+// context of its cause (an invocation's headers, the negotiate or transport
+// request, whoever closed the connection), with spans when
+// Config.TracerProvider is set (trace.go).
+//
 // Hub protocols: a connection speaks the protocol its handshake chose, JSON
 // or MessagePack (protocol.Codec, codec.go). A message for many connections
 // is encoded once per protocol in use and the same bytes go to every

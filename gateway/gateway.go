@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchboard-gw/switchboard/internal/tracing"
 	"github.com/switchboard-gw/switchboard/protocol"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -41,6 +44,8 @@ type Gateway struct {
 	// nanoseconds; see noteSchedulingDelay).
 	schedDelay     atomic.Int64
 	congestedUntil atomic.Int64
+	// tracer makes spans; nil when Config.TracerProvider is nil.
+	tracer trace.Tracer
 }
 
 // negotiation is a connection between negotiate and the end of its socket.
@@ -60,6 +65,10 @@ type Identity struct {
 	// so the socket that presents the same token need not be verified
 	// twice.
 	Bearer string
+	// Trace is the span context of the negotiate request (its server span,
+	// or the client's own when tracing is off): the connect event of a
+	// socket that brings no trace context of its own continues it.
+	Trace trace.SpanContext
 }
 
 // ConnectInfo is what the transport request carried, for the connect event.
@@ -67,6 +76,9 @@ type ConnectInfo struct {
 	Query        url.Values
 	Headers      http.Header
 	Subprotocols []string
+	// Trace is the trace context the transport request carried
+	// (traceparent); it takes precedence over the negotiate request's.
+	Trace trace.SpanContext
 }
 
 // New returns a running Gateway. Call Shutdown to stop it.
@@ -79,6 +91,7 @@ func New(cfg Config) *Gateway {
 		sweeperDone: make(chan struct{}),
 		stopSweep:   make(chan struct{}),
 		texts:       newLimitTexts(cfg.Limits),
+		tracer:      tracing.Tracer(cfg.TracerProvider, tracerName),
 	}
 	g.bus = cfg.Bus
 	if g.bus == nil {
@@ -203,15 +216,18 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)
 
-	rest, err := g.handshake(ctx, c, info)
+	tctx, span := g.startConnectSpan(ctx, c, info.Trace, n.identity.Trace)
+	rest, err := g.handshake(tctx, c, info)
 	if err != nil {
+		endSpan(span, err)
 		g.forget(token)
 		return err
 	}
 	g.log.Debug("connected", "hub", h.name, "conn", c.id, "user", c.userID)
 	if g.wants(h.name, upstream.EventConnected, "") {
-		g.cfg.Webhooks.Notify(c.event(upstream.EventConnected))
+		g.cfg.Webhooks.Notify(tctx, c.event(upstream.EventConnected))
 	}
+	span.End()
 	if len(rest) > 0 && !c.handleFrame(ctx, rest, c.codec.Binary()) {
 		g.end(c)
 		return nil
@@ -281,7 +297,7 @@ func (g *Gateway) end(c *Conn) {
 	if g.wants(h.name, upstream.EventDisconnected, "") {
 		ev := c.event(upstream.EventDisconnected)
 		ev.Reason = reason
-		g.cfg.Webhooks.Notify(ev)
+		g.cfg.Webhooks.Notify(c.closeContext(), ev)
 	}
 	// Only once the disconnected event is durable may the cluster forget
 	// the connection: a node dying in between leaves the record, and a

@@ -46,10 +46,12 @@ type Webhooks interface {
 	// text for errors without one.
 	Call(ctx context.Context, ev *upstream.Event) (*upstream.Reply, error)
 	// Notify hands over a notification (connected, disconnected) for
-	// delivery. The actions of replies are the implementation's business
-	// (delivery.Dispatcher hands them to its OnReply, which survives
-	// restarts where a callback would not).
-	Notify(ev *upstream.Event)
+	// delivery. ctx carries the trace context of the notification's cause,
+	// which goes with it (through the durable outbox) into its webhooks;
+	// its cancellation does not stop the delivery. The actions of replies
+	// are the implementation's business (delivery.Dispatcher hands them to
+	// its OnReply, which survives restarts where a callback would not).
+	Notify(ctx context.Context, ev *upstream.Event)
 }
 
 // UserGroupStore persists user-group memberships so that they apply to a

@@ -218,6 +218,9 @@ func (c *Conn) awaitInvocations() {
 // the connection meanwhile, as the upstream asked.
 func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	g := c.g
+	ctx, span := g.startInvokeSpan(ctx, c, m)
+	var failed error
+	defer func() { endSpan(span, failed) }()
 	wantsReply := m.HasInvocationID
 	ev := c.event(upstream.EventMessage)
 	if wantsReply {
@@ -227,6 +230,7 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 	ev.Target = m.Target
 	ev.Arguments = m.Arguments
 	reply, err := g.cfg.Webhooks.Call(ctx, ev)
+	failed = err
 	if err != nil {
 		if ctx.Err() != nil {
 			g.log.Debug("message event cancelled: the connection ended", "hub", c.hub.name, "conn", c.id, "target", m.Target)
@@ -240,6 +244,7 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 		return
 	}
 	actErr := g.RunReply(context.WithoutCancel(ctx), ev, reply)
+	failed = actErr
 	if !wantsReply {
 		return
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // This file holds the operations the server REST API needs beyond Apply:
@@ -167,11 +169,14 @@ func (g *Gateway) CloseConnections(ctx context.Context, hub string, scope Scope,
 	if err := scope.Validate(); err != nil {
 		return err
 	}
-	return g.publish(ctx, &Op{Hub: hub, Close: &CloseOp{Scope: scope, Excluded: excluded, Reason: reason}})
+	op := &Op{Hub: hub, Close: &CloseOp{Scope: scope, Excluded: excluded, Reason: reason}}
+	op.setTrace(ctx)
+	return g.publish(ctx, op)
 }
 
-// closeLocal closes this node's connections of scope and returns how many.
-func (g *Gateway) closeLocal(hub string, scope Scope, excluded []string, reason string) (int, error) {
+// closeLocal closes this node's connections of scope and returns how many;
+// cause is the trace context of who asked.
+func (g *Gateway) closeLocal(hub string, scope Scope, excluded []string, reason string, cause trace.SpanContext) (int, error) {
 	h := g.lookupHub(hub)
 	if h == nil {
 		return 0, nil
@@ -193,7 +198,7 @@ func (g *Gateway) closeLocal(hub string, scope Scope, excluded []string, reason 
 	n := 0
 	for _, c := range conns {
 		if !skip(c.id) {
-			c.closeWith(CloseNormal, reason, frames.get(c.codec))
+			c.closeCausedBy(cause, CloseNormal, reason, frames.get(c.codec))
 			n++
 		}
 	}

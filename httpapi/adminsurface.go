@@ -21,12 +21,13 @@ func (s *Server) operatorRoutes(e *echo.Echo) {
 
 // newAdminEcho builds the handler of the separate admin listener: the
 // operator routes plus /healthz and /readyz, for probes that reach only
-// that listener.
+// that listener, with the main handler's middleware (request ids, traces).
 func (s *Server) newAdminEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestID)
+	e.Use(s.traceRequests)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	s.operatorRoutes(e)

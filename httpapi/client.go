@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gw/switchboard/gateway"
@@ -65,6 +66,7 @@ func (s *Server) negotiate(c echo.Context) error {
 	if err := s.limits.checkConnections(r, name, id.UserID); err != nil {
 		return err
 	}
+	id.Trace = trace.SpanContextFromContext(r.Context()) // see traceRequests
 	connID, token, err := s.cfg.Gateway.Negotiate(name, id)
 	if err != nil {
 		return fail(http.StatusServiceUnavailable, "the gateway is shutting down; retry on another node")

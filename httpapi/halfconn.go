@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/input"
@@ -269,7 +270,8 @@ func (s *Server) authorizeConn(r *http.Request, hub store.Hub, negotiated, user 
 // event, refused here if they break the rules, before they reach (or count
 // against) an upstream.
 func connectInfo(r *http.Request) (gateway.ConnectInfo, error) {
-	info := gateway.ConnectInfo{Query: clientQuery(r.URL.Query()), Headers: clientHeaders(r.Header)}
+	info := gateway.ConnectInfo{Query: clientQuery(r.URL.Query()), Headers: clientHeaders(r.Header),
+		Trace: trace.SpanContextFromContext(r.Context())} // see traceRequests
 	if err := input.ConnectQuery(info.Query); err != nil {
 		return info, fail(http.StatusBadRequest, "the connect request's "+err.Error())
 	}

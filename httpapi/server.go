@@ -14,9 +14,11 @@ import (
 	"github.com/switchboard-gw/switchboard/delivery"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/internal/tracing"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
 )
@@ -93,6 +95,10 @@ type Config struct {
 	// Metrics serves GET /metrics (Prometheus) to callers with the admin
 	// key. Nil answers 404.
 	Metrics http.Handler
+	// TracerProvider makes a server span for every negotiate and REST
+	// request (see trace.go). Nil means none; the trace context such a
+	// request carries is still passed on.
+	TracerProvider trace.TracerProvider
 	// Logger receives request errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -167,6 +173,7 @@ type Server struct {
 	// set; nil otherwise.
 	adminEcho *echo.Echo
 	rest      restCounters // REST calls by operation and status (metrics.go)
+	tracer    trace.Tracer // nil when Config.TracerProvider is
 }
 
 // New builds the routes.
@@ -188,7 +195,8 @@ func New(cfg Config) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{cfg: cfg, log: cfg.Logger, echo: e, limits: newClientLimits(cfg.Limits),
-		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{})}
+		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{}),
+		tracer: tracing.Tracer(cfg.TracerProvider, tracerName)}
 	e.HTTPErrorHandler = s.handleError
 	s.routes()
 	if cfg.SeparateAdmin {
@@ -213,6 +221,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) routes() {
 	e := s.echo
 	e.Use(s.requestID)
+	e.Use(s.traceRequests)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 

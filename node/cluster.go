@@ -261,7 +261,7 @@ func (n *Node) connectionLost(rec cluster.ConnRecord) {
 		u := rec.UserID
 		ev.UserID = &u
 	}
-	n.dispatcher.Notify(ev)
+	n.dispatcher.Notify(context.Background(), ev) // no cause to trace: the node died
 }
 
 // connections counts gw's connections (0 before it exists).

@@ -26,6 +26,7 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 		return nil, err
 	}
 	n.observeAttempts(&dc)
+	dc.TracerProvider = n.cfg.TracerProvider
 	dc.OnDisable = func(hub, name, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 		defer cancel()
@@ -37,9 +38,9 @@ func (n *Node) newDispatcher() (*delivery.Dispatcher, error) {
 }
 
 // runReply hands a notification's reply to the gateway, which logs what
-// fails.
-func (n *Node) runReply(ev *upstream.Event, r *upstream.Reply) {
-	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+// fails; ctx carries the notification's trace context.
+func (n *Node) runReply(ctx context.Context, ev *upstream.Event, r *upstream.Reply) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
 	_ = n.gw.RunReply(ctx, ev, r)
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchboard-gw/switchboard/delivery"
 
 	"github.com/switchboard-gw/switchboard/gateway"
@@ -126,6 +128,11 @@ type Config struct {
 	// Admin serves the admin API on a listener of its own, optionally with
 	// mutual TLS; the zero value keeps it on the main listener.
 	Admin AdminListener
+	// TracerProvider makes the spans of negotiate and REST requests,
+	// connects, invocations and webhook attempts (see docs/tracing.md).
+	// Nil means no spans; W3C trace context from clients is still carried
+	// into webhooks.
+	TracerProvider trace.TracerProvider
 	// Identities lets REST and admin callers authenticate with tokens of
 	// trusted OpenID Connect issuers (see httpapi.Config.Identities). Nil
 	// means access keys and the admin key only.
@@ -274,6 +281,7 @@ func Start(cfg Config) (*Node, error) {
 		StatefulReconnectBuffer: cfg.StatefulReconnectBuffer,
 		Webhooks:                n.dispatcher,
 		UserGroups:              n.config,
+		TracerProvider:          cfg.TracerProvider,
 		Logger:                  cfg.Logger,
 	}
 	if n.cl == nil {
@@ -309,6 +317,7 @@ func Start(cfg Config) (*Node, error) {
 		LongPolling:      cfg.LongPolling,
 		TrustedProxies:   cfg.TrustedProxies,
 		SeparateAdmin:    n.admin != nil,
+		TracerProvider:   cfg.TracerProvider,
 		Logger:           cfg.Logger,
 		Metrics:          n.metrics.m.Handler(),
 	}

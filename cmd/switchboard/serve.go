@@ -175,6 +175,11 @@ func newServeCmd() (*cobra.Command, *serveFlags) {
 			if err := startPprof(f.pprof); err != nil {
 				return err
 			}
+			stopTracing, err := setupTracing(&cfg, os.Getenv)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			n, err := node.Start(cfg)
 			if err != nil {
 				return explainSecrets(err)
