@@ -162,35 +162,57 @@ func (g *Gateway) Resumable(token string) bool {
 // before it returns. The returned error says why the handshake failed; once a
 // connection is established Serve returns nil however it ends.
 func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info ConnectInfo) error {
+	c, gen, err := g.open(ctx, token, tr, info)
+	if c == nil {
+		return err
+	}
+	defer g.serving.Done()
+	g.serveReads(ctx, c, tr, gen)
+	return nil
+}
+
+// open does Serve's work up to reading: it finds the negotiation, resumes
+// a stateful connection or runs the handshake and the connect event, and
+// returns the connection to read, with g.serving counting it, and the
+// socket's generation. A nil connection means there is nothing to read;
+// err says why, if it is an error.
+//
+// It is a function of its own, never inlined, so that its frame (the
+// handshake's and the connect event's locals) is gone while the
+// connection reads: an idle connection's goroutine then holds only the
+// read loop's frames, and the runtime can shrink the stack the handshake
+// grew back to its smallest size.
+//
+//go:noinline
+func (g *Gateway) open(ctx context.Context, token string, tr Transport, info ConnectInfo) (*Conn, int, error) {
 	g.mu.Lock()
 	n := g.tokens[token]
 	switch {
 	case g.stopping:
 		g.mu.Unlock()
 		_ = tr.Close(CloseGoingAway, ReasonShutdown)
-		return ErrShuttingDown
+		return nil, 0, ErrShuttingDown
 	case n == nil:
 		g.mu.Unlock()
 		_ = tr.Close(ClosePolicyViolation, "unknown connection token")
-		return ErrUnknownToken
+		return nil, 0, ErrUnknownToken
 	case n.conn != nil && n.conn.rs != nil:
 		// A stateful connection's client resumes it on a new socket.
 		c := n.conn
 		g.serving.Add(1)
 		g.mu.Unlock()
-		defer g.serving.Done()
 		gen, ok := c.resumeWith(tr)
 		if !ok {
 			_ = tr.Close(ClosePolicyViolation, "connection closed; negotiate again")
-			return ErrUnknownToken
+			g.serving.Done()
+			return nil, 0, ErrUnknownToken
 		}
 		c.lastRead.Store(g.cfg.Now().UnixNano())
-		g.serveReads(ctx, c, tr, gen)
-		return nil
+		return c, gen, nil
 	case n.conn != nil:
 		g.mu.Unlock()
 		_ = tr.Close(ClosePolicyViolation, "connection token already in use")
-		return ErrTokenInUse
+		return nil, 0, ErrTokenInUse
 	}
 	h := g.hub(n.hub)
 	c := &Conn{
@@ -210,7 +232,6 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 	n.conn = c
 	g.serving.Add(1)
 	g.mu.Unlock()
-	defer g.serving.Done()
 
 	now := g.cfg.Now().UnixNano()
 	c.lastRead.Store(now)
@@ -221,7 +242,8 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 	if err != nil {
 		endSpan(span, err)
 		g.forget(token)
-		return err
+		g.serving.Done()
+		return nil, 0, err
 	}
 	g.log.Debug("connected", "hub", h.name, "conn", c.id, "user", c.userID)
 	if g.wants(h.name, upstream.EventConnected, "") {
@@ -230,10 +252,10 @@ func (g *Gateway) Serve(ctx context.Context, token string, tr Transport, info Co
 	span.End()
 	if len(rest) > 0 && !c.handleFrame(ctx, rest, c.codec.Binary()) {
 		g.end(c)
-		return nil
+		g.serving.Done()
+		return nil, 0, nil
 	}
-	g.serveReads(ctx, c, tr, 0)
-	return nil
+	return c, 0, nil
 }
 
 // serveReads reads the client's messages from tr, the connection's socket
