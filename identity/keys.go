@@ -52,7 +52,7 @@ func newRemoteKeys(url string, client *http.Client, algs []string) *remoteKeys {
 // VerifySignature implements oidc.KeySet: it returns the payload of a
 // token signed by one of the issuer's keys.
 func (r *remoteKeys) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, r.algs)
+	jws, err := jose.ParseSignedCompact(raw, r.algs) // a JWT is compact-serialized; the JSON form is refused
 	if err != nil {
 		return nil, fmt.Errorf("malformed jwt: %v", err)
 	}
