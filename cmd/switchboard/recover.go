@@ -32,6 +32,21 @@ func (l *localStore) register(cmd *cobra.Command) {
 }
 
 // open opens the store and returns it with a function that closes it.
+// run makes a recover command's RunE: fn works on the opened store, bounded
+// in time, and the store is closed after it.
+func (l *localStore) run(fn func(ctx context.Context, c store.Config, cmd *cobra.Command) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, closeStore, err := l.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		return fn(ctx, c, cmd)
+	}
+}
+
 func (l *localStore) open(ctx context.Context) (store.Config, func(), error) {
 	keys, err := l.secrets.keys()
 	if err != nil {
@@ -93,14 +108,7 @@ func recoverCmd() *cobra.Command {
 		Example: "  switchboard recover connection-string --db switchboard.db --public-url https://gw.example.com\n" +
 			"  export SWITCHBOARD_CONNECTION_STRING=$(switchboard recover connection-string --public-url http://127.0.0.1:8080)",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c, closeStore, err := l.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: l.run(func(ctx context.Context, c store.Config, cmd *cobra.Command) error {
 			keys, err := c.AccessKeys(ctx)
 			if errors.Is(err, store.ErrNotFound) || err == nil && len(keys) == 0 {
 				return l.noKeys()
@@ -111,7 +119,7 @@ func recoverCmd() *cobra.Command {
 			conn := negotiate.ConnectionString{Endpoint: strings.TrimRight(publicURL, "/"), AccessKey: keys[0].Secret, KeyID: keys[0].ID, Version: "1.0"}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), conn.String())
 			return err
-		},
+		}),
 	}
 	cs.Flags().StringVar(&publicURL, "public-url", "http://localhost:8080",
 		"the gateway's base URL, the connection string's Endpoint (as serve's --public-url)")
@@ -121,14 +129,7 @@ func recoverCmd() *cobra.Command {
 		Example: "  switchboard recover reset-admin-key --db switchboard.db\n" +
 			"  export SWITCHBOARD_ADMIN_KEY=$(switchboard recover reset-admin-key)",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c, closeStore, err := l.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
+		RunE: l.run(func(ctx context.Context, c store.Config, cmd *cobra.Command) error {
 			if _, err := c.AdminKeyHash(ctx); errors.Is(err, store.ErrNotFound) {
 				return l.noKeys()
 			} else if err != nil {
@@ -139,9 +140,9 @@ func recoverCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "Admin key reset; the previous one no longer works. Keep this one secret: it is shown once.")
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), key)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), key)
 			return err
-		},
+		}),
 	}
 	cmd.AddCommand(cs, reset)
 	return cmd
