@@ -8,3 +8,10 @@ func (g *Gateway) Sweep(now time.Time) { g.sweep(now) }
 // MemoryUserGroups is the UserGroupStore of a gateway configured without
 // one, for tests that wrap it.
 func MemoryUserGroups(now func() time.Time) UserGroupStore { return &memoryUserGroups{now: now} }
+
+// ParkedWorkers is how many pooled goroutines wait for an invocation turn.
+func (g *Gateway) ParkedWorkers() int { return g.workers.parked() }
+
+// TrimWorkers ends the pooled goroutines that would have been idle for
+// longer than the pool keeps them after a further wait of after.
+func (g *Gateway) TrimWorkers(after time.Duration) { g.workers.trim(monoNow() + int64(after)) }

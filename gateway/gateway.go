@@ -34,6 +34,7 @@ type Gateway struct {
 
 	serving       sync.WaitGroup // one per Serve call
 	sweeperDone   chan struct{}
+	workers       workerPool // goroutines for invocation workers
 	stopSweep     chan struct{}
 	slowConsumers atomic.Int64
 	limited       limitCounters
@@ -493,6 +494,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	go func() {
 		g.serving.Wait()
 		<-g.sweeperDone
+		g.workers.stop()
 		close(done)
 	}()
 	select {

@@ -19,9 +19,11 @@ import (
 // The read loop admits each invocation (rate limit, an upstream that wants
 // it, the in-flight bound and queue) and hands it to the connection's
 // invoker, which runs at most Limits.MaxInflightInvocations workers. A
-// worker is a goroutine started when an invocation finds a free slot; it
-// runs that invocation, then the queued ones in arrival order, and ends
-// when the queue is empty, so an idle connection has none. Serve owns the
+// worker's turn starts when an invocation finds a free slot; it runs that
+// invocation, then the queued ones in arrival order, and ends when the
+// queue is empty, so an idle connection has none. Turns run on the
+// gateway's pool of goroutines (workers.go), which keep the stack a
+// webhook call grows. Serve owns the
 // workers: when the connection ends it drops what is queued, cancels the
 // context every webhook call of the connection runs under, and waits for
 // the workers before it removes the connection and sends the disconnected
@@ -149,7 +151,7 @@ func (iv *invoker) start(c *Conn, m *protocol.Message) bool {
 	case iv.running < l.MaxInflightInvocations:
 		iv.running++
 		iv.wg.Add(1)
-		go c.work(iv, m)
+		c.g.workers.run(workerTurn{c, iv, m})
 	case len(iv.queue) < l.MaxQueuedInvocations:
 		iv.queue = append(iv.queue, m)
 	default:

@@ -21,6 +21,7 @@ func (g *Gateway) sweepLoop() {
 			return
 		case <-t.C:
 			g.sweep(g.cfg.Now())
+			g.workers.trim(monoNow())
 		}
 	}
 }
