@@ -137,6 +137,9 @@ type Dispatcher struct {
 	ob     outbox
 	tracer trace.Tracer // nil when DispatcherConfig.TracerProvider is
 	tokens tokenCache   // OAuth tokens of the upstreams that need one
+	// roundTrip sends a webhook request: cfg.Client's transport (see
+	// NewDispatcher).
+	roundTrip func(*http.Request) (*http.Response, error)
 }
 
 // route is an upstream as registered, with its live state.
@@ -203,6 +206,19 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.Now = time.Now
 	}
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger, tracer: tracing.Tracer(cfg.TracerProvider, tracerName)}
+	d.roundTrip = cfg.Client.Do
+	if cfg.Client.Jar == nil && cfg.Client.Timeout == 0 {
+		// Webhooks follow no redirects, keep no cookies and bound each call
+		// with its own context, so nothing of http.Client applies: the
+		// request goes straight to the transport. Client.Do would clone
+		// every request's headers for redirects it never follows (5 of a
+		// call's allocations).
+		rt := cfg.Client.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		d.roundTrip = rt.RoundTrip
+	}
 	empty := map[string][]route{}
 	d.routes.Store(&empty)
 	if err := d.ob.start(d); err != nil {

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -170,6 +171,22 @@ func (d *Dispatcher) sendPrepared(ctx context.Context, r route, ev *upstream.Eve
 	return res
 }
 
+// ceType is the ce-type of an event: a constant for the gateway's own
+// events, so that no request builds it.
+func ceType(event string) string {
+	switch event {
+	case upstream.EventMessage:
+		return "switchboard." + upstream.EventMessage
+	case upstream.EventConnect:
+		return "switchboard." + upstream.EventConnect
+	case upstream.EventConnected:
+		return "switchboard." + upstream.EventConnected
+	case upstream.EventDisconnected:
+		return "switchboard." + upstream.EventDisconnected
+	}
+	return "switchboard." + event
+}
+
 // Header values shared by every request.
 var (
 	hdrJSON  = []string{"application/json"}
@@ -221,7 +238,7 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 	vals := [...]string{
 		id,
 		rq.source,
-		"switchboard." + ev.Event,
+		ceType(ev.Event),
 		now.UTC().Format(time.RFC3339Nano),
 		rq.hub,
 		rq.connID,
@@ -264,7 +281,7 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 // timeout), and interprets the answer: as the Azure profile reads it when
 // azure is set, else as the gateway's own contract says.
 func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstream.Event, req *http.Request, timeout time.Duration, now time.Time, azure bool) (result, int) {
-	resp, err := d.cfg.Client.Do(req)
+	resp, err := d.roundTrip(req)
 	if err != nil {
 		switch {
 		case parent.Err() != nil:
@@ -290,7 +307,7 @@ func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstrea
 			sent: !dialFailed(err), outcome: outcomeFailure, retry: true}, 0
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, d.cfg.MaxReplySize+1))
+	data, err := d.readReply(resp)
 	if err != nil {
 		if ctx.Err() != nil && parent.Err() == nil {
 			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, resp.StatusCode
@@ -310,6 +327,20 @@ func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstrea
 	}
 	res.sent = true
 	return res, resp.StatusCode
+}
+
+// readReply reads resp's body, at most MaxReplySize+1 bytes of it. A body
+// of announced length within the limit, the common case, is read into a
+// slice of exactly its size.
+func (d *Dispatcher) readReply(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= d.cfg.MaxReplySize {
+		data := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, err
+		}
+		return data, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, d.cfg.MaxReplySize+1))
 }
 
 func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response, data []byte, now time.Time) result {
@@ -408,12 +439,13 @@ func snippet(b []byte) string {
 	return ": " + string(b)
 }
 
+// unwrapURLError drops the "Post URL:" wrapping of an http.Client error
+// (the CLI and registration checks use one); the transport's own errors
+// name the address already.
 func unwrapURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
 	}
 	return err
 }

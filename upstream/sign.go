@@ -79,7 +79,16 @@ type Secrets struct {
 }
 
 type signingKey struct {
-	pool sync.Pool // of hash.Hash, keyed with the secret
+	pool sync.Pool // of *keyedMAC, keyed with the secret
+}
+
+// keyedMAC is a keyed HMAC with the scratch space one signature needs, so
+// that signing a webhook allocates nothing but the header value.
+type keyedMAC struct {
+	h       hash.Hash
+	prefix  []byte // "id.timestamp."
+	sum     [sha256.Size]byte
+	encoded [44]byte // base64 of sum
 }
 
 // ParseSecrets decodes "whsec_…" secrets. It fails with ErrMalformedSecret
@@ -93,7 +102,7 @@ func ParseSecrets(secrets ...string) (*Secrets, error) {
 			return nil, fmt.Errorf("%w: secrets[%d]", ErrMalformedSecret, i)
 		}
 		k := &signingKey{}
-		k.pool.New = func() any { return hmac.New(sha256.New, raw) }
+		k.pool.New = func() any { return &keyedMAC{h: hmac.New(sha256.New, raw)} }
 		s.keys[i] = k
 	}
 	return s, nil
@@ -106,26 +115,33 @@ func (s *Secrets) Len() int { return len(s.keys) }
 // "v1,BASE64" entry per secret, separated by spaces.
 func (s *Secrets) Sign(id string, ts time.Time, body []byte) string {
 	var sb strings.Builder
+	sb.Grow(len(s.keys) * (len("v1,") + base64.StdEncoding.EncodedLen(sha256.Size) + 1))
 	for i, key := range s.keys {
 		if i > 0 {
 			sb.WriteByte(' ')
 		}
 		sb.WriteString("v1,")
-		sb.WriteString(base64.StdEncoding.EncodeToString(key.mac(id, ts.Unix(), body)))
+		m := key.get()
+		base64.StdEncoding.Encode(m.encoded[:], m.mac(id, ts.Unix(), body))
+		sb.Write(m.encoded[:])
+		key.pool.Put(m)
 	}
 	return sb.String()
 }
 
-func (k *signingKey) mac(id string, ts int64, body []byte) []byte {
-	h := k.pool.Get().(hash.Hash)
-	defer k.pool.Put(h)
-	h.Reset()
-	h.Write([]byte(id))
-	h.Write([]byte{'.'})
-	h.Write([]byte(strconv.FormatInt(ts, 10)))
-	h.Write([]byte{'.'})
-	h.Write(body)
-	return h.Sum(nil)
+func (k *signingKey) get() *keyedMAC { return k.pool.Get().(*keyedMAC) }
+
+// mac is the HMAC of "id.ts.body", in m's scratch space: valid until m goes
+// back to the pool.
+func (m *keyedMAC) mac(id string, ts int64, body []byte) []byte {
+	m.h.Reset()
+	m.prefix = append(m.prefix[:0], id...)
+	m.prefix = append(m.prefix, '.')
+	m.prefix = strconv.AppendInt(m.prefix, ts, 10)
+	m.prefix = append(m.prefix, '.')
+	m.h.Write(m.prefix)
+	m.h.Write(body)
+	return m.h.Sum(m.sum[:0])
 }
 
 // Verify checks a webhook's id, timestamp and signature headers against any
@@ -143,19 +159,29 @@ func (s *Secrets) Verify(id, timestamp, signature string, body []byte, now time.
 		return ErrStaleTimestamp
 	}
 	for _, key := range s.keys {
-		want := key.mac(id, ts, body)
-		for _, entry := range strings.Fields(signature) {
-			version, sig, ok := strings.Cut(entry, ",")
-			if !ok || version != "v1" {
-				continue
-			}
-			got, err := base64.StdEncoding.DecodeString(sig)
-			if err == nil && hmac.Equal(got, want) {
-				return nil
-			}
+		m := key.get()
+		ok := m.matches(m.mac(id, ts, body), signature)
+		key.pool.Put(m)
+		if ok {
+			return nil
 		}
 	}
 	return ErrBadSignature
+}
+
+// matches reports whether any "v1,BASE64" entry of signature is want.
+func (m *keyedMAC) matches(want []byte, signature string) bool {
+	for _, entry := range strings.Fields(signature) {
+		version, sig, ok := strings.Cut(entry, ",")
+		if !ok || version != "v1" {
+			continue
+		}
+		got, err := base64.StdEncoding.DecodeString(sig)
+		if err == nil && hmac.Equal(got, want) {
+			return true
+		}
+	}
+	return false
 }
 
 // Sign is ParseSecrets followed by Secrets.Sign, for a single webhook.
