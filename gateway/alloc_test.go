@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/protocol"
+	"github.com/switchboard-gw/switchboard/upstream"
 )
 
 // discard is a Transport that drops writes, counting their bytes, and whose
@@ -104,5 +106,60 @@ func TestEnqueueKeepsOrderAndClosesSlowConsumer(t *testing.T) {
 	}
 	if c.enqueue([]byte("x")) {
 		t.Error("a closing connection accepted a message")
+	}
+}
+
+// cannedHooks answers every message event with the same reply, in process:
+// the webhook call's own allocations are delivery's, pinned by
+// delivery.TestCallAllocations; this keeps the gateway's share apart.
+type cannedHooks struct{ reply *upstream.Reply }
+
+func (cannedHooks) Wants(string, string, string) bool { return true }
+func (h cannedHooks) Call(context.Context, *upstream.Event) (*upstream.Reply, error) {
+	return h.reply, nil
+}
+func (cannedHooks) Notify(context.Context, *upstream.Event) {}
+
+// signalWrites is a Transport that drops writes and says so on a channel.
+type signalWrites struct {
+	discard
+	wrote chan struct{}
+}
+
+func (s *signalWrites) WriteFrame(context.Context, []byte, bool) error {
+	s.wrote <- struct{}{}
+	return nil
+}
+
+// TestInvocationAllocations pins the gateway's share of a client
+// invocation: the frame parsed, the invocation admitted and run on a
+// pooled worker, the message event built, the reply's result sent back
+// as a Completion through the write loop. With Go 1.26 it is 15
+// allocations (see docs/benchmarks.md, issue 12).
+func TestInvocationAllocations(t *testing.T) {
+	if testutil.Race {
+		t.Skip("the race detector changes allocation counts (sync.Pool drops items)")
+	}
+	reply := &upstream.Reply{Result: json.RawMessage(`"delivered"`)}
+	// The rate limit stays on the path, too high to refuse anything.
+	g := New(Config{SweepInterval: -1, Logger: quiet, Webhooks: cannedHooks{reply}, Limits: Limits{InvocationRate: 1e9}})
+	defer g.Shutdown(context.Background())
+	tr := &signalWrites{discard: *newDiscard(), wrote: make(chan struct{}, 1)}
+	c := testConn(g, g.hub("h"), "c1", tr)
+	c.userID = "alice"
+	frame := []byte(`{"type":1,"invocationId":"7","target":"sendMessage","arguments":["hello",1732900000000]}` + "\x1e")
+	ctx := context.Background()
+	invoke := func() {
+		if !c.handleFrame(ctx, frame, false) {
+			t.Fatal("the invocation frame was refused")
+		}
+		<-tr.wrote
+	}
+	invoke()
+	const pinned = 15
+	if got := testing.AllocsPerRun(500, invoke); got > pinned {
+		t.Errorf("an invocation allocates %v times in the gateway; pinned at %d", got, pinned)
+	} else if got < pinned-3 {
+		t.Logf("an invocation allocates %v times, well under the pin of %d: lower it", got, pinned)
 	}
 }
