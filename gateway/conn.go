@@ -259,17 +259,27 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// window is the coalescing window of this connection: WriteCoalesce, or,
-// while the gateway is congested, about two of this connection's message
-// gaps (at most maxCoalesce), so that a connection receiving a message
-// every 66 ms shares a write between two or three of them instead of
-// paying a syscall for each while the CPU is the bottleneck.
+// window is the coalescing window of this connection. While the gateway
+// is congested it is about two of this connection's message gaps (at
+// least WriteCoalesce, at most maxCoalesce), so that a connection
+// receiving a message every 66 ms shares a write between two or three of
+// them instead of paying a syscall for each while the CPU is the
+// bottleneck. Otherwise it is WriteCoalesce where messages come closer
+// than that, and zero where they come further apart: there a message
+// waiting out the window would rarely find another to share its write,
+// and would only be late (chat-like traffic at a message every 10 ms or
+// more per connection).
 func (c *Conn) window() int64 {
 	base := int64(c.g.cfg.WriteCoalesce)
-	if base <= 0 || !c.g.congested() {
+	switch gap := c.gap.Load(); {
+	case base <= 0:
 		return base
+	case c.g.congested():
+		return min(max(2*gap, base), maxCoalesce)
+	case gap >= base:
+		return 0
 	}
-	return min(max(2*c.gap.Load(), base), maxCoalesce)
+	return base
 }
 
 // maxCoalesce bounds the congestion window.

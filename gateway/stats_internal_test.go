@@ -1,6 +1,10 @@
 package gateway
 
-import "testing"
+import (
+	"context"
+	"testing"
+	"time"
+)
 
 func TestCloseKind(t *testing.T) {
 	tests := []struct {
@@ -28,5 +32,38 @@ func TestCloseKind(t *testing.T) {
 				t.Errorf("closeKind(%d, %q) = %s, want %s", tt.code, tt.reason, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCoalescingWindowFollowsTraffic: a connection whose messages come
+// closer together than WriteCoalesce waits out the window to share writes;
+// one whose messages come further apart writes each at once; under
+// congestion the window spans about two gaps, within its bounds.
+func TestCoalescingWindowFollowsTraffic(t *testing.T) {
+	g := New(Config{SweepInterval: -1, Logger: quiet, WriteCoalesce: 10 * time.Millisecond})
+	defer g.Shutdown(context.Background())
+	c := testConn(g, g.hub("h"), "c1", newDiscard())
+	for _, tc := range []struct {
+		gap        time.Duration
+		congested  bool
+		wantWindow time.Duration
+	}{
+		{gap: 0, wantWindow: 10 * time.Millisecond}, // no traffic seen yet
+		{gap: 2 * time.Millisecond, wantWindow: 10 * time.Millisecond},
+		{gap: 9 * time.Millisecond, wantWindow: 10 * time.Millisecond},
+		{gap: 10 * time.Millisecond, wantWindow: 0},
+		{gap: 66 * time.Millisecond, wantWindow: 0},
+		{gap: 2 * time.Millisecond, congested: true, wantWindow: 10 * time.Millisecond},
+		{gap: 66 * time.Millisecond, congested: true, wantWindow: 132 * time.Millisecond},
+		{gap: time.Second, congested: true, wantWindow: 150 * time.Millisecond},
+	} {
+		c.gap.Store(int64(tc.gap))
+		g.congestedUntil.Store(0)
+		if tc.congested {
+			g.congestedUntil.Store(monoNow() + int64(time.Hour))
+		}
+		if got := c.window(); got != int64(tc.wantWindow) {
+			t.Errorf("gap %s, congested %v: window %s, want %s", tc.gap, tc.congested, time.Duration(got), tc.wantWindow)
+		}
 	}
 }
