@@ -220,11 +220,11 @@ func (c *Conn) closeCausedBy(cause trace.SpanContext, code int, reason string, f
 	}
 }
 
-// startWriter runs writeLoop in a new goroutine, noting when, for the
+// startWriter runs writeLoop on a pooled goroutine, noting when, for the
 // congestion detector.
 func (c *Conn) startWriter() {
 	c.spawned.Store(monoNow())
-	go c.writeLoop()
+	c.g.workers.run(workerTurn{c: c})
 }
 
 // processStart anchors lastFlush to the monotonic clock.
