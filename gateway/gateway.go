@@ -37,6 +37,7 @@ type Gateway struct {
 	workers       workerPool // goroutines for invocation workers
 	stopSweep     chan struct{}
 	slowConsumers atomic.Int64
+	stuckWrites   atomic.Int64 // sockets the sweep dropped for a write past WriteTimeout
 	limited       limitCounters
 	conns         connStats
 	texts         limitTexts
@@ -469,6 +470,10 @@ func (g *Gateway) Status() []HubStatus {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// StuckWrites counts sockets dropped because a write took longer than
+// Config.WriteTimeout.
+func (g *Gateway) StuckWrites() int64 { return g.stuckWrites.Load() }
 
 // SlowConsumers counts connections closed because their queue overflowed.
 func (g *Gateway) SlowConsumers() int64 { return g.slowConsumers.Load() }

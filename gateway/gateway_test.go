@@ -44,7 +44,11 @@ func newRig(t *testing.T) *rig {
 // newRigWith is newRig with cfg, whose clock and sweep the rig takes over.
 func newRigWith(t *testing.T, cfg gateway.Config) *rig {
 	r := &rig{t: t, clk: testutil.NewClock(time.Unix(1_800_000_000, 0))}
-	cfg.SweepInterval, cfg.Now = -1, r.clk.Now
+	// Tests sweep by hand on the fake clock, unless they ask for the loop.
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = -1
+	}
+	cfg.Now = r.clk.Now
 	r.g = gateway.New(cfg)
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ws, err := websocket.Accept(w, req, nil)
@@ -208,5 +212,39 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	}
 	if r.g.SlowConsumers() != 1 {
 		t.Fatalf("slow consumers = %d, want 1", r.g.SlowConsumers())
+	}
+}
+
+// TestStuckWriteIsAborted: a client that reads nothing fills its socket
+// until the gateway's write blocks; the sweep drops the socket once that
+// write has taken longer than WriteTimeout, which ends the connection.
+// The queue limit is far away, so only the write timeout can end it.
+func TestStuckWriteIsAborted(t *testing.T) {
+	r := newRigWith(t, gateway.Config{SweepInterval: 20 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxQueueBytes: 1 << 30})
+	ws, _ := r.connect("u")
+	big := []byte(`["` + strings.Repeat("x", 64<<10) + `"]`)
+	deadline := time.Now().Add(waitFor)
+	for i := 0; r.g.StuckWrites() == 0; i++ {
+		if i == 2000 || time.Now().After(deadline) { // 128 MB, far past any socket buffer
+			t.Fatalf("no write was aborted after %d messages of 64 KiB", i)
+		}
+		r.g.ApplyLocal("hub", &actions.Action{Action: actions.Broadcast, Target: "t", Arguments: big})
+		if i > 300 {
+			time.Sleep(5 * time.Millisecond) // the socket is full by now: wait for the sweep
+		}
+	}
+	if n := r.g.SlowConsumers(); n != 0 {
+		t.Fatalf("closed as a slow consumer (%d), not for its stuck write", n)
+	}
+	testutil.Eventually(t, waitFor, "the connection to end", func() bool { return r.served.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	for {
+		if _, _, err := ws.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the client's socket stayed open")
+			}
+			break
+		}
 	}
 }

@@ -24,6 +24,15 @@ type Transport interface {
 	Close(code int, reason string) error
 }
 
+// Aborter is implemented by transports that can drop their socket at
+// once, from any goroutine, so that a write blocked on a client that reads
+// nothing fails. The gateway bounds their writes from its sweep instead of
+// with a context per write: their WriteFrame gets a context that never
+// ends.
+type Aborter interface {
+	Abort()
+}
+
 // KeepAliveTransport is implemented by transports that tell a dead client
 // apart themselves (Long Polling: the polls are the sign of life). When
 // InherentKeepAlive reports true the gateway neither pings the connection

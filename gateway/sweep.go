@@ -46,12 +46,15 @@ func (g *Gateway) sweep(now time.Time) {
 	// Send buffers go back to the pool after a quiet spell. This is memory
 	// housekeeping, not protocol, so it runs on the real clock.
 	quietSince := int64(time.Since(processStart) - bufferIdleAfter)
+	// Writes are timed on the same clock (see Conn.write).
+	stuckSince := monoNow() - int64(g.cfg.WriteTimeout)
 	var leased []*Conn
 	g.hubs.Range(func(_, v any) bool {
 		h := v.(*hub)
 		leased = leased[:0]
 		h.eachConn(func(c *Conn) {
 			c.releaseIdle(quietSince)
+			c.abortStuckWrite(stuckSince)
 			if c.leaseDueBy(nowNano) {
 				leased = append(leased, c)
 			}
