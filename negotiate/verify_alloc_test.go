@@ -1,6 +1,7 @@
 package negotiate
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,5 +79,15 @@ func TestAudienceEqualToWanted(t *testing.T) {
 			}
 			mustContain(t, err, tt.wantErr)
 		})
+	}
+}
+
+// TestUserIDUnreadable: a token UserID cannot read names no user.
+func TestUserIDUnreadable(t *testing.T) {
+	t.Parallel()
+	for _, tok := range []string{"", "a", "a.b", "a.!!.c", "a." + rawSeg("null") + ".c", "a." + rawSeg(`{"sub":`) + ".c", "a." + strings.Repeat("e", MaxTokenSize+1) + ".c"} {
+		if got := UserID(tok); got != "" {
+			t.Errorf("UserID(%.20q): got %q, want \"\"", tok, got)
+		}
 	}
 }
