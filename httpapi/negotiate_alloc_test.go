@@ -133,8 +133,11 @@ func TestNegotiateResponse(t *testing.T) {
 // TestNegotiateAllocations pins what one negotiate allocates through the
 // real server's ServeHTTP: echo's routing, the request id, the token check
 // (negotiate.TestVerifyAllocations pins that part), the gateway's
-// reservation and the answer. The figure is measured here; see the test's
-// history for what each change took off.
+// reservation and the answer. Measured here: 86 before issue 12's work;
+// the token check took off 27 (see negotiate.TestVerifyAllocations), the
+// hand-built answer and parsing the query once 10. What is left is mostly
+// the claims map, the gateway's ids, the request id and echo's per-request
+// middleware closures.
 func TestNegotiateAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector drops pooled items at random")
@@ -149,7 +152,7 @@ func TestNegotiateAllocations(t *testing.T) {
 			t.Fatalf("status %d: %s", w.status, w.body)
 		}
 	})
-	if want := 55.0; got != want {
+	if want := 49.0; got != want {
 		t.Errorf("negotiate allocates %v times, want %v (update the figure and its comment if it fell)", got, want)
 	}
 }

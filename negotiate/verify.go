@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -44,6 +45,7 @@ type Identity struct {
 // concurrent use; SetKeys replaces the key set atomically.
 type Verifier struct {
 	keys        atomic.Pointer[[]*verifyKey]
+	headers     headerCache
 	now         func() time.Time
 	leeway      time.Duration
 	maxLifetime time.Duration
@@ -137,6 +139,44 @@ type tokenHeader struct {
 	Kid string `json:"kid"`
 }
 
+// maxHeaders bounds headerCache: an issuer writes one header per key
+// ({"alg":"HS256","kid":…,"typ":"JWT"}), so a handful covers every token.
+const maxHeaders = 32
+
+// headerCache remembers the headers of tokens whose signature verified, by
+// their base64url text, so the next token with the same header skips
+// decoding it (a third of Verify's JSON work). Only a key holder can add
+// one, and there are at most maxHeaders. Lookups take no lock: adding
+// copies the map.
+type headerCache struct {
+	m  atomic.Pointer[map[string]tokenHeader]
+	mu sync.Mutex // serialises add
+}
+
+func (c *headerCache) get(seg string) (tokenHeader, bool) {
+	m := c.m.Load()
+	if m == nil {
+		return tokenHeader{}, false
+	}
+	h, ok := (*m)[seg]
+	return h, ok
+}
+
+func (c *headerCache) add(seg string, h tokenHeader) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil && (len(*old) >= maxHeaders || (*old)[seg] == h) {
+		return
+	}
+	m := make(map[string]tokenHeader, 1)
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	m[strings.Clone(seg)] = h // seg points into the token, which may be large
+	c.m.Store(&m)
+}
+
 // Verify checks token and returns what it says about the bearer.
 //
 // The algorithm must be HS256 and exp must be present, at most the
@@ -171,9 +211,11 @@ func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
 	bp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(bp)
 	buf := *bp
-	var hdr tokenHeader
-	if err := decodeJSONSegment(head, buf, &hdr); err != nil {
-		return nil, invalid("malformed token: header " + err.Error())
+	hdr, known := v.headers.get(head)
+	if !known {
+		if err := decodeJSONSegment(head, buf, &hdr); err != nil {
+			return nil, invalid("malformed token: header " + err.Error())
+		}
 	}
 	var claims map[string]any
 	if err := decodeJSONSegment(payload, buf, &claims); err != nil {
@@ -191,6 +233,9 @@ func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
 	signed := append(buf[:0], token[:len(head)+1+len(payload)]...)
 	if err := v.checkSignature(signed, sig, buf[len(signed):], hdr.Kid); err != nil {
 		return nil, err
+	}
+	if !known {
+		v.headers.add(head, hdr)
 	}
 
 	id, err := v.checkClaims(claims)
