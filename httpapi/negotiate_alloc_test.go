@@ -152,7 +152,7 @@ func TestNegotiateAllocations(t *testing.T) {
 			t.Fatalf("status %d: %s", w.status, w.body)
 		}
 	})
-	if want := 49.0; got != want {
+	if want := 48.0; got != want {
 		t.Errorf("negotiate allocates %v times, want %v (update the figure and its comment if it fell)", got, want)
 	}
 }
