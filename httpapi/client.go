@@ -87,6 +87,10 @@ func (s *Server) negotiate(c echo.Context) error {
 // this one (its capacity is full), so every response may share it.
 var jsonContentType = []string{echo.MIMEApplicationJSON}
 
+// varyOrigin is the Vary header of client endpoints' answers, which depend
+// on the request's Origin (setCORS).
+var varyOrigin = []string{"Origin"}
+
 // negotiateBuffers hold negotiate answers while they are built.
 var negotiateBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
@@ -187,7 +191,11 @@ func (s *Server) preflight(c echo.Context, methods string) error {
 // with credentials: "include") requires.
 func (s *Server) setCORS(c echo.Context, hubOrigins []string) error {
 	h := c.Response().Header()
-	h.Add("Vary", "Origin")
+	if _, ok := h["Vary"]; ok {
+		h.Add("Vary", "Origin")
+	} else {
+		h["Vary"] = varyOrigin // shared, as jsonContentType is
+	}
 	origin := c.Request().Header.Get("Origin")
 	if err := s.checkOrigin(c.Request(), hubOrigins); err != nil || origin == "" {
 		return err
