@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -48,7 +49,8 @@ type transport struct {
 // token and reserves a connection.
 func (s *Server) negotiate(c echo.Context) error {
 	r := c.Request()
-	name, hub, err := s.hubFromQuery(r)
+	query := c.QueryParams() // parsed once, kept by echo
+	name, hub, err := s.hubFrom(r.Context(), query)
 	if err != nil {
 		s.setCORS(c, nil)
 		return err
@@ -71,13 +73,92 @@ func (s *Server) negotiate(c echo.Context) error {
 	if err != nil {
 		return fail(http.StatusServiceUnavailable, "the gateway is shutting down; retry on another node")
 	}
-	return c.JSON(http.StatusOK, negotiateResponse{
+	return writeNegotiateResponse(c.Response(), negotiateResponse{
 		NegotiateVersion:     1,
 		ConnectionID:         connID,
 		ConnectionToken:      token,
 		AvailableTransports:  hubTransports(hub),
-		UseStatefulReconnect: strings.EqualFold(r.URL.Query().Get("useStatefulReconnect"), "true"),
+		UseStatefulReconnect: strings.EqualFold(query.Get("useStatefulReconnect"), "true"),
 	})
+}
+
+// jsonContentType is the Content-Type of JSON answers, as echo's c.JSON
+// sets it. net/http only reads a header's value slice, and Add would copy
+// this one (its capacity is full), so every response may share it.
+var jsonContentType = []string{echo.MIMEApplicationJSON}
+
+// varyOrigin is the Vary header of client endpoints' answers, which depend
+// on the request's Origin (setCORS).
+var varyOrigin = []string{"Origin"}
+
+// negotiateBuffers hold negotiate answers while they are built.
+var negotiateBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeNegotiateResponse answers 200 with resp as JSON, the same bytes
+// echo's c.JSON writes (encoding/json with HTML escaping, then a newline).
+// It builds them by hand: negotiate is on every connect's path and the
+// encoder cost five allocations per answer, where the only variable parts
+// are two ids and a flag.
+func writeNegotiateResponse(w *echo.Response, resp negotiateResponse) error {
+	bp := negotiateBuffers.Get().(*[]byte)
+	defer negotiateBuffers.Put(bp)
+	b := appendNegotiateResponse((*bp)[:0], resp)
+	*bp = b
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(b)
+	return err
+}
+
+// appendNegotiateResponse appends resp as encoding/json's Encoder writes it.
+func appendNegotiateResponse(b []byte, resp negotiateResponse) []byte {
+	b = append(b, `{"negotiateVersion":`...)
+	b = strconv.AppendInt(b, int64(resp.NegotiateVersion), 10)
+	b = append(b, `,"connectionId":`...)
+	b = appendJSONString(b, resp.ConnectionID)
+	b = append(b, `,"connectionToken":`...)
+	b = appendJSONString(b, resp.ConnectionToken)
+	b = append(b, `,"availableTransports":`...)
+	b = append(b, transportsJSON(resp.AvailableTransports)...)
+	if resp.UseStatefulReconnect {
+		b = append(b, `,"useStatefulReconnect":true`...)
+	}
+	return append(b, "}\n"...)
+}
+
+// allTransportsJSON is allTransports as JSON, the list nearly every hub
+// offers.
+var allTransportsJSON = mustMarshal(allTransports)
+
+// transportsJSON is list as JSON.
+func transportsJSON(list []transport) []byte {
+	if len(list) == len(allTransports) { // hubTransports keeps allTransports' order
+		return allTransportsJSON
+	}
+	return mustMarshal(list)
+}
+
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only for values whose types always marshal
+	}
+	return b
+}
+
+// appendJSONString appends s as encoding/json quotes it. Strings of
+// printable ASCII that needs no escaping (connection ids and tokens are)
+// are copied as they are; anything else goes through encoding/json, which
+// escapes HTML characters as c.JSON's encoder does.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return append(b, mustMarshal(s)...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // negotiatePreflight answers the browser's CORS preflight for negotiate.
@@ -110,7 +191,11 @@ func (s *Server) preflight(c echo.Context, methods string) error {
 // with credentials: "include") requires.
 func (s *Server) setCORS(c echo.Context, hubOrigins []string) error {
 	h := c.Response().Header()
-	h.Add("Vary", "Origin")
+	if _, ok := h["Vary"]; ok {
+		h.Add("Vary", "Origin")
+	} else {
+		h["Vary"] = varyOrigin // shared, as jsonContentType is
+	}
 	origin := c.Request().Header.Get("Origin")
 	if err := s.checkOrigin(c.Request(), hubOrigins); err != nil || origin == "" {
 		return err
@@ -347,14 +432,19 @@ func (t *patientReads) Close(code int, reason string) error {
 
 // hubFromQuery reads and checks the hub query parameter.
 func (s *Server) hubFromQuery(r *http.Request) (string, store.Hub, error) {
-	values := r.URL.Query()["hub"]
+	return s.hubFrom(r.Context(), r.URL.Query())
+}
+
+// hubFrom reads and checks the hub parameter of a parsed query.
+func (s *Server) hubFrom(ctx context.Context, query url.Values) (string, store.Hub, error) {
+	values := query["hub"]
 	switch {
 	case len(values) == 0 || values[0] == "":
 		return "", store.Hub{}, fail(http.StatusBadRequest, "missing hub query parameter")
 	case len(values) > 1:
 		return "", store.Hub{}, fail(http.StatusBadRequest, "more than one hub query parameter")
 	}
-	hub, ae := s.findHub(r.Context(), values[0])
+	hub, ae := s.findHub(ctx, values[0])
 	if ae != nil {
 		return "", store.Hub{}, ae
 	}
@@ -531,17 +621,16 @@ func (l *clientLimits) source(r *http.Request) (netip.Prefix, bool) {
 }
 
 // negotiatedUser is the user id of the access token a connection was
-// negotiated with, which the gateway serves it as ("" for none). The token
-// was verified at negotiate; it is verified again here only to read it.
-func (s *Server) negotiatedUser(r *http.Request, hub, negotiated string) string {
+// negotiated with, which the gateway serves it as ("" for none). Negotiate
+// verified the token, so it is only read here: verifying it a second time
+// on every connect was a tenth of the connect path's CPU. The request and
+// hub are no longer needed; the signature stays for the SSE and Long
+// Polling callers (halfconn.go).
+func (s *Server) negotiatedUser(_ *http.Request, _, negotiated string) string {
 	if negotiated == "" {
 		return ""
 	}
-	id, err := s.verify(r, negotiated, func(base string) string { return negotiate.ClientURL(base, hub) })
-	if err != nil {
-		return ""
-	}
-	return id.UserID
+	return negotiate.UserID(negotiated)
 }
 
 // limitNegotiate applies the negotiate rate of r's source address.

@@ -20,6 +20,16 @@ const maxRequestID = 64
 
 type requestIDKey struct{}
 
+// requestTag is what requestID keeps of a request: its id, and the value
+// slice of the response header that sends it back, in one allocation (the
+// id boxed for the context and the header's slice were two more on every
+// request, negotiate and connect included). net/http only reads the slice;
+// Header.Add would copy it, its capacity being full.
+type requestTag struct {
+	id     string
+	header [1]string
+}
+
 // requestID gives every request an id, in its context (see logFor) and in
 // the response's X-Request-Id. An id the client sent is kept when it is
 // 1 to 64 letters, digits and ._:- (UUIDs, trace ids, a proxy's ids);
@@ -28,12 +38,13 @@ type requestIDKey struct{}
 func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		id := r.Header.Get(HeaderRequestID)
-		if !validRequestID(id) {
-			id = newRequestID()
+		tag := &requestTag{id: r.Header.Get(HeaderRequestID)}
+		if !validRequestID(tag.id) {
+			tag.id = newRequestID()
 		}
-		c.Response().Header().Set(HeaderRequestID, id)
-		c.SetRequest(r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		tag.header[0] = tag.id
+		c.Response().Header()[HeaderRequestID] = tag.header[:] // the key is canonical
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), requestIDKey{}, tag)))
 		return next(c)
 	}
 }
@@ -54,15 +65,17 @@ func validRequestID(id string) bool {
 
 func newRequestID() string {
 	var b [12]byte
+	var h [24]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	hex.Encode(h[:], b[:])
+	return string(h[:])
 }
 
 // logFor is the server's logger with the request id of ctx, if any, so
 // every line about a request carries it.
 func (s *Server) logFor(ctx context.Context) *slog.Logger {
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
-		return s.log.With("request_id", id)
+	if tag, ok := ctx.Value(requestIDKey{}).(*requestTag); ok {
+		return s.log.With("request_id", tag.id)
 	}
 	return s.log
 }

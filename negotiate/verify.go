@@ -1,12 +1,17 @@
 package negotiate
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,7 +44,8 @@ type Identity struct {
 // Verifier checks tokens against a set of access keys. It is safe for
 // concurrent use; SetKeys replaces the key set atomically.
 type Verifier struct {
-	keys        atomic.Pointer[[]AccessKey]
+	keys        atomic.Pointer[[]*verifyKey]
+	headers     headerCache
 	now         func() time.Time
 	leeway      time.Duration
 	maxLifetime time.Duration
@@ -87,18 +93,88 @@ func NewVerifier(keys []AccessKey, opts ...VerifierOption) *Verifier {
 // SetKeys replaces the trusted keys. To rotate, first SetKeys([new, old]),
 // start issuing with new, and drop old once its tokens have expired.
 func (v *Verifier) SetKeys(keys []AccessKey) {
-	ks := make([]AccessKey, 0, len(keys))
+	ks := make([]*verifyKey, 0, len(keys))
 	for _, k := range keys {
 		if k.Secret != "" {
-			ks = append(ks, k)
+			ks = append(ks, newVerifyKey(k))
 		}
 	}
 	v.keys.Store(&ks)
 }
 
+// verifyKey is a trusted key with a pool of HMACs keyed with it: keying a
+// fresh HMAC-SHA256 for every token cost five allocations and the two
+// padded key blocks' hashing, on every negotiate.
+type verifyKey struct {
+	AccessKey
+	macs sync.Pool // of hash.Hash, keyed with Secret
+}
+
+func newVerifyKey(k AccessKey) *verifyKey {
+	vk := &verifyKey{AccessKey: k}
+	secret := []byte(k.Secret) // keyed with the secret's UTF-8 bytes, as Azure does
+	vk.macs.New = func() any { return hmac.New(sha256.New, secret) }
+	return vk
+}
+
+// signs reports whether sig is the HMAC-SHA256 of signed under k, compared
+// in constant time. scratch is room for the MAC.
+func (k *verifyKey) signs(signed, sig, scratch []byte) bool {
+	h := k.macs.Get().(hash.Hash)
+	h.Reset()
+	h.Write(signed)
+	ok := hmac.Equal(sig, h.Sum(scratch[:0]))
+	k.macs.Put(h)
+	return ok
+}
+
+// scratchPool holds the buffers Verify decodes a token into: its three
+// segments decoded, and the signed part, fit in 2×MaxTokenSize. Nothing
+// Verify returns points into one (encoding/json copies the strings it
+// decodes).
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 2*MaxTokenSize); return &b }}
+
 type tokenHeader struct {
 	Alg string `json:"alg"`
 	Kid string `json:"kid"`
+}
+
+// maxHeaders bounds headerCache: an issuer writes one header per key
+// ({"alg":"HS256","kid":…,"typ":"JWT"}), so a handful covers every token.
+const maxHeaders = 32
+
+// headerCache remembers the headers of tokens whose signature verified, by
+// their base64url text, so the next token with the same header skips
+// decoding it (a third of Verify's JSON work). Only a key holder can add
+// one, and there are at most maxHeaders. Lookups take no lock: adding
+// copies the map.
+type headerCache struct {
+	m  atomic.Pointer[map[string]tokenHeader]
+	mu sync.Mutex // serialises add
+}
+
+func (c *headerCache) get(seg string) (tokenHeader, bool) {
+	m := c.m.Load()
+	if m == nil {
+		return tokenHeader{}, false
+	}
+	h, ok := (*m)[seg]
+	return h, ok
+}
+
+func (c *headerCache) add(seg string, h tokenHeader) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil && (len(*old) >= maxHeaders || (*old)[seg] == h) {
+		return
+	}
+	m := make(map[string]tokenHeader, 1)
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	m[strings.Clone(seg)] = h // seg points into the token, which may be large
+	c.m.Store(&m)
 }
 
 // Verify checks token and returns what it says about the bearer.
@@ -127,28 +203,39 @@ func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
 	if token == "" {
 		return nil, invalid("malformed token: empty")
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, invalid(fmt.Sprintf("malformed token: %d segments, want 3 (header.payload.signature)", len(parts)))
+	head, rest, _ := strings.Cut(token, ".")
+	payload, sigSeg, _ := strings.Cut(rest, ".")
+	if n := strings.Count(token, ".") + 1; n != 3 {
+		return nil, invalid(fmt.Sprintf("malformed token: %d segments, want 3 (header.payload.signature)", n))
 	}
-	var hdr tokenHeader
-	if err := decodeJSONSegment(parts[0], &hdr); err != nil {
-		return nil, invalid("malformed token: header " + err.Error())
+	bp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(bp)
+	buf := *bp
+	hdr, known := v.headers.get(head)
+	if !known {
+		if err := decodeJSONSegment(head, buf, &hdr); err != nil {
+			return nil, invalid("malformed token: header " + err.Error())
+		}
 	}
 	var claims map[string]any
-	if err := decodeJSONSegment(parts[1], &claims); err != nil {
+	if err := decodeJSONSegment(payload, buf, &claims); err != nil {
 		return nil, invalid("malformed token: payload " + err.Error())
 	}
-	sig, err := segmentEncoding.DecodeString(parts[2])
+	sig, err := decodeSegment(sigSeg, buf)
 	if err != nil {
 		return nil, invalid("malformed token: signature is not base64url: " + err.Error())
 	}
+	buf = buf[len(sig):] // the signed part and the MAC go after sig
 
 	if hdr.Alg != jwt.SigningMethodHS256.Alg() {
 		return nil, invalid(fmt.Sprintf("token is not signed with HS256 (alg %q)", hdr.Alg))
 	}
-	if err := v.checkSignature(parts[0]+"."+parts[1], sig, hdr.Kid); err != nil {
+	signed := append(buf[:0], token[:len(head)+1+len(payload)]...)
+	if err := v.checkSignature(signed, sig, buf[len(signed):], hdr.Kid); err != nil {
 		return nil, err
+	}
+	if !known {
+		v.headers.add(head, hdr)
 	}
 
 	id, err := v.checkClaims(claims)
@@ -163,8 +250,20 @@ func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
 	return id, nil
 }
 
-func decodeJSONSegment(seg string, into any) error {
-	b, err := segmentEncoding.DecodeString(seg)
+// decodeSegment decodes the base64url segment seg, at most MaxTokenSize
+// long, within buf (2×MaxTokenSize): the text is copied to its upper half
+// and decoded into the lower, which needs no conversion of seg to []byte
+// (an allocation as large as the segment).
+func decodeSegment(seg string, buf []byte) ([]byte, error) {
+	src := buf[MaxTokenSize:][:copy(buf[MaxTokenSize:], seg)]
+	n, err := segmentEncoding.Decode(buf[:MaxTokenSize], src)
+	return buf[:n], err
+}
+
+// decodeJSONSegment decodes the segment seg within buf (decodeSegment) and
+// the JSON object it holds into into.
+func decodeJSONSegment(seg string, buf []byte, into any) error {
+	b, err := decodeSegment(seg, buf)
 	if err != nil {
 		return fmt.Errorf("is not base64url: %w", err)
 	}
@@ -179,9 +278,9 @@ func decodeJSONSegment(seg string, into any) error {
 	return nil
 }
 
-// checkSignature verifies sig over signed with the candidate keys. The jwt
-// library compares HMACs in constant time.
-func (v *Verifier) checkSignature(signed string, sig []byte, kid string) error {
+// checkSignature verifies sig over signed with the candidate keys; scratch
+// is room for a MAC.
+func (v *Verifier) checkSignature(signed, sig, scratch []byte, kid string) error {
 	keys := *v.keys.Load()
 	tried := 0
 	for _, k := range keys {
@@ -189,7 +288,7 @@ func (v *Verifier) checkSignature(signed string, sig []byte, kid string) error {
 			continue
 		}
 		tried++
-		if jwt.SigningMethodHS256.Verify(signed, sig, []byte(k.Secret)) == nil {
+		if k.signs(signed, sig, scratch) {
 			return nil
 		}
 	}
@@ -242,6 +341,27 @@ func (v *Verifier) checkClaims(claims map[string]any) (*Identity, error) {
 	return &Identity{UserID: user, Claims: claims, ExpiresAt: exp.Time}, nil
 }
 
+// UserID is the user id token names, by Verify's rules (asrs.s.uid, else
+// nameid, else sub), read without checking anything: only for a token
+// Verify has accepted, such as the one a connection was negotiated with,
+// where verifying it again (its signature, claims and audience) would only
+// repeat work. "" when it names none or cannot be read.
+func UserID(token string) string {
+	_, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	if len(payload) > MaxTokenSize {
+		return ""
+	}
+	bp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(bp)
+	var claims map[string]any
+	if decodeJSONSegment(payload, *bp, &claims) != nil {
+		return ""
+	}
+	id, _ := userID(claims)
+	return id
+}
+
 // userID follows Azure's precedence: asrs.s.uid, then nameid, then sub. A
 // claim given as an array (several values of one claim type) yields its
 // first string. It returns the user id and the claim it came from.
@@ -267,6 +387,13 @@ func checkAudience(claims map[string]any, want string) error {
 	raw, ok := claims["aud"]
 	if !ok {
 		return invalid("token has no aud claim")
+	}
+	// The common case, a token issued for exactly this URL, passes every
+	// check below when want's query has at most one parameter (so cannot
+	// name two hubs): the hub aud names is want's. Parsing both URLs and
+	// their queries for it was eight allocations per token.
+	if a, ok := raw.(string); ok && a == want && atMostOneParam(want) {
+		return nil
 	}
 	auds, ok := audienceList(raw)
 	if !ok {
@@ -320,6 +447,14 @@ func checkAudience(claims map[string]any, want string) error {
 		return invalid(fmt.Sprintf("token is for hub %s, not %s", input.Quote(hubs[0]), input.Quote(wantHub)))
 	}
 	return nil
+}
+
+// atMostOneParam reports whether the query of URL u, if any, has at most
+// one parameter: no '&' or ';' (which url.ParseQuery also splits on, to
+// refuse it) follows the first '?'.
+func atMostOneParam(u string) bool {
+	_, q, _ := strings.Cut(u, "?")
+	return !strings.ContainsAny(q, "&;")
 }
 
 func wrongAudience(auds []string, want string) error {
