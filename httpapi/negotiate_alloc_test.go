@@ -14,6 +14,8 @@ import (
 	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/store"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 // hubCache is the store as a node serves it: hubs read once from the
@@ -157,7 +159,7 @@ func TestNegotiateResponse(t *testing.T) {
 // the claims map, the gateway's ids, the request id and echo's per-request
 // middleware closures.
 func TestNegotiateAllocations(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("the race detector drops pooled items at random")
 	}
 	srv, _, tok := negotiateServer(t)

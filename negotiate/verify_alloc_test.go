@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 // benchToken is a client token as the stock SDKs issue one: aud, exp, iat
@@ -35,7 +37,7 @@ func BenchmarkVerify(b *testing.B) {
 // a header seen before is not decoded again and an audience equal to the
 // wanted one needs no URL parsing. Before that work it was 56.
 func TestVerifyAllocations(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("the race detector drops pooled items at random")
 	}
 	tok := benchToken(t)

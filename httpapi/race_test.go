@@ -1,7 +1,0 @@
-//go:build race
-
-package httpapi_test
-
-// raceEnabled: the race detector makes sync.Pool drop items at random, so
-// allocation counts are not fixed under it.
-const raceEnabled = true

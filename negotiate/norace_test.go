@@ -1,5 +1,0 @@
-//go:build !race
-
-package negotiate
-
-const raceEnabled = false
