@@ -130,22 +130,29 @@ func (g *Gateway) Negotiate(hub string, id Identity) (connID, token string, err 
 // Check reports whether token may open a socket now, so the HTTP layer can
 // answer 404 or 409 before it upgrades: a token not yet used, or a stateful
 // connection's, whose client may resume it on a new socket. It returns the token's hub and the
-// access token it was negotiated with.
-func (g *Gateway) Check(token string) (hub, bearer string, err error) {
+// access token and the user id it was negotiated with.
+func (g *Gateway) Check(token string) (Negotiated, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := g.tokens[token]
 	switch {
 	case n == nil:
-		return "", "", ErrUnknownToken
+		return Negotiated{}, ErrUnknownToken
 	case n.conn != nil && n.conn.rs == nil:
-		return "", "", ErrTokenInUse
+		return Negotiated{}, ErrTokenInUse
 	case n.conn != nil && n.conn.isClosing():
 		// The stock client opens a stray socket to a stateful connection
 		// it was just told to close: it gets 404, as for a token gone.
-		return "", "", ErrUnknownToken
+		return Negotiated{}, ErrUnknownToken
 	}
-	return n.hub, n.identity.Bearer, nil
+	return Negotiated{Hub: n.hub, Bearer: n.identity.Bearer, UserID: n.identity.UserID}, nil
+}
+
+// Negotiated is what a connection token was negotiated with.
+type Negotiated struct {
+	Hub    string
+	Bearer string // the access token presented at negotiate
+	UserID string // "" for an anonymous connection
 }
 
 // Resumable reports whether token belongs to a live stateful connection: a

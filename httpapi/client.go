@@ -321,10 +321,11 @@ func (s *Server) connectWebSocket(c echo.Context, name string, hub store.Hub, to
 	if s.half.get(token) != nil {
 		return fail(http.StatusConflict, "connection token already has an open transport")
 	}
-	negotiated, err := s.checkToken(name, token)
+	n, err := s.checkToken(name, token)
 	if err != nil {
 		return err
 	}
+	negotiated := n.Bearer
 	// The access token was verified at negotiate, moments ago; the same
 	// token on the socket needs no second signature check. Any other token
 	// (or none, where the hub needs one) is checked as at negotiate.
@@ -338,7 +339,7 @@ func (s *Server) connectWebSocket(c echo.Context, name string, hub store.Hub, to
 		return err
 	}
 
-	release, err := s.limits.openConnection(r, name, s.negotiatedUser(r, name, negotiated))
+	release, err := s.limits.openConnection(r, name, n.UserID)
 	if err != nil {
 		return err
 	}
@@ -618,19 +619,6 @@ func (l *clientLimits) source(r *http.Request) (netip.Prefix, bool) {
 	}
 	p, _ := a.Prefix(bits)
 	return p, true
-}
-
-// negotiatedUser is the user id of the access token a connection was
-// negotiated with, which the gateway serves it as ("" for none). Negotiate
-// verified the token, so it is only read here: verifying it a second time
-// on every connect was a tenth of the connect path's CPU. The request and
-// hub are no longer needed; the signature stays for the SSE and Long
-// Polling callers (halfconn.go).
-func (s *Server) negotiatedUser(_ *http.Request, _, negotiated string) string {
-	if negotiated == "" {
-		return ""
-	}
-	return negotiate.UserID(negotiated)
 }
 
 // limitNegotiate applies the negotiate rate of r's source address.

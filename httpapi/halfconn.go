@@ -221,16 +221,16 @@ func (s *Server) redirectToOwner(c echo.Context, token string) (bool, error) {
 }
 
 // checkToken asks the gateway whether token, negotiated for hub, may open
-// its transport now, and returns the access token it was negotiated with.
-func (s *Server) checkToken(hub, token string) (string, error) {
-	tokenHub, negotiated, err := s.cfg.Gateway.Check(token)
+// its transport now, and returns what it was negotiated with.
+func (s *Server) checkToken(hub, token string) (gateway.Negotiated, error) {
+	n, err := s.cfg.Gateway.Check(token)
 	switch {
 	case errors.Is(err, gateway.ErrTokenInUse):
-		return "", fail(http.StatusConflict, "connection token already has an open transport")
-	case err != nil || tokenHub != hub:
-		return "", unknownConnection()
+		return n, fail(http.StatusConflict, "connection token already has an open transport")
+	case err != nil || n.Hub != hub:
+		return n, unknownConnection()
 	}
-	return negotiated, nil
+	return n, nil
 }
 
 // authorizeConn checks the bearer of a request for a connection negotiated
@@ -311,11 +311,11 @@ func (s *Server) openHalf(c echo.Context, name string, hub store.Hub, token, kin
 		return nil, gateway.ConnectInfo{}, nil, fail(http.StatusBadRequest,
 			"cannot change transports mid-connection: this connection runs over WebSockets with stateful reconnect")
 	}
-	negotiated, err := s.checkToken(name, token)
+	n, err := s.checkToken(name, token)
 	if err != nil {
 		return nil, gateway.ConnectInfo{}, nil, err
 	}
-	user := s.negotiatedUser(r, name, negotiated)
+	negotiated, user := n.Bearer, n.UserID
 	if err := s.authorizeConn(r, hub, negotiated, user); err != nil {
 		return nil, gateway.ConnectInfo{}, nil, err
 	}
@@ -445,7 +445,7 @@ func (s *Server) connectionFor(c echo.Context) (hc *halfConn, hub store.Hub, han
 	case hc != nil && hc.hub != name:
 		return nil, hub, true, unknownConnection()
 	case hc == nil:
-		if tokenHub, _, err := s.cfg.Gateway.Check(token); errors.Is(err, gateway.ErrTokenInUse) || (err == nil && tokenHub == name) {
+		if n, err := s.cfg.Gateway.Check(token); errors.Is(err, gateway.ErrTokenInUse) || (err == nil && n.Hub == name) {
 			return nil, hub, true, fail(http.StatusMethodNotAllowed, r.Method+" is for Server-Sent Events and Long Polling connections; "+
 				"this one has a WebSocket (send over it) or no transport yet (open one first)")
 		}

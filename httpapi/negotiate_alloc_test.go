@@ -145,8 +145,8 @@ func TestNegotiateResponse(t *testing.T) {
 	if got.NegotiateVersion != 1 || got.ConnectionID == "" || got.ConnectionToken == "" || len(got.AvailableTransports) != 3 {
 		t.Fatalf("body: got %s, want version 1, ids and three transports", w.body)
 	}
-	if hub, bearer, err := gw.Check(got.ConnectionToken); err != nil || hub != "chat" || bearer != tok {
-		t.Errorf("gateway.Check(token): got %q, %v, want chat and the negotiated token", hub, err)
+	if n, err := gw.Check(got.ConnectionToken); err != nil || n.Hub != "chat" || n.Bearer != tok {
+		t.Errorf("gateway.Check(token): got %q, %v, want chat and the negotiated token", n.Hub, err)
 	}
 }
 

@@ -341,27 +341,6 @@ func (v *Verifier) checkClaims(claims map[string]any) (*Identity, error) {
 	return &Identity{UserID: user, Claims: claims, ExpiresAt: exp.Time}, nil
 }
 
-// UserID is the user id token names, by Verify's rules (asrs.s.uid, else
-// nameid, else sub), read without checking anything: only for a token
-// Verify has accepted, such as the one a connection was negotiated with,
-// where verifying it again (its signature, claims and audience) would only
-// repeat work. "" when it names none or cannot be read.
-func UserID(token string) string {
-	_, rest, _ := strings.Cut(token, ".")
-	payload, _, _ := strings.Cut(rest, ".")
-	if len(payload) > MaxTokenSize {
-		return ""
-	}
-	bp := scratchPool.Get().(*[]byte)
-	defer scratchPool.Put(bp)
-	var claims map[string]any
-	if decodeJSONSegment(payload, *bp, &claims) != nil {
-		return ""
-	}
-	id, _ := userID(claims)
-	return id
-}
-
 // userID follows Azure's precedence: asrs.s.uid, then nameid, then sub. A
 // claim given as an array (several values of one claim type) yields its
 // first string. It returns the user id and the claim it came from.

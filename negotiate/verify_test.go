@@ -149,9 +149,6 @@ func TestUserIDPrecedence(t *testing.T) {
 			if id.UserID != tt.want {
 				t.Errorf("UserID: got %q, want %q", id.UserID, tt.want)
 			}
-			if got := UserID(tok); got != tt.want {
-				t.Errorf("UserID(token): got %q, want %q", got, tt.want)
-			}
 		})
 	}
 }
