@@ -285,7 +285,7 @@ func normalOrigin(origin string) (string, bool) {
 // text/event-stream) or else Long Polling.
 func (s *Server) connect(c echo.Context) error {
 	r := c.Request()
-	name, hub, err := s.hubFromQuery(r)
+	name, hub, err := s.hubFrom(r.Context(), c.QueryParams()) // parsed once, kept by echo
 	if err != nil {
 		_ = s.setCORS(c, nil)
 		return err
@@ -293,7 +293,7 @@ func (s *Server) connect(c echo.Context) error {
 	if err := s.setCORS(c, hub.AllowedOrigins); err != nil {
 		return err
 	}
-	token, err := connectionToken(r, name)
+	token, err := connectionToken(c.QueryParams(), name)
 	if err != nil {
 		return err
 	}
@@ -334,7 +334,7 @@ func (s *Server) connectWebSocket(c echo.Context, name string, hub store.Hub, to
 			return err
 		}
 	}
-	info, err := connectInfo(r)
+	info, err := connectInfo(r, c.QueryParams())
 	if err != nil {
 		return err
 	}

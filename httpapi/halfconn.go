@@ -166,8 +166,8 @@ const maxTokenLen = 256
 
 // connectionToken reads the id query parameter of a request on the
 // connection URL.
-func connectionToken(r *http.Request, hub string) (string, error) {
-	values := r.URL.Query()["id"]
+func connectionToken(query url.Values, hub string) (string, error) {
+	values := query["id"]
 	switch {
 	case len(values) == 0 || values[0] == "":
 		return "", fail(http.StatusBadRequest, "missing id: negotiate first (POST /client/negotiate?hub="+url.QueryEscape(hub)+") and pass its connectionToken as id")
@@ -269,8 +269,8 @@ func (s *Server) authorizeConn(r *http.Request, hub store.Hub, negotiated, user 
 // connectInfo is the first request's query and headers for the connect
 // event, refused here if they break the rules, before they reach (or count
 // against) an upstream.
-func connectInfo(r *http.Request) (gateway.ConnectInfo, error) {
-	info := gateway.ConnectInfo{Query: clientQuery(r.URL.Query()), Headers: clientHeaders(r.Header),
+func connectInfo(r *http.Request, query url.Values) (gateway.ConnectInfo, error) {
+	info := gateway.ConnectInfo{Query: clientQuery(query), Headers: clientHeaders(r.Header),
 		Trace: trace.SpanContextFromContext(r.Context())} // see traceRequests
 	if err := input.ConnectQuery(info.Query); err != nil {
 		return info, fail(http.StatusBadRequest, "the connect request's "+err.Error())
@@ -319,7 +319,7 @@ func (s *Server) openHalf(c echo.Context, name string, hub store.Hub, token, kin
 	if err := s.authorizeConn(r, hub, negotiated, user); err != nil {
 		return nil, gateway.ConnectInfo{}, nil, err
 	}
-	info, err := connectInfo(r)
+	info, err := connectInfo(r, c.QueryParams())
 	if err != nil {
 		return nil, info, nil, err
 	}
@@ -425,7 +425,7 @@ func (s *Server) poll(c echo.Context, name string, hub store.Hub, hc *halfConn) 
 // answered (a redirect) or refused (err).
 func (s *Server) connectionFor(c echo.Context) (hc *halfConn, hub store.Hub, handled bool, err error) {
 	r := c.Request()
-	name, hub, err := s.hubFromQuery(r)
+	name, hub, err := s.hubFrom(r.Context(), c.QueryParams())
 	if err != nil {
 		_ = s.setCORS(c, nil)
 		return nil, hub, true, err
@@ -433,7 +433,7 @@ func (s *Server) connectionFor(c echo.Context) (hc *halfConn, hub store.Hub, han
 	if err := s.setCORS(c, hub.AllowedOrigins); err != nil {
 		return nil, hub, true, err
 	}
-	token, err := connectionToken(r, name)
+	token, err := connectionToken(c.QueryParams(), name)
 	if err != nil {
 		return nil, hub, true, err
 	}
