@@ -65,8 +65,8 @@ func (t *wsTransport) Close(code int, reason string) error {
 // connection costs. Frames larger than a buffer bypass it (one extra
 // syscall for a write that does not fit), and gateway frames are small: one
 // message, or the few a busy connection coalesces. On a plain TCP socket
-// writes go through a frameWriter instead, whose buffer holds only a frame
-// header (see frameWriter).
+// both buffers hold only frameHold bytes: reads go through a sockReader,
+// writes through a frameWriter (see each).
 const (
 	wsReadBuffer  = 512
 	wsWriteBuffer = 2048
@@ -91,7 +91,11 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	r := brw.Reader
 	if r.Buffered() == 0 { // else keep it: it holds the client's first bytes
-		r = bufio.NewReaderSize(conn, wsReadBuffer)
+		if sr := newSockReader(conn); sr != nil {
+			r = bufio.NewReaderSize(sr, frameHold)
+		} else {
+			r = bufio.NewReaderSize(conn, wsReadBuffer)
+		}
 	}
 	var bw *bufio.Writer
 	if tcp, ok := conn.(*net.TCPConn); ok {
