@@ -9,6 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -90,5 +92,35 @@ func TestSockReaderAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per read, want 0", allocs)
+	}
+}
+
+// TestSmallBuffersHijack: on a TCP socket the hijacked connection reads
+// through a sockReader and writes through a frameWriter, each under a
+// frameHold-byte buffer (coder/websocket reads through the returned conn
+// once it has drained the returned reader).
+func TestSmallBuffersHijack(t *testing.T) {
+	type hijacked struct {
+		conn net.Conn
+		brw  *bufio.ReadWriter
+		err  error
+	}
+	got := make(chan hijacked, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := smallBuffers{w}.Hijack()
+		got <- hijacked{conn, brw, err}
+	}))
+	defer srv.Close()
+	go func() { _, _ = http.Get(srv.URL) }()
+	h := <-got
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	defer h.conn.Close()
+	if _, ok := h.conn.(sockConn); !ok {
+		t.Errorf("hijacked conn is a %T, want a sockConn", h.conn)
+	}
+	if h.brw.Reader.Size() != frameHold || h.brw.Writer.Size() != frameHold {
+		t.Errorf("buffers of %d and %d bytes, want %d each", h.brw.Reader.Size(), h.brw.Writer.Size(), frameHold)
 	}
 }

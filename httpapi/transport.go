@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 
@@ -89,22 +90,33 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	r := brw.Reader
-	if r.Buffered() == 0 { // else keep it: it holds the client's first bytes
-		if sr := newSockReader(conn); sr != nil {
-			r = bufio.NewReaderSize(sr, frameHold)
-		} else {
-			r = bufio.NewReaderSize(conn, wsReadBuffer)
-		}
-	}
 	var bw *bufio.Writer
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		bw = bufio.NewWriterSize(&frameWriter{conn: tcp}, frameHold)
 	} else { // TLS: a frame in two writes would be two records
 		bw = bufio.NewWriterSize(conn, wsWriteBuffer)
 	}
+	// Accept reads through the returned reader, but resets it to read what
+	// it buffered and then the returned conn itself: the sockReader goes
+	// in as the conn's Read.
+	size := wsReadBuffer
+	if sr := newSockReader(conn); sr != nil {
+		conn, size = sockConn{Conn: conn, r: sr}, frameHold
+	}
+	r := brw.Reader
+	if r.Buffered() == 0 { // else keep it: it holds the client's first bytes
+		r = bufio.NewReaderSize(conn, size)
+	}
 	return conn, bufio.NewReadWriter(r, bw), nil
 }
+
+// sockConn is a hijacked socket whose reads go through a sockReader.
+type sockConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c sockConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Flush lets Accept flush the 101 answer through the wrapper.
 func (w smallBuffers) Flush() {
