@@ -65,13 +65,11 @@ func (r *sockReader) Read(p []byte) (int, error) {
 		if len(p) >= readChunk {
 			return r.readInto(p)
 		}
-		box := chunkPool.Get().(*[]byte)
-		n, err := r.readInto(*box)
-		if n == 0 {
-			chunkPool.Put(box)
+		// No target: readFD takes a pooled chunk only once the socket has
+		// something, and keeps it in box while it has unread bytes.
+		if n, err := r.readInto(nil); n == 0 {
 			return 0, err
 		}
-		r.box, r.off, r.end = box, 0, n
 	}
 	n := copy(p, (*r.box)[r.off:r.end])
 	r.off += n
@@ -82,8 +80,8 @@ func (r *sockReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readInto reads once into b, waiting (holding nothing but b, which the
-// caller chose) until the socket has something.
+// readInto reads once into b (nil: into a pooled chunk, see readFD),
+// waiting until the socket has something.
 func (r *sockReader) readInto(b []byte) (int, error) {
 	r.dst = b
 	err := r.raw.Read(r.read)
@@ -101,17 +99,35 @@ func (r *sockReader) readInto(b []byte) (int, error) {
 }
 
 // readFD is RawConn.Read's callback: false (nothing yet) makes it wait
-// until the socket is readable and call again.
+// until the socket is readable and call again. Without a target it reads
+// into a pooled chunk, which it gives back at once if nothing came, so a
+// waiting read holds none.
 func (r *sockReader) readFD(fd uintptr) bool {
+	dst, box := r.dst, (*[]byte)(nil)
+	if dst == nil {
+		box = chunkPool.Get().(*[]byte)
+		dst = *box
+	}
 	for {
-		n, err := syscall.Read(int(fd), r.dst)
+		n, err := syscall.Read(int(fd), dst)
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
 		case errors.Is(err, syscall.EAGAIN):
+			if box != nil {
+				chunkPool.Put(box)
+			}
 			return false
 		}
-		r.n, r.err = max(n, 0), err
+		n = max(n, 0)
+		if box != nil {
+			if n > 0 {
+				r.box, r.off, r.end = box, 0, n
+			} else {
+				chunkPool.Put(box)
+			}
+		}
+		r.n, r.err = n, err
 		return true
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -122,5 +123,41 @@ func TestSmallBuffersHijack(t *testing.T) {
 	}
 	if h.brw.Reader.Size() != frameHold || h.brw.Writer.Size() != frameHold {
 		t.Errorf("buffers of %d and %d bytes, want %d each", h.brw.Reader.Size(), h.brw.Writer.Size(), frameHold)
+	}
+}
+
+// TestSockReaderWaitsHoldingNothing: reads waiting for their clients hold
+// no chunk. 200 sockReaders each block in a read; once all are waiting,
+// the heap holds well under a chunk per reader (a chunk each would be
+// 200 × 4 KiB).
+func TestSockReaderWaitsHoldingNothing(t *testing.T) {
+	const readers = 200
+	inUse := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	var brs []*bufio.Reader
+	for range readers {
+		client, _ := tcpPair(t)
+		brs = append(brs, bufio.NewReaderSize(newSockReader(client), frameHold))
+	}
+	before := inUse()
+	for _, br := range brs {
+		go func() { _, _ = br.ReadByte() }() // ends when tcpPair's cleanup closes the socket
+	}
+	buf := make([]byte, 1<<20)
+	for start := time.Now(); ; time.Sleep(time.Millisecond) {
+		n := runtime.Stack(buf, true)
+		if bytes.Count(buf[:n], []byte("(*sockReader).readInto")) >= readers {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatal("the readers never all waited")
+		}
+	}
+	if per := (int64(inUse()) - int64(before)) / readers; per >= readChunk/2 {
+		t.Errorf("%d bytes of heap per waiting reader, want well under a %d-byte chunk", per, readChunk)
 	}
 }
