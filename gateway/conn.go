@@ -51,6 +51,7 @@ type Conn struct {
 	buf, spare  []byte
 	writing     bool // a write loop is running
 	closing     bool // no more messages are accepted
+	settled     bool // a write loop's turn has ended with nothing queued
 	closeCode   int
 	closeReason string            // disconnect reason for the webhook
 	closeCause  trace.SpanContext // trace context of who asked for the close
@@ -357,7 +358,13 @@ func (c *Conn) take() ([]byte, Transport, int) {
 	if len(c.buf) == 0 || (c.rs != nil && c.rs.detached) {
 		c.writing = false
 		closing, code, reason := c.closing, c.closeCode, c.closeReason
-		if closing {
+		if closing || (!c.settled && len(c.buf) == 0) {
+			// The first turn wrote the handshake's answer, after which
+			// most connections stay quiet for long: its buffers go back
+			// now rather than after the sweep's quiet period, so that a
+			// burst of connects shares a few pooled buffers instead of
+			// holding one each for seconds.
+			c.settled = true
 			c.releaseLocked()
 		}
 		c.mu.Unlock()

@@ -42,15 +42,47 @@ type connShard struct {
 
 type setShard struct {
 	mu sync.RWMutex // guards m
-	m  map[string]map[*Conn]struct{}
+	m  map[string]connSet
+}
+
+// connSet is the members of a group or a user's connections. A user most
+// often has one connection (and a group may have one member), and a map
+// per set cost a few hundred bytes for that one, so a set holds its first
+// member without a map and makes one only when a second joins. The zero
+// connSet is empty; a set is stored by value, so a change is written back.
+type connSet struct {
+	one  *Conn              // the member, while many is nil
+	many map[*Conn]struct{} // every member, once a second joined
+}
+
+func (set connSet) len() int {
+	if set.many != nil {
+		return len(set.many)
+	}
+	if set.one != nil {
+		return 1
+	}
+	return 0
+}
+
+func (set connSet) each(fn func(*Conn)) {
+	if set.many == nil {
+		if set.one != nil {
+			fn(set.one)
+		}
+		return
+	}
+	for c := range set.many {
+		fn(c)
+	}
 }
 
 func newHub(name string, interest func(Route)) *hub {
 	h := &hub{name: name, interest: interest}
 	for i := range h.conns {
 		h.conns[i].m = make(map[string]*Conn)
-		h.groups[i].m = make(map[string]map[*Conn]struct{})
-		h.users[i].m = make(map[string]map[*Conn]struct{})
+		h.groups[i].m = make(map[string]connSet)
+		h.users[i].m = make(map[string]connSet)
 	}
 	return h
 }
@@ -181,9 +213,7 @@ func (h *hub) eachConn(fn func(*Conn)) {
 func eachMember(shards *[shardCount]setShard, name string, fn func(*Conn)) {
 	s := &shards[shardOf(name)]
 	s.mu.RLock()
-	for c := range s.m[name] {
-		fn(c)
-	}
+	s.m[name].each(fn)
 	s.mu.RUnlock()
 }
 
@@ -191,10 +221,9 @@ func eachMember(shards *[shardCount]setShard, name string, fn func(*Conn)) {
 func members(shards *[shardCount]setShard, name string) []*Conn {
 	s := &shards[shardOf(name)]
 	s.mu.RLock()
-	out := make([]*Conn, 0, len(s.m[name]))
-	for c := range s.m[name] {
-		out = append(out, c)
-	}
+	set := s.m[name]
+	out := make([]*Conn, 0, set.len())
+	set.each(func(c *Conn) { out = append(out, c) })
 	s.mu.RUnlock()
 	return out
 }
@@ -202,15 +231,18 @@ func members(shards *[shardCount]setShard, name string) []*Conn {
 // add puts c in set name and reports whether the set was created by it.
 func (s *setShard) add(name string, c *Conn) (created bool) {
 	s.mu.Lock()
-	set := s.m[name]
-	if set == nil {
-		set = make(map[*Conn]struct{})
-		s.m[name] = set
-		created = true
+	set, ok := s.m[name]
+	switch {
+	case set.many != nil:
+		set.many[c] = struct{}{}
+	case set.one == nil || set.one == c:
+		set.one = c
+	default:
+		set = connSet{many: map[*Conn]struct{}{set.one: {}, c: {}}}
 	}
-	set[c] = struct{}{}
+	s.m[name] = set
 	s.mu.Unlock()
-	return created
+	return !ok
 }
 
 // remove takes c out of set name and reports whether that emptied (and so
@@ -223,12 +255,18 @@ func (s *setShard) remove(name string, c *Conn) (emptied bool) {
 }
 
 func (s *setShard) removeLocked(name string, c *Conn) (emptied bool) {
-	if set := s.m[name]; set != nil {
-		delete(set, c)
-		if len(set) == 0 {
-			delete(s.m, name)
-			return true
-		}
+	set, ok := s.m[name]
+	switch {
+	case !ok:
+		return false
+	case set.many != nil:
+		delete(set.many, c)
+	case set.one == c:
+		set.one = nil
+	}
+	if set.len() == 0 {
+		delete(s.m, name)
+		return true
 	}
 	return false
 }
@@ -237,7 +275,7 @@ func (s *setShard) removeLocked(name string, c *Conn) (emptied bool) {
 func hasMembers(shards *[shardCount]setShard, name string) bool {
 	s := &shards[shardOf(name)]
 	s.mu.RLock()
-	n := len(s.m[name])
+	n := s.m[name].len()
 	s.mu.RUnlock()
 	return n > 0
 }

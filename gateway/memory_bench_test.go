@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -40,7 +41,8 @@ func (s *idleSocket) Close(int, string) error {
 // BenchmarkIdleConnectionMemory measures what the gateway itself holds for
 // an idle connection (its Conn, queues, goroutines' stacks), without the
 // socket, for each handshake: version 1, and version 2, which makes the
-// connection stateful (stateful.go). Each iteration opens one connection;
+// connection stateful (stateful.go), and for version 1 with a user id per
+// connection (the users' index in hub.go). Each iteration opens one connection;
 // B/conn is the heap and stack in use after a GC, divided by the
 // connections. Run it with a fixed count so both cases hold as many:
 //
@@ -48,9 +50,11 @@ func (s *idleSocket) Close(int, string) error {
 func BenchmarkIdleConnectionMemory(b *testing.B) {
 	for _, tc := range []struct {
 		name, handshake string
+		user            bool
 	}{
-		{"plain", `{"protocol":"json","version":1}` + "\x1e"},
-		{"stateful", `{"protocol":"json","version":2}` + "\x1e"},
+		{"plain", `{"protocol":"json","version":1}` + "\x1e", false},
+		{"stateful", `{"protocol":"json","version":2}` + "\x1e", false},
+		{"user", `{"protocol":"json","version":1}` + "\x1e", true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			g := New(Config{SweepInterval: -1, Logger: quiet})
@@ -74,7 +78,11 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 			}()
 			before := inUse()
 			for b.Loop() {
-				_, tok, err := g.Negotiate("bench", Identity{})
+				var id Identity
+				if tc.user {
+					id.UserID = "user-" + strconv.Itoa(len(sockets))
+				}
+				_, tok, err := g.Negotiate("bench", id)
 				if err != nil {
 					b.Fatal(err)
 				}

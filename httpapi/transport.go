@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 
@@ -63,7 +65,9 @@ func (t *wsTransport) Close(code int, reason string) error {
 // connection 4 KiB read and write buffers, a third of what an idle
 // connection costs. Frames larger than a buffer bypass it (one extra
 // syscall for a write that does not fit), and gateway frames are small: one
-// message, or the few a busy connection coalesces.
+// message, or the few a busy connection coalesces. On a plain TCP socket
+// both buffers hold only frameHold bytes: reads go through a sockReader,
+// writes through a frameWriter (see each).
 const (
 	wsReadBuffer  = 512
 	wsWriteBuffer = 2048
@@ -86,16 +90,178 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
+	var bw *bufio.Writer
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		bw = bufio.NewWriterSize(&frameWriter{conn: tcp}, frameHold)
+	} else { // TLS: a frame in two writes would be two records
+		bw = bufio.NewWriterSize(conn, wsWriteBuffer)
+	}
+	// Accept reads through the returned reader, but resets it to read what
+	// it buffered and then the returned conn itself: the sockReader goes
+	// in as the conn's Read.
+	size := wsReadBuffer
+	if sr := newSockReader(conn); sr != nil {
+		conn, size = sockConn{Conn: conn, r: sr}, frameHold
+	}
 	r := brw.Reader
 	if r.Buffered() == 0 { // else keep it: it holds the client's first bytes
-		r = bufio.NewReaderSize(conn, wsReadBuffer)
+		r = bufio.NewReaderSize(conn, size)
 	}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
+	return conn, bufio.NewReadWriter(r, bw), nil
 }
+
+// sockConn is a hijacked socket whose reads go through a sockReader.
+type sockConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c sockConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Flush lets Accept flush the 101 answer through the wrapper.
 func (w smallBuffers) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// frameWriter is the socket under a WebSocket's write buffer, which then
+// needs to hold only a frame header. coder/websocket writes a frame's
+// header and payload into the connection's bufio.Writer and flushes it at
+// the frame's end; with a buffer the size of a frame, every idle
+// connection would keep 2 KiB it is not using, and bufio.Writer has no way
+// to give its buffer back. With a frameHold-byte buffer a frame reaches
+// the frameWriter in pieces (the buffer's contents when it fills, then the
+// rest of the payload straight from the caller's slice); the frameWriter
+// reads the frame headers going through, keeps the start of an unfinished
+// frame (at most a buffer's worth) and writes each frame once its last
+// byte has arrived, as a single writev of that start and the rest. So a
+// frame still costs one syscall, and an idle connection 16 bytes.
+//
+// Its Write is called only by the bufio.Writer, which coder/websocket uses
+// under its write lock.
+type frameWriter struct {
+	conn *net.TCPConn
+	held [2 * frameHold]byte // the start of an unfinished frame
+	n    int                 // bytes in held
+	// left is what the unfinished frame still needs, counted from held[0];
+	// 0 when held has no complete header yet (or is empty).
+	left int64
+	// iov and vec are write's writev arguments, kept here so that a
+	// frame's write does not allocate them.
+	iov [2][]byte
+	vec net.Buffers
+}
+
+// frameHold is the size of the bufio.Writer over a frameWriter: the
+// longest frame header (14 bytes: 2, an 8-byte length, a 4-byte mask),
+// rounded up to bufio's smallest useful size.
+const frameHold = 16
+
+// maxFrameHeader is the longest WebSocket frame header (RFC 6455 5.2).
+const maxFrameHeader = 14
+
+func (w *frameWriter) Write(p []byte) (int, error) {
+	total := int64(w.n) + int64(len(p))
+	// end is how much of held++p is whole frames.
+	var end int64
+	left := w.left
+	for {
+		if left == 0 {
+			var hdr [maxFrameHeader]byte
+			size, ok := frameSize(hdr[:w.copyAt(hdr[:], p, end)])
+			if !ok {
+				break
+			}
+			left = size
+		}
+		if total-end < left {
+			break
+		}
+		end, left = end+left, 0
+	}
+	if end > 0 {
+		if err := w.write(p, 0, end); err != nil {
+			return 0, err
+		}
+	}
+	tail := total - end
+	if tail <= int64(len(w.held)) {
+		// Keep the unfinished frame's start; it is the next write's
+		// first bytes.
+		if end < int64(w.n) {
+			k := copy(w.held[:], w.held[end:w.n])
+			copy(w.held[k:], p)
+		} else {
+			copy(w.held[:], p[end-int64(w.n):])
+		}
+		w.n, w.left = int(tail), left
+		return len(p), nil
+	}
+	// More than held can take: not a piece a bufio.Writer of frameHold
+	// bytes hands over, but a byte stream is correct written early.
+	if err := w.write(p, end, total); err != nil {
+		return 0, err
+	}
+	w.n, w.left = 0, left-tail
+	return len(p), nil
+}
+
+// copyAt copies into dst the bytes of held++p from offset off.
+func (w *frameWriter) copyAt(dst, p []byte, off int64) int {
+	k := 0
+	if off < int64(w.n) {
+		k = copy(dst, w.held[off:w.n])
+		off = 0
+	} else {
+		off -= int64(w.n)
+	}
+	return k + copy(dst[k:], p[off:])
+}
+
+// write writes bytes [from, to) of held++p to the socket, held's part and
+// p's in one writev.
+func (w *frameWriter) write(p []byte, from, to int64) error {
+	n := int64(w.n)
+	switch {
+	case from >= n:
+		_, err := w.conn.Write(p[from-n : to-n])
+		return err
+	case to <= n:
+		_, err := w.conn.Write(w.held[from:to])
+		return err
+	}
+	w.iov = [2][]byte{w.held[from:n], p[:to-n]}
+	w.vec = w.iov[:]
+	_, err := w.vec.WriteTo(w.conn)
+	w.iov, w.vec = [2][]byte{}, nil // keep no reference to the caller's bytes
+	return err
+}
+
+// frameSize is the length of the WebSocket frame whose header starts b,
+// header included; false if b holds less than the header.
+func frameSize(b []byte) (int64, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	hl, size := 2, int64(b[1]&0x7f)
+	switch size {
+	case 126:
+		hl = 4
+	case 127:
+		hl = 10
+	}
+	if b[1]&0x80 != 0 { // masked: a client's frame
+		hl += 4
+	}
+	if len(b) < hl {
+		return 0, false
+	}
+	switch size {
+	case 126:
+		size = int64(binary.BigEndian.Uint16(b[2:]))
+	case 127:
+		size = int64(binary.BigEndian.Uint64(b[2:]))
+	}
+	return int64(hl) + size, true
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,5 +253,54 @@ func TestClientFlags(t *testing.T) {
 	}
 	if err := mainErr([]string{"idle", "--url", "http://127.0.0.1:1"}, &out); err == nil || !strings.Contains(err.Error(), "admin API") {
 		t.Errorf("mainErr with the default flags = %v, want it past the check, stopped at the admin API", err)
+	}
+}
+
+// TestUsers: with --users N client i connects as bench-user-<i mod N>, so
+// the gateway knows exactly N users; without it, clients have no user id.
+func TestUsers(t *testing.T) {
+	tg := startGateway(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := tg.ensureHub(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(user string) bool {
+		t.Helper()
+		path := "/api/hubs/bench/users/" + user
+		tok, err := tg.restToken(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, tg.base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		err = tg.do(req, []int{http.StatusOK})
+		if err != nil && !strings.Contains(err.Error(), "404") {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	var errs errCounter
+	f, _ := tg.connect(ctx, 3, 0, noHandlers, &errs) // no user ids
+	if len(f.conns) != 3 {
+		t.Fatalf("%d clients connected (first error %v), want 3", len(f.conns), errs.first.Load())
+	}
+	if exists("bench-user-0") {
+		t.Error("without --users, bench-user-0 exists")
+	}
+	f.closeAll()
+	tg.users = 2
+	f, _ = tg.connect(ctx, 3, 0, noHandlers, &errs)
+	defer f.closeAll()
+	if len(f.conns) != 3 {
+		t.Fatalf("%d clients connected (first error %v), want 3", len(f.conns), errs.first.Load())
+	}
+	for user, want := range map[string]bool{"bench-user-0": true, "bench-user-1": true, "bench-user-2": false} {
+		if got := exists(user); got != want {
+			t.Errorf("user %s exists: %v, want %v", user, got, want)
+		}
 	}
 }

@@ -11,7 +11,9 @@
 // Every workload runs on any transport and protocol the JS client allows:
 // --transport websockets (the default), longpolling or serversentevents,
 // --protocol json (the default) or messagepack (not over Server-Sent Events).
-// A run uses exactly the transport asked for, never a fallback.
+// A run uses exactly the transport asked for, never a fallback. Clients
+// have no user id unless --users N gives client i the user
+// bench-user-<i mod N> (--users equal to --clients: a user per client).
 //
 // The gateway is either running already (--url, --admin-key, and
 // --connection-string to sign client and REST tokens; --pid to read its

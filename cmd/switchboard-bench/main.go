@@ -49,6 +49,7 @@ func mainErr(args []string, out io.Writer) error {
 	fs.DurationVar(&cfg.Hold, "hold", 3*time.Second, "idle: how long connections are held before RSS is read")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "longest wait for in-flight deliveries after sending stops")
 	fs.StringVar(&cfg.Protocol, "protocol", "json", "hub protocol of the clients: json, messagepack, or mixed (every other client on MessagePack, in one group)")
+	fs.IntVar(&cfg.Users, "users", 0, "give client i the user id bench-user-<i mod N> in its token, so the gateway indexes N users (--users = --clients: a user per client); 0 = no user id")
 	fs.StringVar(&cfg.Transport, "transport", "websockets", "transport of the clients: websockets, longpolling or serversentevents (json only)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -84,6 +85,7 @@ func mainErr(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	t.users = cfg.Users
 	if *urls != "" {
 		if err := t.setClientBases(strings.Split(*urls, ",")); err != nil {
 			t.close()

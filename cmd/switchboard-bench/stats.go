@@ -78,6 +78,7 @@ type result struct {
 	Protocol    string  `json:"protocol"`
 	Clients     int     `json:"clients"`
 	Senders     int     `json:"senders,omitempty"`
+	Users       int     `json:"users,omitempty"`
 	Seconds     float64 `json:"seconds"`
 	ConnectRate float64 `json:"connectsPerSec,omitempty"`
 	RSSBefore   int64   `json:"gatewayRssBeforeKiB,omitempty"`
@@ -112,6 +113,9 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, "%s over %s/%s: %d clients", r.Workload, r.Transport, r.Protocol, r.Clients)
 	if r.Senders > 0 {
 		fmt.Fprintf(w, ", %d senders", r.Senders)
+	}
+	if r.Users > 0 {
+		fmt.Fprintf(w, ", %d users", r.Users)
 	}
 	fmt.Fprintf(w, ", %.1f s\n", r.Seconds)
 	if r.ConnectRate > 0 {

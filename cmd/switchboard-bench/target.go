@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ type target struct {
 	hub         string
 	protocol    string // the clients' hub protocol ("" = json; "mixed" alternates)
 	transport   string // the clients' transport ("" = websockets)
+	users       int    // client i is user bench-user-<i mod users>; 0: no user id
 
 	api     *http.Client // admin and REST calls, kept alive
 	clients *http.Client // the clients' requests, spread over source addresses
@@ -195,8 +197,18 @@ func (t *target) clientBase() string {
 	return t.clientBases[int(t.nextClient.Add(1)-1)%len(t.clientBases)]
 }
 
-// dial opens one SignalR connection to the hub, on the next client base.
-func (t *target) dial(ctx context.Context, handlers map[string]func([]json.RawMessage)) (*client.Conn, error) {
+// userID is client i's user id: with --users the gateway indexes every
+// connection under a user, as an application that signs in its users does.
+func (t *target) userID(i int) string {
+	if t.users <= 0 {
+		return ""
+	}
+	return "bench-user-" + strconv.Itoa(i%t.users)
+}
+
+// dial opens client i's SignalR connection to the hub, on the next client
+// base.
+func (t *target) dial(ctx context.Context, i int, handlers map[string]func([]json.RawMessage)) (*client.Conn, error) {
 	url := negotiate.ClientURL(t.clientBase(), t.hub)
 	transport := t.transport
 	if transport == "" {
@@ -207,12 +219,15 @@ func (t *target) dial(ctx context.Context, handlers map[string]func([]json.RawMe
 		protocol = []string{"json", "messagepack"}[t.dialed.Add(1)%2]
 	}
 	opts := &client.Options{HTTPClient: t.clients, Handlers: handlers, Protocol: protocol, Transport: transport}
-	if t.key != nil {
-		tok, err := negotiate.IssueToken(*t.key, negotiate.TokenOptions{Audience: url, Lifetime: time.Hour})
+	switch {
+	case t.key != nil:
+		tok, err := negotiate.IssueToken(*t.key, negotiate.TokenOptions{Audience: url, UserID: t.userID(i), Lifetime: time.Hour})
 		if err != nil {
 			return nil, err
 		}
 		opts.AccessToken = func(context.Context) (string, error) { return tok, nil }
+	case t.users > 0:
+		return nil, errors.New("bench: --users needs --connection-string (or --spawn) to sign the clients' tokens")
 	}
 	return client.Dial(ctx, url, opts)
 }
@@ -236,7 +251,7 @@ func (t *target) connect(ctx context.Context, n, rate int, handlers func(i int) 
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				c, err := t.dial(ctx, handlers(i))
+				c, err := t.dial(ctx, i, handlers(i))
 				if err != nil {
 					errs.add(err)
 					continue

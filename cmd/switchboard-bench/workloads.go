@@ -30,6 +30,7 @@ type config struct {
 	Drain       time.Duration // longest wait for deliveries after sending stops
 	Protocol    string        // the clients' hub protocol: json, messagepack or mixed (they alternate)
 	Transport   string        // the clients' transport: websockets, longpolling or serversentevents
+	Users       int           // distinct user ids the clients cycle through; 0: none
 }
 
 // The clients' protocols and transports, as the JS client allows them
@@ -56,6 +57,8 @@ func (c *config) check() error {
 		return fmt.Errorf("bench: --duration must be in (0, %s]", maxDuration)
 	case c.Rate < 0 || c.Rate > maxRate || c.ConnectRate < 0 || c.ConnectRate > maxRate:
 		return fmt.Errorf("bench: rates must be 0..%d per second", maxRate)
+	case c.Users < 0 || c.Users > maxClients:
+		return fmt.Errorf("bench: --users must be 0..%d", maxClients)
 	case c.Hold < 0 || c.Hold > maxDuration || c.Drain < 0 || c.Drain > maxDuration:
 		return fmt.Errorf("bench: --hold and --drain must be 0..%s", maxDuration)
 	case c.Workload == "chat" && (c.Senders < 1 || c.Senders > c.Clients):
@@ -96,7 +99,7 @@ func run(ctx context.Context, t *target, cfg config) (*result, error) {
 		return nil, fmt.Errorf("bench: unknown workload %q: use idle, fanout, roundtrip or chat", cfg.Workload)
 	}
 	if r != nil {
-		r.Transport, r.Protocol = cfg.Transport, cfg.Protocol
+		r.Transport, r.Protocol, r.Users = cfg.Transport, cfg.Protocol, cfg.Users
 	}
 	return r, err
 }

@@ -1,0 +1,184 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// appendFrame appends an unmasked server frame of payload to b, as
+// coder/websocket encodes it.
+func appendFrame(b []byte, fin bool, payload []byte) []byte {
+	op := byte(0x1)
+	if fin {
+		op |= 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, op, byte(n))
+	case n <= 0xffff:
+		b = append(b, op, 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, op, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
+}
+
+// tcpPair is a connected loopback TCP pair.
+func tcpPair(t *testing.T) (*net.TCPConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s
+}
+
+// TestFrameWriter writes frames of every header form through a
+// frameHold-byte bufio.Writer over a frameWriter, as coder/websocket does
+// (header, then payload, then Flush at a final frame), and checks that the
+// peer gets the bytes in order and that a flushed final frame leaves
+// nothing held: each frame is on the wire once its last byte is written.
+func TestFrameWriter(t *testing.T) {
+	sizes := []int{0, 1, 2, 13, 14, 15, 16, 17, 30, 31, 32, 33, 100, 125, 126, 127, 1000, 65535, 65536, 70000}
+	rng := rand.New(rand.NewPCG(1, 2))
+	client, server := tcpPair(t)
+	fw := &frameWriter{conn: client}
+	bw := bufio.NewWriterSize(fw, frameHold)
+	var want []byte
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(server)
+		got <- b
+	}()
+	for i := range 200 {
+		n := sizes[i%len(sizes)]
+		payload := make([]byte, n)
+		for j := range payload {
+			payload[j] = byte(rng.IntN(256))
+		}
+		fin := i%7 != 3 // now and then a non-final frame, flushed only with the next final one
+		frame := appendFrame(nil, fin, payload)
+		want = append(want, frame...)
+		hl := len(frame) - n
+		if _, err := bw.Write(frame[:hl]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bw.Write(payload); err != nil {
+			t.Fatal(err)
+		}
+		if fin {
+			if err := bw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if fw.n != 0 || fw.left != 0 {
+				t.Fatalf("frame %d (%d bytes) flushed: %d bytes held, %d awaited; want none", i, n, fw.n, fw.left)
+			}
+		}
+	}
+	client.CloseWrite()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("peer got %d bytes, want %d (equal: false)", len(b), len(want))
+	}
+}
+
+// TestFrameWriterAllocs: a frame split between the header buffer and the
+// caller's payload goes out without allocating.
+func TestFrameWriterAllocs(t *testing.T) {
+	client, server := tcpPair(t)
+	go func() { _, _ = io.Copy(io.Discard, server) }()
+	bw := bufio.NewWriterSize(&frameWriter{conn: client}, frameHold)
+	frame := appendFrame(nil, true, bytes.Repeat([]byte("x"), 200))
+	allocs := testing.AllocsPerRun(100, func() {
+		_, _ = bw.Write(frame[:2])
+		_, _ = bw.Write(frame[2:])
+		_ = bw.Flush()
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per frame, want 0", allocs)
+	}
+}
+
+// TestSmallBuffersWebSocket runs a real coder/websocket pair whose server
+// side is accepted through smallBuffers: messages of every header form,
+// pings (answered from the server's read loop) and a close handshake all
+// reach the client intact.
+func TestSmallBuffersWebSocket(t *testing.T) {
+	sizes := []int{0, 1, 14, 15, 16, 17, 125, 126, 2047, 2048, 2049, 65535, 65536, 300000}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(smallBuffers{w}, r, nil)
+		if err != nil {
+			return
+		}
+		ws.SetReadLimit(1 << 20)
+		ctx := context.Background()
+		for {
+			typ, data, err := ws.Read(ctx) // echo until the client closes
+			if err != nil {
+				return
+			}
+			if err := ws.Write(ctx, typ, data); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(1 << 20)
+	for i, n := range sizes {
+		msg := bytes.Repeat([]byte{byte('a' + i)}, n)
+		if err := ws.Write(ctx, websocket.MessageBinary, msg); err != nil {
+			t.Fatal(err)
+		}
+		typ, got, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("message of %d bytes: %v", n, err)
+		}
+		if typ != websocket.MessageBinary || !bytes.Equal(got, msg) {
+			t.Fatalf("message of %d bytes came back as %d bytes (type %v)", n, len(got), typ)
+		}
+	}
+	// Pongs are read by a reader of the client's own: CloseRead's.
+	ws.CloseRead(ctx)
+	for range 20 {
+		if err := ws.Ping(ctx); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+	}
+	if err := ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close handshake: %v", err)
+	}
+}
