@@ -191,10 +191,24 @@ func (g *Gateway) userGroupLocal(hubName string, a *actions.Action, until time.T
 // userGroups returns the memberships a user's new connection joins. The
 // store is asked with at most StoreTimeout: a connect must not hang on an
 // outage.
+//
+// The lookup (a bbolt read, JSON) runs deep. On the connection's own
+// goroutine it grew the stack to 8 KiB, which the idle read loop (about
+// 2.5 KiB deep) then kept for the connection's life, since the runtime
+// halves a stack only while less than a quarter of it is in use: about
+// 3 KiB more per idle connection with a user id. A pooled goroutine,
+// whose stack has grown already, makes it while this one waits.
 func (g *Gateway) userGroups(ctx context.Context, h *hub, user string) []UserGroup {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.StoreTimeout)
 	defer cancel()
-	groups, err := g.cfg.UserGroups.UserGroups(ctx, h.name, user)
+	var groups []UserGroup
+	var err error
+	done := make(chan struct{})
+	g.workers.run(workerTurn{fn: func() {
+		defer close(done)
+		groups, err = g.cfg.UserGroups.UserGroups(ctx, h.name, user)
+	}})
+	<-done
 	if err != nil {
 		g.log.Error("loading user groups; the connection joins none of them", "hub", h.name, "user", user, "err", err)
 	}

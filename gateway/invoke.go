@@ -151,7 +151,7 @@ func (iv *invoker) start(c *Conn, m *protocol.Message) bool {
 	case iv.running < l.MaxInflightInvocations:
 		iv.running++
 		iv.wg.Add(1)
-		c.g.workers.run(workerTurn{c, iv, m})
+		c.g.workers.run(workerTurn{c: c, iv: iv, m: m})
 	case len(iv.queue) < l.MaxQueuedInvocations:
 		iv.queue = append(iv.queue, m)
 	default:

@@ -34,19 +34,24 @@ type pooledWorker struct {
 }
 
 // workerTurn is what a worker runs: c's invocation m, then c's queue; or,
-// without an invoker, c's write loop.
+// without an invoker, c's write loop; or fn, for work that would grow a
+// connection's own stack (see Gateway.userGroups).
 type workerTurn struct {
 	c  *Conn
 	iv *invoker
 	m  *protocol.Message
+	fn func()
 }
 
 func (t workerTurn) run() {
-	if t.iv == nil {
+	switch {
+	case t.fn != nil:
+		t.fn()
+	case t.iv == nil:
 		t.c.writeLoop()
-		return
+	default:
+		t.c.work(t.iv, t.m)
 	}
-	t.c.work(t.iv, t.m)
 }
 
 // workerIdle is how long a parked goroutine is kept.
