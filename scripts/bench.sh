@@ -53,16 +53,21 @@ if [ "${SUITE:-}" = protocols ]; then
 fi
 
 run idle      idle      --clients 19000 --rate 5000 --hold 5s --sources 8
+run idleusers idle      --clients 19000 --rate 5000 --hold 5s --sources 8 --users 19000
+run connect   idle      --clients 10000 --rate 0    --hold 2s --sources 8
 run fanout1k  fanout    --clients 1000  --rate 300  --duration 10s
 run fanout10k fanout    --clients 10000 --rate 15   --duration 10s --connect-rate 4000 --sources 4
 run roundtrip roundtrip --clients 100   --duration 10s
 run chat      chat      --clients 1000  --senders 10 --rate 200 --duration 10s
+run chat4     chat      --clients 1000  --senders 4  --rate 100 --duration 10s
 
 echo
 echo "| workload | medians of $RUNS runs |"
 echo "|---|---|"
 echo "| idle, 19k clients | $(f idle 1 gatewayRssPerConnKiB) KiB RSS/conn, $(f idle 0 connectsPerSec) connects/s |"
-for w in fanout1k fanout10k chat; do
+echo "| idle, 19k clients, a user each | $(f idleusers 1 gatewayRssPerConnKiB) KiB RSS/conn, $(f idleusers 0 connectsPerSec) connects/s |"
+echo "| connect, 10k clients, unbounded rate | $(f connect 0 connectsPerSec) connects/s, gateway $(f connect 2 gatewayCpuCores) cores |"
+for w in fanout1k fanout10k chat chat4; do
   echo "| $w | $(f $w 0 perSec) deliveries/s, p50 $(f $w 1 p50ms) ms, p99 $(f $w 1 p99ms) ms, max $(f $w 1 maxms) ms, lost $(f $w 0 lost), gateway $(f $w 2 gatewayCpuCores) / tool $(f $w 2 toolCpuCores) cores |"
 done
 echo "| roundtrip, 100 clients | $(f roundtrip 0 perSec) invocations/s, p50 $(f roundtrip 2 p50ms) ms, p99 $(f roundtrip 2 p99ms) ms, gateway $(f roundtrip 2 gatewayCpuCores) / tool $(f roundtrip 2 toolCpuCores) cores |"
