@@ -26,13 +26,11 @@ func TestSockReader(t *testing.T) {
 	br := bufio.NewReaderSize(sr, frameHold)
 	rng := rand.New(rand.NewPCG(3, 4))
 	sizes := []int{1, 2, 15, 16, 17, 100, readChunk - 1, readChunk, readChunk + 1, 3 * readChunk, 70000}
-	var want []byte
 	for i := range 60 {
 		piece := make([]byte, sizes[i%len(sizes)])
 		for j := range piece {
 			piece[j] = byte(rng.IntN(256))
 		}
-		want = append(want, piece...)
 		go func() { _, _ = server.Write(piece) }()
 		got := make([]byte, len(piece))
 		// Read as coder/websocket does: a byte at a time for headers,
