@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/httpapi"
@@ -65,15 +63,7 @@ func (s *sink) reset() { clear(s.header); s.status = 0; s.body = s.body[:0] }
 // needs a token, and a token for it.
 func negotiateServer(t testing.TB) (*httpapi.Server, *gateway.Gateway, string) {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "sb.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	keys, _, _, err := db.EnsureKeys(t.Context(), func() store.Key { return store.NewKey(time.Now()) }, func() string { return "admin" })
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, keys := openStore(t)
 	if _, err := db.CreateHub(t.Context(), store.Hub{Name: "chat"}); err != nil {
 		t.Fatal(err)
 	}

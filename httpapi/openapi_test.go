@@ -56,8 +56,9 @@ func documented(t *testing.T) (map[string]bool, map[string]any) {
 	return ops, doc
 }
 
-// served builds a Server the way a node does and lists what it routes.
-func served(t *testing.T) map[string]bool {
+// openStore opens a bbolt store in a temporary directory, with its keys
+// made, as a node does at start.
+func openStore(t testing.TB) (*store.DB, []store.Key) {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "sb.db"))
 	if err != nil {
@@ -68,6 +69,13 @@ func served(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, keys
+}
+
+// served builds a Server the way a node does and lists what it routes.
+func served(t *testing.T) map[string]bool {
+	t.Helper()
+	db, keys := openStore(t)
 	gw := gateway.New(gateway.Config{SweepInterval: -1})
 	srv := httpapi.New(httpapi.Config{
 		Gateway:  gw,
