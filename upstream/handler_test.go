@@ -73,7 +73,7 @@ func (w webhook) send(t *testing.T, url string) (int, http.Header, []byte) {
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ownClient(t).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", w.method, url, err)
 	}
@@ -83,6 +83,16 @@ func (w webhook) send(t *testing.T, url string) (int, http.Header, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, resp.Header, b
+}
+
+// ownClient is a client with a transport of its own: httptest.Server.Close
+// closes the idle connections of http.DefaultTransport, which broke the
+// request of another test running in parallel on a connection it had just
+// reused ("CloseIdleConnections called").
+func ownClient(t *testing.T) *http.Client {
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }
 
 func serve(t *testing.T, fn Func, opts ...HandlerOption) string {
@@ -263,7 +273,7 @@ func TestHandlerOptionsCheck(t *testing.T) {
 			for k, v := range tt.header {
 				req.Header[k] = []string{v}
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := ownClient(t).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -391,7 +401,7 @@ func TestHandlerWithoutSecret(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("WebHook-Request-Origin", "gw.example.com")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := ownClient(t).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
