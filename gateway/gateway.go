@@ -255,6 +255,15 @@ func (g *Gateway) open(ctx context.Context, token string, tr Transport, info Con
 		return nil, 0, err
 	}
 	g.log.Debug("connected", "hub", h.name, "conn", c.id, "user", c.userID)
+	if c.rs == nil {
+		// Only a stateful connection's token is checked again (a resume
+		// presents it with the access token): this one's entry now only
+		// answers 409 to a second socket. The access token it kept, a few
+		// hundred bytes for the connection's whole life, can go.
+		g.mu.Lock()
+		n.identity.Bearer = ""
+		g.mu.Unlock()
+	}
 	if g.wants(h.name, upstream.EventConnected, "") {
 		g.cfg.Webhooks.Notify(tctx, c.event(upstream.EventConnected))
 	}
