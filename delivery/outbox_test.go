@@ -314,9 +314,14 @@ func TestOutboxPausesWhileBreakerOpen(t *testing.T) {
 		t.Fatalf("call while open: %v", err)
 	}
 	clk.Advance(time.Hour)
-	if _, err := d.Call(context.Background(), message("c", "x")); err != nil { // the probe
-		t.Fatalf("probe: %v", err)
-	}
+	// The probe is the first request after the cool-down: this call, or
+	// the outbox's retry when that comes first (the call is then refused
+	// while the probe is in flight). Either one, answered, closes the
+	// breaker.
+	testutil.Eventually(t, waitFor, "a call to pass after the probe", func() bool {
+		_, err := d.Call(context.Background(), message("c", "x"))
+		return err == nil
+	})
 	testutil.Eventually(t, waitFor, "outbox resumed", func() bool { return d.Status().Outbox.Depth == 0 })
 	notes := slices.DeleteFunc(h.all(), func(x hit) bool { return x.ev.Event == upstream.EventMessage })
 	checkOrder(t, notes, map[string][]string{"c": wantKeys(lifecycle("c", 1))})
