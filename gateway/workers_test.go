@@ -11,10 +11,9 @@ import (
 )
 
 // TestInvocationWorkersArePooled: invocations and write loops run on
-// pooled goroutines. One connection invoking in turn reuses at most two
-// (its worker and its write loop; a goroutine per turn would leave none
-// parked), a burst from several connections leaves at most two per
-// connection, and goroutines idle for longer than the pool keeps them
+// pooled goroutines. One connection invoking in turn reuses a few (a
+// goroutine per turn would leave none parked), a burst from several
+// connections leaves at most three per connection, and goroutines idle for longer than the pool keeps them
 // end, after which invocations still run.
 func TestInvocationWorkersArePooled(t *testing.T) {
 	var calls atomic.Int64
@@ -24,10 +23,13 @@ func TestInvocationWorkersArePooled(t *testing.T) {
 		id := fmt.Sprint(i)
 		p.send(invocationMsg(id, "echo", id))
 		p.result(id, `["`+id+`"]`)
-		// The completion is written before the goroutines park.
+		// The completion is written before the goroutines park. At most
+		// three ever run at once for this connection: its user-group
+		// lookup and handshake write at connect, then its worker and write
+		// loop, which reuse them.
 		testutil.Eventually(t, waitFor, "the goroutines to park", func() bool {
 			n := r.g.ParkedWorkers()
-			return n >= 1 && n <= 2
+			return n >= 1 && n <= 3
 		})
 	}
 
@@ -42,9 +44,9 @@ func TestInvocationWorkersArePooled(t *testing.T) {
 	}
 	testutil.Eventually(t, waitFor, "the workers to park", func() bool {
 		n := r.g.ParkedWorkers()
-		return n >= 1 && n <= 2*len(peers)
+		return n >= 1 && n <= 3*len(peers)
 	})
-	if n := r.g.ParkedWorkers(); n > 2*len(peers) {
+	if n := r.g.ParkedWorkers(); n > 3*len(peers) {
 		t.Fatalf("%d goroutines parked for %d connections", n, len(peers))
 	}
 
