@@ -13,8 +13,9 @@ import (
 // TestInvocationWorkersArePooled: invocations and write loops run on
 // pooled goroutines. One connection invoking in turn reuses a few (a
 // goroutine per turn would leave none parked), a burst from several
-// connections leaves at most three per connection, and goroutines idle for longer than the pool keeps them
-// end, after which invocations still run.
+// connections leaves at most three per connection, and goroutines idle
+// for longer than the pool keeps them end, after which invocations still
+// run.
 func TestInvocationWorkersArePooled(t *testing.T) {
 	var calls atomic.Int64
 	r := withUpstream(t, gateway.Config{}, echo(&calls))
