@@ -10,7 +10,11 @@ func (g *Gateway) Sweep(now time.Time) { g.sweep(now) }
 func MemoryUserGroups(now func() time.Time) UserGroupStore { return &memoryUserGroups{now: now} }
 
 // ParkedWorkers is how many pooled goroutines wait for an invocation turn.
-func (g *Gateway) ParkedWorkers() int { return g.workers.parked() }
+func (g *Gateway) ParkedWorkers() int {
+	g.workers.mu.Lock()
+	defer g.workers.mu.Unlock()
+	return len(g.workers.idle)
+}
 
 // TrimWorkers ends the pooled goroutines that would have been idle for
 // longer than the pool keeps them after a further wait of after.

@@ -120,10 +120,3 @@ func (p *workerPool) stop() {
 	}
 	p.idle = nil
 }
-
-// parked reports how many goroutines wait for a turn.
-func (p *workerPool) parked() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}

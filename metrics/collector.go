@@ -29,6 +29,8 @@ var (
 		"Recipients a message was not queued for: send queue full (slow consumer), connection closing, or a protocol that cannot carry it.", "hub")
 	descSlow = desc("switchboard_slow_consumer_closes_total",
 		"Connections closed because their send queue overflowed; the messages that overflowed it were dropped.")
+	descStuck = desc("switchboard_stuck_write_aborts_total",
+		"WebSocket sockets dropped because one write took longer than the write timeout (10 s): the client stopped reading.")
 	descLimits = desc("switchboard_limits_hit_total",
 		"Requests and messages refused by a limit.", "limit")
 	descBreaker = desc("switchboard_upstream_breaker_state",
@@ -61,7 +63,7 @@ type collector struct {
 var _ prometheus.Collector = (*collector)(nil)
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descOpened, descClosed, descReceived, descSent, descDropped, descSlow, descLimits,
+	for _, d := range []*prometheus.Desc{descConns, descOpened, descClosed, descReceived, descSent, descDropped, descSlow, descStuck, descLimits,
 		descBreaker, descUpOutbox, descOutbox, descOutboxLimit, descOutboxAge, descOutboxDropped, descOutboxExpired,
 		descREST, descBusReceived, descBusDropped} {
 		ch <- d
@@ -91,6 +93,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descDropped, float64(st.Dropped), st.Hub)
 		}
 		counter(descSlow, float64(g.SlowConsumers()))
+		counter(descStuck, float64(g.StuckWrites()))
 		ls := g.LimitStats()
 		limits["invocationsRateLimited"] = ls.InvocationsRateLimited
 		limits["sendsRateLimited"] = ls.SendsRateLimited
