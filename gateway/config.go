@@ -27,7 +27,9 @@ type Config struct {
 	// NegotiateTTL is how long a negotiated connection token waits for its
 	// socket. Zero means 30 s.
 	NegotiateTTL time.Duration
-	// WriteTimeout bounds one socket write. Zero means 10 s.
+	// WriteTimeout bounds one socket write. Zero means 10 s. A WebSocket's
+	// write is bounded by the sweep (at most one SweepInterval late); with
+	// the sweep off, and for other transports, by a context per write.
 	WriteTimeout time.Duration
 	// WriteCoalesce is the shortest time between two writes to one socket:
 	// a message that finds the socket quiet that long goes out at once;

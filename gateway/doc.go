@@ -34,16 +34,20 @@
 // Concurrency: every exported method is safe for concurrent use. Each
 // connection has one reader (the goroutine in Serve; after a resume, the
 // Serve of the new socket, which starts reading once the old reader
-// stopped) and at most one writer
-// (a write loop started only while its queue is non-empty); nothing else
-// touches the socket. A connection's invocations run on workers of their
-// own (at most Limits.MaxInflightInvocations, started only while there are
+// stopped) and at most one writer (a write loop started only while its
+// queue is non-empty); nothing else touches the socket, except the sweep,
+// which drops the socket of a write that has run past WriteTimeout
+// (Aborter). A connection's invocations run on workers of their own (at
+// most Limits.MaxInflightInvocations, started only while there are
 // invocations), so the reader goes on reading pings and a Close while
 // upstreams answer; Serve cancels their webhook calls when the connection
-// ends and waits for them before it returns (invoke.go). Fan-out only appends already-encoded bytes to queues and
-// never blocks on a socket: a connection whose queue passes its byte limit is
-// closed as a slow consumer. Writes to a busy socket are coalesced (see
-// Config.WriteCoalesce); replies a client waits for are not.
+// ends and waits for them before it returns (invoke.go). Workers and write
+// loops run on a gateway-wide pool of goroutines that outlive one turn
+// (workers.go). Fan-out only appends already-encoded bytes to queues and
+// never blocks on a socket: a connection whose queue passes its byte limit
+// is closed as a slow consumer. Writes to a busy socket are coalesced (see
+// Config.WriteCoalesce), except where a connection's messages come further
+// apart than the window; replies a client waits for are not.
 //
 // User-group memberships with a ttl end on the node that holds each
 // connection: a connection records, per group, whether it is in it as itself
