@@ -61,6 +61,29 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr
 }
 
+// cliOn returns run, which runs the CLI against node n with its admin key
+// and fails the test on an error, and fails, which expects it to fail
+// saying want.
+func cliOn(t *testing.T, n *node.Node) (run func(args ...string) (string, string), fails func(want string, args ...string)) {
+	env := []string{"SWITCHBOARD_SERVER=http://" + n.Addr().String(), "SWITCHBOARD_ADMIN_KEY=" + n.AdminKey()}
+	run = func(args ...string) (string, string) {
+		t.Helper()
+		out, errOut, err := sb(t, env, args...)
+		if err != nil {
+			t.Fatalf("switchboard %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+		return out, errOut
+	}
+	fails = func(want string, args ...string) {
+		t.Helper()
+		out, errOut, err := sb(t, env, args...)
+		if err == nil || !strings.Contains(errOut, want) {
+			t.Errorf("switchboard %s = %v %q %q; want it to fail saying %q", strings.Join(args, " "), err, out, errOut, want)
+		}
+	}
+	return run, fails
+}
+
 func startTestNode(t *testing.T) *node.Node {
 	t.Helper()
 	n, err := node.Start(node.Config{
@@ -182,22 +205,7 @@ func TestCLISaysHowToReachGateway(t *testing.T) {
 func TestCLITour(t *testing.T) {
 	t.Parallel()
 	n := startTestNode(t)
-	env := []string{"SWITCHBOARD_SERVER=http://" + n.Addr().String(), "SWITCHBOARD_ADMIN_KEY=" + n.AdminKey()}
-	run := func(args ...string) (string, string) {
-		t.Helper()
-		out, errOut, err := sb(t, env, args...)
-		if err != nil {
-			t.Fatalf("switchboard %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return out, errOut
-	}
-	fails := func(want string, args ...string) {
-		t.Helper()
-		out, errOut, err := sb(t, env, args...)
-		if err == nil || !strings.Contains(errOut, want) {
-			t.Errorf("switchboard %s = %v %q %q; want it to fail saying %q", strings.Join(args, " "), err, out, errOut, want)
-		}
-	}
+	run, fails := cliOn(t, n)
 
 	run("hub", "add", "chat")
 	if out, _ := run("hub", "list"); !regexp.MustCompile(`(?m)^chat\s+false\s+32768\s+any$`).MatchString(out) {

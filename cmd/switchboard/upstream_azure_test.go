@@ -13,22 +13,7 @@ import (
 func TestCLIAzureUpstream(t *testing.T) {
 	t.Parallel()
 	n := startTestNode(t)
-	env := []string{"SWITCHBOARD_SERVER=http://" + n.Addr().String(), "SWITCHBOARD_ADMIN_KEY=" + n.AdminKey()}
-	run := func(args ...string) (string, string) {
-		t.Helper()
-		out, errOut, err := sb(t, env, args...)
-		if err != nil {
-			t.Fatalf("switchboard %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return out, errOut
-	}
-	fails := func(want string, args ...string) {
-		t.Helper()
-		out, errOut, err := sb(t, env, args...)
-		if err == nil || !strings.Contains(errOut, want) {
-			t.Errorf("switchboard %s = %v %q %q; want it to fail saying %q", strings.Join(args, " "), err, out, errOut, want)
-		}
-	}
+	run, fails := cliOn(t, n)
 	run("hub", "add", "chat")
 	// Nothing listens there: an azure-signalr upstream is saved without
 	// the OPTIONS check.
