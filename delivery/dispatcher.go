@@ -140,6 +140,9 @@ type Dispatcher struct {
 	// roundTrip sends a webhook request: cfg.Client's transport (see
 	// NewDispatcher).
 	roundTrip func(*http.Request) (*http.Response, error)
+	// fast is the webhook client when the dispatcher uses its own and no
+	// proxy is configured; nil otherwise.
+	fast *fastTransport
 }
 
 // route is an upstream as registered, with its live state.
@@ -152,7 +155,8 @@ type route struct {
 // workers; replayed events wait for SetTargets to name their upstreams.
 // Close stops it.
 func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
-	if cfg.Client == nil {
+	ownClient := cfg.Client == nil
+	if ownClient {
 		// Upstreams are few hosts taking many concurrent calls: keep enough
 		// idle connections per host that a burst of invocations reuses them
 		// instead of dialling (net/http keeps 2 by default).
@@ -218,6 +222,13 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 			rt = http.DefaultTransport
 		}
 		d.roundTrip = rt.RoundTrip
+	}
+	if ownClient && !useProxy() {
+		// Webhooks go out through fasthttp (see fastTransport); the
+		// net/http client above still fetches OAuth tokens and carries
+		// webhooks when a proxy is configured.
+		d.fast = newFastTransport(&cfg.Addresses, cfg.TLS, cfg.MaxReplySize)
+		d.roundTrip = d.fast.RoundTrip
 	}
 	empty := map[string][]route{}
 	d.routes.Store(&empty)

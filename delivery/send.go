@@ -283,14 +283,18 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstream.Event, req *http.Request, timeout time.Duration, now time.Time, azure bool) (result, int) {
 	resp, err := d.roundTrip(req)
 	if err != nil {
+		var tooLarge *replyTooLargeError
 		switch {
 		case parent.Err() != nil:
 			// The caller left (client gone, gateway closing): says nothing
 			// about the upstream.
 			return result{err: failureDetail(fmt.Sprintf("upstream %q call abandoned", t.Name), "upstream %q: call abandoned: %v", t.Name, parent.Err()),
 				sent: true, outcome: outcomeIgnored, retry: true}, 0
-		case ctx.Err() != nil:
+		case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded):
 			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, 0
+		case errors.As(err, &tooLarge):
+			// The handler ran; a retry would run it again for the same event.
+			return result{err: failure("upstream %q replied with more than %d bytes", t.Name, d.cfg.MaxReplySize), sent: true}, tooLarge.Status
 		case errors.Is(err, ErrAddressRefused):
 			// The gateway's own policy refused the address: a configuration
 			// fault, which says nothing about the upstream's health. Nothing

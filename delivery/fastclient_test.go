@@ -1,0 +1,112 @@
+package delivery
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/switchboard-gw/switchboard/upstream"
+)
+
+// The dispatcher's own client reads replies of every HTTP/1.1 framing: a
+// chunked reply (no Content-Length) is read whole, and a chunked one past
+// MaxReplySize is refused as too large with its status logged, never
+// retried, like one of announced length.
+func TestChunkedReplies(t *testing.T) {
+	t.Parallel()
+	chunked := func(body string) string {
+		var b strings.Builder
+		b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for len(body) > 0 {
+			n := min(len(body), 700)
+			b.WriteString(strconv.FormatInt(int64(n), 16) + "\r\n" + body[:n] + "\r\n")
+			body = body[n:]
+		}
+		b.WriteString("0\r\n\r\n")
+		return b.String()
+	}
+	for _, tt := range []struct {
+		name, body, wantErr string
+	}{
+		{"within the limit", `{"result":"` + strings.Repeat("x", 900) + `"}`, ""},
+		{"past the limit", `{"result":"` + strings.Repeat("x", 2000) + `"}`, "replied with more than 1024 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := rawUpstream(t, chunked(tt.body))
+			d := startDispatcher(t, DispatcherConfig{MaxReplySize: 1024})
+			f, _ := ParseFilter([]string{"message:*"})
+			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
+			reply, err := d.Call(context.Background(), message("c1", "send"))
+			if tt.wantErr == "" {
+				if err != nil || reply == nil || len(reply.Result) != 902 {
+					t.Fatalf("Call = %+v, %v; want the 900-character result", reply, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if log, _ := d.DeliveryLog("chat", "fn"); len(log) != 1 || log[0].Status != 200 {
+				t.Errorf("delivery log = %+v, want one entry with status 200", log)
+			}
+		})
+	}
+}
+
+// The request line carries the expanded URL as net/http would send it:
+// percent-encoded segments stay encoded, dot segments and doubled slashes
+// are not cleaned, the query is kept byte for byte.
+func TestRequestURIAsExpanded(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.RequestURI
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(srv.Close)
+	tpl := srv.URL + "/api/a%2Fb/./c//{hub}?code=x%20y&e={event}"
+	expanded, err := ExpandURL(tpl, "chat", "messages", "send")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(expanded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDispatcher(t, DispatcherConfig{})
+	f, _ := ParseFilter([]string{"message:*"})
+	d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: tpl, Filter: f, Secrets: []string{upstream.NewSecret()}}})
+	if _, err := d.Call(context.Background(), message("c1", "send")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := u.RequestURI(); got != want {
+		t.Errorf("request URI %q, want %q", got, want)
+	}
+}
+
+// fasthttp does not honour HTTP_PROXY: with a proxy in the environment the
+// dispatcher keeps net/http's transport, which does.
+func TestProxyKeepsNetHTTP(t *testing.T) {
+	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"} {
+		t.Setenv(k, "")
+	}
+	if d := startDispatcher(t, DispatcherConfig{}); d.fast == nil {
+		t.Error("without a proxy the dispatcher does not use its fasthttp client")
+	}
+	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+	if d := startDispatcher(t, DispatcherConfig{}); d.fast != nil {
+		t.Error("with HTTPS_PROXY set the dispatcher uses fasthttp, which ignores the proxy")
+	}
+}
