@@ -337,6 +337,9 @@ func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstrea
 // of announced length within the limit, the common case, is read into a
 // slice of exactly its size.
 func (d *Dispatcher) readReply(resp *http.Response) ([]byte, error) {
+	if b, ok := resp.Body.(*replyBody); ok {
+		return b.data, nil // fastTransport read it whole, within the limit
+	}
 	if n := resp.ContentLength; n >= 0 && n <= d.cfg.MaxReplySize {
 		data := make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, data); err != nil {

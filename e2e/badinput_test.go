@@ -288,6 +288,10 @@ func TestUpstreamReplyLimits(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte(`{"result":1}`))
 	})
+	mux.HandleFunc("/untyped", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil // no Content-Type at all, not even a sniffed one
+		w.Write([]byte(`{"result":1}`))
+	})
 	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
 	})
@@ -295,6 +299,7 @@ func TestUpstreamReplyLimits(t *testing.T) {
 	for path, want := range map[string]string{
 		"/big":      "replied with more than 1048576 bytes",
 		"/text":     `replied with Content-Type "text/plain"; want application/json`,
+		"/untyped":  `replied with Content-Type ""; want application/json`,
 		"/redirect": "answered with a redirect (307",
 	} {
 		t.Run(path, func(t *testing.T) {
