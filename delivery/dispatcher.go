@@ -166,6 +166,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		tr.DialContext = cfg.Addresses.DialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
 		tr.MaxIdleConns = 1024
 		tr.MaxIdleConnsPerHost = 256
+		tr.MaxResponseHeaderBytes = maxReplyHeaderBytes // as fastTransport's
 		cfg.Client = &http.Client{
 			Transport:     cfg.TLS.transport(tr),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -65,6 +65,10 @@ func newFastTransport(addresses *AddressPolicy, tlsCfg UpstreamTLS, maxReply int
 		NoDefaultUserAgentHeader: true,
 		// A reply past the limit fails as soon as its length is known.
 		MaxResponseBodySize: int(min(maxReply, math.MaxInt32)),
+		// fasthttp reads a reply's status line and headers within one
+		// buffer of this size, taken from a pool for each call; its default
+		// of 4 KiB would refuse replies net/http reads.
+		ReadBufferSize: maxReplyHeaderBytes,
 		ConfigureClient: func(hc *fasthttp.HostClient) error {
 			host, _, err := net.SplitHostPort(hc.Addr)
 			if err != nil {
@@ -81,6 +85,15 @@ func newFastTransport(addresses *AddressPolicy, tlsCfg UpstreamTLS, maxReply int
 	}
 	return &fastTransport{c: c}
 }
+
+// maxReplyHeaderBytes bounds the status line and headers of an upstream's
+// reply, for both clients: Node's HTTP server, a common upstream, sends at
+// most 16 KiB of headers.
+const maxReplyHeaderBytes = 16 << 10
+
+// errReplyHeadersTooLarge says an upstream's reply headers passed
+// maxReplyHeaderBytes.
+var errReplyHeadersTooLarge = errors.New("reply headers too large")
 
 // replyTooLargeError says an upstream answered Status with a reply past
 // MaxReplySize.
@@ -132,6 +145,8 @@ func (f *fastTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 		case errors.Is(err, fasthttp.ErrBodyTooLarge):
 			return nil, &replyTooLargeError{Status: resp.StatusCode()}
+		case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+			return nil, errReplyHeadersTooLarge
 		}
 		return nil, err
 	}

@@ -110,3 +110,45 @@ func TestProxyKeepsNetHTTP(t *testing.T) {
 		t.Error("with HTTPS_PROXY set the dispatcher uses fasthttp, which ignores the proxy")
 	}
 }
+
+// A reply's headers may fill maxReplyHeaderBytes (fasthttp's own default
+// buffer, 4 KiB, refused replies net/http reads); past it, the call fails
+// saying so, as a reply that ran: not retried, not held against the
+// upstream's health.
+func TestLargeReplyHeaders(t *testing.T) {
+	t.Parallel()
+	reply := func(padding int) string {
+		body := `{"result":"ok"}`
+		return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + strings.Repeat("p", padding) +
+			"\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	}
+	for _, tt := range []struct {
+		name    string
+		padding int
+		wantErr string
+	}{
+		{"12 KiB", 12 << 10, ""},
+		{"past 16 KiB", 20 << 10, "replied with more than 16384 bytes of headers"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := rawUpstream(t, reply(tt.padding))
+			d := startDispatcher(t, DispatcherConfig{})
+			f, _ := ParseFilter([]string{"message:*"})
+			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
+			reply, err := d.Call(context.Background(), message("c1", "send"))
+			if tt.wantErr == "" {
+				if err != nil || reply == nil || string(reply.Result) != `"ok"` {
+					t.Fatalf("Call = %+v, %v; want the result \"ok\"", reply, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if ups := d.Status().Upstreams; len(ups) != 1 || ups[0].Breaker.ConsecutiveFailures != 0 {
+				t.Errorf("upstreams %+v, want one whose breaker counts no failure", ups)
+			}
+		})
+	}
+}

@@ -295,6 +295,9 @@ func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstrea
 		case errors.As(err, &tooLarge):
 			// The handler ran; a retry would run it again for the same event.
 			return result{err: failure("upstream %q replied with more than %d bytes", t.Name, d.cfg.MaxReplySize), sent: true}, tooLarge.Status
+		case errors.Is(err, errReplyHeadersTooLarge):
+			// As above: the handler ran, and the upstream is alive.
+			return result{err: failure("upstream %q replied with more than %d bytes of headers", t.Name, maxReplyHeaderBytes), sent: true}, 0
 		case errors.Is(err, ErrAddressRefused):
 			// The gateway's own policy refused the address: a configuration
 			// fault, which says nothing about the upstream's health. Nothing
