@@ -52,8 +52,23 @@ func newFastTransport(addresses *AddressPolicy, tlsCfg UpstreamTLS, maxReply int
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			return dial(ctx, "tcp", addr)
+			c, err := dial(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return checkIdle(c), nil
 		},
+		// A POST is sent again only when the upstream had closed the
+		// connection while idle, before any of the request was written: it
+		// cannot have run the handler. Any other failure may have.
+		RetryIfErr: func(_ *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+			return false, errors.Is(err, errIdleConnClosed)
+		},
+		// After a quiet spell every pooled connection may be closed, more
+		// than fasthttp's default of 5 attempts. Only those are retried,
+		// and a fresh connection is never checked, so a call makes at most
+		// one attempt per idle connection, plus one.
+		MaxIdemponentCallAttempts: math.MaxInt32,
 		// Upstreams are few hosts taking many concurrent calls. net/http
 		// set no bound on connections per host; neither does this one (a
 		// full pool would fail calls at once, against the upstream).

@@ -2,13 +2,18 @@ package delivery
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -148,6 +153,91 @@ func TestLargeReplyHeaders(t *testing.T) {
 			}
 			if ups := d.Status().Upstreams; len(ups) != 1 || ups[0].Breaker.ConsecutiveFailures != 0 {
 				t.Errorf("upstreams %+v, want one whose breaker counts no failure", ups)
+			}
+		})
+	}
+}
+
+// An upstream closes kept-alive connections it found idle (Node after 5 s,
+// Go's servers after IdleTimeout). The next call must not fail on the
+// closed connection: a webhook every few seconds would otherwise fail every
+// time and count against the upstream. A connection the upstream kept is
+// used again, also over TLS, whose session tickets arrive after the
+// handshake and must not pass for a close.
+func TestUpstreamClosedIdleConnection(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[useTLS], func(t *testing.T) {
+			t.Parallel()
+			var dials atomic.Int32
+			// While burst is set, each request waits until burstSize are in
+			// flight (or a generous timeout), so the burst holds that many
+			// connections at once.
+			const burstSize = 12
+			var burst atomic.Bool
+			var arrived sync.WaitGroup
+			arrived.Add(burstSize)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if burst.Load() {
+					arrived.Done()
+					all := make(chan struct{})
+					go func() { arrived.Wait(); close(all) }()
+					select {
+					case <-all:
+					case <-time.After(waitFor):
+					}
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"result":"ok"}`))
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					dials.Add(1)
+				}
+			}
+			cfg := DispatcherConfig{}
+			if useTLS {
+				srv.StartTLS()
+				roots := x509.NewCertPool()
+				roots.AddCert(srv.Certificate())
+				cfg.TLS = UpstreamTLS{Default: &tls.Config{RootCAs: roots}}
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			d := startDispatcher(t, cfg)
+			f, _ := ParseFilter([]string{"message:*"})
+			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv.URL + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
+			call := func(what string) {
+				t.Helper()
+				if reply, err := d.Call(context.Background(), message("c1", "send")); err != nil || reply == nil || string(reply.Result) != `"ok"` {
+					t.Fatalf("%s: %+v, %v", what, reply, err)
+				}
+			}
+			call("first call")
+			time.Sleep(3 * idleCheckAfter)
+			call("call on the kept connection")
+			if n := dials.Load(); n != 1 {
+				t.Errorf("%d connections for two calls on a connection the upstream kept, want 1", n)
+			}
+			// A burst leaves more idle connections than fasthttp tries a call
+			// on by default (5); the upstream closes them all; the next call
+			// passes every dead one and dials.
+			burst.Store(true)
+			var calls sync.WaitGroup
+			for range burstSize {
+				calls.Go(func() { call("call of the burst") })
+			}
+			calls.Wait()
+			burst.Store(false)
+			before := dials.Load()
+			if before < burstSize {
+				t.Fatalf("%d connections after a burst of %d calls held at once, want at least %d", before, burstSize, burstSize)
+			}
+			srv.CloseClientConnections() // as an upstream's idle timeout does
+			time.Sleep(3 * idleCheckAfter)
+			call("call after the upstream closed the idle connections")
+			if n := dials.Load(); n != before+1 {
+				t.Errorf("%d connections after the upstream closed %d, want %d: one more", n, before, before+1)
 			}
 		})
 	}
