@@ -106,6 +106,18 @@ func tryPodman(args ...string) (string, error) {
 func containerKeys(t *testing.T, containers ...string) (negotiate.ConnectionString, string) {
 	t.Helper()
 	var cs, admin string
+	defer func() {
+		if admin != "" {
+			return
+		}
+		// Say why: a node that restarted (restart: unless-stopped) after
+		// making the keys, or one still starting, shows in its log.
+		for _, c := range containers {
+			restarts, _ := tryPodman("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", c)
+			logs, err := tryPodman("logs", "--tail", "40", c)
+			t.Logf("container %s (restarts, state: %s), its log's end (%v):\n%s", c, strings.TrimSpace(restarts), err, logs)
+		}
+	}()
 	testutil.Eventually(t, containerWait, "a container prints its keys", func() bool {
 		for _, c := range containers {
 			logs, _ := tryPodman("logs", c)
