@@ -355,10 +355,6 @@ func (d *Dispatcher) postAzure(ctx context.Context, t Target, ev *upstream.Event
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rq.url, bytes.NewReader(az.body))
-	if err != nil {
-		return result{err: failureDetail(misconfigured(t), "upstream %q: bad URL: %v", t.Name, err), outcome: outcomeIgnored, retry: true, refused: true}, 0
-	}
 	// Azure's upstream auth (ManagedIdentity) is this profile's natural
 	// companion: an OAuth2 token goes with its requests too.
 	auth, failed := d.authorize(ctx, parent, t)
@@ -386,8 +382,7 @@ func (d *Dispatcher) postAzure(ctx context.Context, t Target, ev *upstream.Event
 	}
 	h["X-Asrs-Signature"] = []string{AzureSignature(t.Azure.AccessKeys, az.connID)}
 	injectTrace(ctx, h) // Azure Functions read traceparent too
-	req.Header = h
-	return d.exchange(ctx, parent, t, ev, req, timeout, d.cfg.Now(), true)
+	return d.exchange(ctx, parent, t, ev, webhookRequest{ctx: ctx, url: rq.url, header: h, body: az.body}, timeout, d.cfg.Now(), true)
 }
 
 // interpretAzure reads an answer the way Azure SignalR reads it: a message

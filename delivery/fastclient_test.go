@@ -66,7 +66,7 @@ func TestChunkedReplies(t *testing.T) {
 
 // The request line carries the expanded URL as net/http would send it:
 // percent-encoded segments stay encoded, dot segments and doubled slashes
-// are not cleaned, the query is kept byte for byte.
+// are not cleaned, the query is kept byte for byte, a fragment is not sent.
 func TestRequestURIAsExpanded(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -79,7 +79,7 @@ func TestRequestURIAsExpanded(t *testing.T) {
 		w.Write([]byte(`{}`))
 	}))
 	t.Cleanup(srv.Close)
-	tpl := srv.URL + "/api/a%2Fb/./c//{hub}?code=x%20y&e={event}"
+	tpl := srv.URL + "/api/a%2Fb/./c//{hub}?code=x%20y&e={event}#fragment"
 	expanded, err := ExpandURL(tpl, "chat", "messages", "send")
 	if err != nil {
 		t.Fatal(err)

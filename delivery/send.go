@@ -212,12 +212,6 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rq.url, bytes.NewReader(body))
-	if err != nil {
-		// ExpandURL parsed this URL: only a template the admin broke gets
-		// here, which says nothing about the upstream's health.
-		return result{err: failureDetail(misconfigured(t), "upstream %q: bad URL: %v", t.Name, err), outcome: outcomeIgnored, retry: true, refused: true}, 0
-	}
 	now := d.cfg.Now()
 	if t.keysErr != nil {
 		return result{err: failureDetail(misconfigured(t), "upstream %q: %v", t.Name, t.keysErr), outcome: outcomeIgnored, retry: true, refused: true}, 0
@@ -273,18 +267,47 @@ func (d *Dispatcher) post(ctx context.Context, t Target, ev *upstream.Event, rq 
 	if auth != "" {
 		h["Authorization"] = []string{auth}
 	}
-	req.Header = h
-	return d.exchange(ctx, parent, t, ev, req, timeout, now, false)
+	return d.exchange(ctx, parent, t, ev, webhookRequest{ctx: ctx, url: rq.url, header: h, body: body}, timeout, now, false)
+}
+
+// webhookRequest is a webhook POST as post and postAzure build it, before
+// either client turns it into its own request type.
+type webhookRequest struct {
+	ctx    context.Context // bounded by the upstream's timeout
+	url    string          // as ExpandURL made it
+	header http.Header     // canonical keys
+	body   []byte
+}
+
+// badURLError says net/http could not make a request of a webhook's URL.
+type badURLError struct{ err error }
+
+func (e *badURLError) Error() string { return e.err.Error() }
+
+// sendWith sends w through send, net/http's client or transport.
+func (w webhookRequest) sendWith(send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(w.ctx, http.MethodPost, w.url, bytes.NewReader(w.body))
+	if err != nil {
+		return nil, &badURLError{err}
+	}
+	req.Header = w.header
+	return send(req)
 }
 
 // exchange sends req, made for ev and t under ctx (parent's, bounded by
 // timeout), and interprets the answer: as the Azure profile reads it when
 // azure is set, else as the gateway's own contract says.
-func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstream.Event, req *http.Request, timeout time.Duration, now time.Time, azure bool) (result, int) {
+func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstream.Event, req webhookRequest, timeout time.Duration, now time.Time, azure bool) (result, int) {
 	resp, err := d.roundTrip(req)
 	if err != nil {
 		var tooLarge *replyTooLargeError
+		var badURL *badURLError
 		switch {
+		case errors.As(err, &badURL):
+			// Registration parsed the template: only a template the admin
+			// broke gets here, which says nothing about the upstream's
+			// health.
+			return result{err: failureDetail(misconfigured(t), "upstream %q: bad URL: %v", t.Name, badURL.err), outcome: outcomeIgnored, retry: true, refused: true}, 0
 		case parent.Err() != nil:
 			// The caller left (client gone, gateway closing): says nothing
 			// about the upstream.
