@@ -392,8 +392,8 @@ func (d *Dispatcher) postAzure(ctx context.Context, t Target, ev *upstream.Event
 // {"userId", "groups", "subprotocol", "roles"}, and a 4xx rejects the
 // client. Every other status is read as for the gateway's own profile
 // (retries, breaker, 410).
-func (d *Dispatcher) interpretAzure(t Target, ev *upstream.Event, resp *http.Response, data []byte, now time.Time) result {
-	status := resp.StatusCode
+func (d *Dispatcher) interpretAzure(t Target, ev *upstream.Event, rep webhookReply, now time.Time) result {
+	status, data := rep.status, rep.body
 	if status < 200 || status >= 300 {
 		if ev.Event == upstream.EventConnect && status >= 400 && status < 500 && !upstreamSide4xx(status) {
 			reason := fmt.Sprintf("connection rejected by upstream %q (%d)", t.Name, status)
@@ -405,7 +405,7 @@ func (d *Dispatcher) interpretAzure(t Target, ev *upstream.Event, resp *http.Res
 			}
 			return result{reply: &upstream.Reply{Error: reason}}
 		}
-		return d.interpret(t, ev, resp, data, now)
+		return d.interpret(t, ev, rep, now)
 	}
 	data = bytes.TrimSpace(data)
 	switch {

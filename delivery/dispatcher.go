@@ -139,7 +139,10 @@ type Dispatcher struct {
 	tokens tokenCache   // OAuth tokens of the upstreams that need one
 	// roundTrip sends a webhook request: through fast, or as an
 	// http.Request through cfg.Client or its transport (see NewDispatcher).
-	roundTrip func(webhookRequest) (*http.Response, error)
+	roundTrip func(webhookRequest) (webhookReply, error)
+	// netHTTP sends through cfg.Client (or its transport): roundTrip
+	// unless fast is set.
+	netHTTP func(webhookRequest) (webhookReply, error)
 	// fast is the webhook client when the dispatcher uses its own and no
 	// proxy is configured; nil otherwise.
 	fast *fastTransport
@@ -224,7 +227,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		}
 		send = rt.RoundTrip
 	}
-	d.roundTrip = func(w webhookRequest) (*http.Response, error) { return w.sendWith(send) }
+	d.netHTTP = func(w webhookRequest) (webhookReply, error) { return w.sendWith(send, cfg.MaxReplySize) }
+	d.roundTrip = d.netHTTP
 	if ownClient && !useProxy() {
 		// Webhooks go out through fasthttp (see fastTransport); the
 		// net/http client above still fetches OAuth tokens and carries

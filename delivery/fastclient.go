@@ -119,13 +119,13 @@ func (e *replyTooLargeError) Error() string {
 
 // do sends w, whose context must carry a deadline, and returns the whole
 // reply in memory.
-func (f *fastTransport) do(w webhookRequest) (*http.Response, error) {
+func (f *fastTransport) do(w webhookRequest) (webhookReply, error) {
 	deadline, ok := w.ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(DefaultTimeout)
 	}
 	if err := w.ctx.Err(); err != nil {
-		return nil, err
+		return webhookReply{}, err
 	}
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
@@ -150,46 +150,31 @@ func (f *fastTransport) do(w webhookRequest) (*http.Response, error) {
 		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrTLSHandshakeTimeout):
 			// The context's deadline is this deadline: name it so, whether
 			// or not the context's own timer has fired yet.
-			return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+			return webhookReply{}, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 		case errors.Is(err, fasthttp.ErrBodyTooLarge):
-			return nil, &replyTooLargeError{Status: resp.StatusCode()}
+			return webhookReply{}, &replyTooLargeError{Status: resp.StatusCode()}
 		case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
-			return nil, errReplyHeadersTooLarge
+			return webhookReply{}, errReplyHeadersTooLarge
 		}
-		return nil, err
+		return webhookReply{}, err
 	}
-	body := bytes.Clone(resp.Body())
-	out := &http.Response{
-		StatusCode:    resp.StatusCode(),
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        make(http.Header, len(replyHeaders)),
-		ContentLength: int64(len(body)),
-		Body:          &replyBody{Reader: bytes.NewReader(body), data: body},
-	}
-	// Only the headers the dispatcher reads (interpret, interpretAzure):
-	// copying every header of every reply was a tenth of the adapter's cost.
-	for _, k := range replyHeaders {
-		if v := resp.Header.Peek(k); len(v) > 0 {
-			out.Header[k] = []string{string(v)}
-		}
-	}
-	return out, nil
+	return webhookReply{
+		status:      resp.StatusCode(),
+		contentType: string(resp.Header.ContentType()),
+		location:    peekString(&resp.Header, "Location"),
+		retryAfter:  peekString(&resp.Header, "Retry-After"),
+		body:        bytes.Clone(resp.Body()),
+	}, nil
 }
 
-// replyHeaders are the reply headers the dispatcher reads, in canonical
-// form.
-var replyHeaders = [...]string{"Content-Type", "Location", "Retry-After"}
-
-// replyBody is a reply read whole; readReply takes data as it is instead
-// of copying it out.
-type replyBody struct {
-	*bytes.Reader
-	data []byte
+// peekString is the value of header k, "" when absent, allocating only
+// for one that is present.
+func peekString(h *fasthttp.ResponseHeader, k string) string {
+	if v := h.Peek(k); len(v) > 0 {
+		return string(v)
+	}
+	return ""
 }
-
-func (*replyBody) Close() error { return nil }
 
 // useProxy reports whether the environment names an HTTP proxy, which
 // only net/http's transport honours.

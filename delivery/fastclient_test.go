@@ -18,12 +18,37 @@ import (
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
+// eachClient runs f once per webhook client of the dispatcher: fasthttp,
+// its default, and net/http's transport, which it uses when a proxy is
+// configured. (The second is switched to after the start, not chosen with
+// HTTP_PROXY: net/http reads the proxy environment once per process, and
+// would send every later test's requests to the proxy.)
+func eachClient(t *testing.T, f func(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher)) {
+	t.Parallel()
+	for _, client := range []string{"fasthttp", "net/http"} {
+		t.Run(client, func(t *testing.T) {
+			t.Parallel()
+			f(t, func(cfg DispatcherConfig) *Dispatcher {
+				d := startDispatcher(t, cfg)
+				if d.fast == nil {
+					t.Fatal("the dispatcher does not use fasthttp by default")
+				}
+				if client == "net/http" {
+					d.fast, d.roundTrip = nil, d.netHTTP // before any target, so before any call
+				}
+				return d
+			})
+		})
+	}
+}
+
 // The dispatcher's own client reads replies of every HTTP/1.1 framing: a
 // chunked reply (no Content-Length) is read whole, and a chunked one past
 // MaxReplySize is refused as too large with its status logged, never
 // retried, like one of announced length.
-func TestChunkedReplies(t *testing.T) {
-	t.Parallel()
+func TestChunkedReplies(t *testing.T) { eachClient(t, testChunkedReplies) }
+
+func testChunkedReplies(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
 	chunked := func(body string) string {
 		var b strings.Builder
 		b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -42,9 +67,8 @@ func TestChunkedReplies(t *testing.T) {
 		{"past the limit", `{"result":"` + strings.Repeat("x", 2000) + `"}`, "replied with more than 1024 bytes"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
 			srv := rawUpstream(t, chunked(tt.body))
-			d := startDispatcher(t, DispatcherConfig{MaxReplySize: 1024})
+			d := newDispatcher(DispatcherConfig{MaxReplySize: 1024})
 			f, _ := ParseFilter([]string{"message:*"})
 			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
 			reply, err := d.Call(context.Background(), message("c1", "send"))
@@ -67,8 +91,9 @@ func TestChunkedReplies(t *testing.T) {
 // The request line carries the expanded URL as net/http would send it:
 // percent-encoded segments stay encoded, dot segments and doubled slashes
 // are not cleaned, the query is kept byte for byte, a fragment is not sent.
-func TestRequestURIAsExpanded(t *testing.T) {
-	t.Parallel()
+func TestRequestURIAsExpanded(t *testing.T) { eachClient(t, testRequestURIAsExpanded) }
+
+func testRequestURIAsExpanded(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
 	var mu sync.Mutex
 	var got string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -88,7 +113,7 @@ func TestRequestURIAsExpanded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := startDispatcher(t, DispatcherConfig{})
+	d := newDispatcher(DispatcherConfig{})
 	f, _ := ParseFilter([]string{"message:*"})
 	d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: tpl, Filter: f, Secrets: []string{upstream.NewSecret()}}})
 	if _, err := d.Call(context.Background(), message("c1", "send")); err != nil {
@@ -120,8 +145,9 @@ func TestProxyKeepsNetHTTP(t *testing.T) {
 // buffer, 4 KiB, refused replies net/http reads); past it, the call fails
 // saying so, as a reply that ran: not retried, not held against the
 // upstream's health.
-func TestLargeReplyHeaders(t *testing.T) {
-	t.Parallel()
+func TestLargeReplyHeaders(t *testing.T) { eachClient(t, testLargeReplyHeaders) }
+
+func testLargeReplyHeaders(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
 	reply := func(padding int) string {
 		body := `{"result":"ok"}`
 		return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + strings.Repeat("p", padding) +
@@ -136,9 +162,8 @@ func TestLargeReplyHeaders(t *testing.T) {
 		{"past 16 KiB", 20 << 10, "replied with more than 16384 bytes of headers"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
 			srv := rawUpstream(t, reply(tt.padding))
-			d := startDispatcher(t, DispatcherConfig{})
+			d := newDispatcher(DispatcherConfig{})
 			f, _ := ParseFilter([]string{"message:*"})
 			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
 			reply, err := d.Call(context.Background(), message("c1", "send"))
@@ -164,10 +189,11 @@ func TestLargeReplyHeaders(t *testing.T) {
 // time and count against the upstream. A connection the upstream kept is
 // used again, also over TLS, whose session tickets arrive after the
 // handshake and must not pass for a close.
-func TestUpstreamClosedIdleConnection(t *testing.T) {
+func TestUpstreamClosedIdleConnection(t *testing.T) { eachClient(t, testUpstreamClosedIdleConnection) }
+
+func testUpstreamClosedIdleConnection(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
 	for _, useTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "http", true: "https"}[useTLS], func(t *testing.T) {
-			t.Parallel()
 			var dials atomic.Int32
 			// While burst is set, each request waits until burstSize are in
 			// flight (or a generous timeout), so the burst holds that many
@@ -204,7 +230,7 @@ func TestUpstreamClosedIdleConnection(t *testing.T) {
 				srv.Start()
 			}
 			t.Cleanup(srv.Close)
-			d := startDispatcher(t, cfg)
+			d := newDispatcher(cfg)
 			f, _ := ParseFilter([]string{"message:*"})
 			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv.URL + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
 			call := func(what string) {
@@ -238,6 +264,48 @@ func TestUpstreamClosedIdleConnection(t *testing.T) {
 			call("call after the upstream closed the idle connections")
 			if n := dials.Load(); n != before+1 {
 				t.Errorf("%d connections after the upstream closed %d, want %d: one more", n, before, before+1)
+			}
+		})
+	}
+}
+
+// Both clients hand interpret the same reply: status, the headers it reads
+// (Content-Type, absent or not; Location; Retry-After) and the body.
+func TestReplyAsInterpreted(t *testing.T) { eachClient(t, testReplyAsInterpreted) }
+
+func testReplyAsInterpreted(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
+	for _, tt := range []struct {
+		name, answer, wantErr, wantResult string
+	}{
+		{"json", "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 12\r\n\r\n{\"result\":1}", "", "1"},
+		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", "", ""},
+		{"empty 200", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "", ""},
+		{"untyped", "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"result\":1}", `replied with Content-Type ""; want application/json`, ""},
+		{"text", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\n{\"result\":1}", `replied with Content-Type "text/plain"`, ""},
+		{"redirect", "HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n", `redirect (307 to "/elsewhere")`, ""},
+		{"retry after", "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nbusy", "answered 503 Service Unavailable; retry after 7s: busy", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := rawUpstream(t, tt.answer)
+			d := newDispatcher(DispatcherConfig{})
+			f, _ := ParseFilter([]string{"message:*"})
+			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
+			reply, err := d.Call(context.Background(), message("c1", "send"))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if reply != nil {
+				got = string(reply.Result)
+			}
+			if got != tt.wantResult {
+				t.Errorf("result %q, want %q", got, tt.wantResult)
 			}
 		})
 	}

@@ -284,24 +284,69 @@ type badURLError struct{ err error }
 
 func (e *badURLError) Error() string { return e.err.Error() }
 
-// sendWith sends w through send, net/http's client or transport.
-func (w webhookRequest) sendWith(send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+// sendWith sends w through send, net/http's client or transport, and
+// reads the reply, at most maxReply bytes of it.
+func (w webhookRequest) sendWith(send func(*http.Request) (*http.Response, error), maxReply int64) (webhookReply, error) {
 	req, err := http.NewRequestWithContext(w.ctx, http.MethodPost, w.url, bytes.NewReader(w.body))
 	if err != nil {
-		return nil, &badURLError{err}
+		return webhookReply{}, &badURLError{err}
 	}
 	req.Header = w.header
-	return send(req)
+	resp, err := send(req)
+	if err != nil {
+		// net/http names a reply past MaxResponseHeaderBytes only in its
+		// text ("server response headers exceeded N bytes").
+		if strings.Contains(err.Error(), "server response headers exceeded") {
+			return webhookReply{}, errReplyHeadersTooLarge
+		}
+		return webhookReply{}, err
+	}
+	defer resp.Body.Close()
+	rep := webhookReply{
+		status:      resp.StatusCode,
+		contentType: resp.Header.Get("Content-Type"),
+		location:    resp.Header.Get("Location"),
+		retryAfter:  resp.Header.Get("Retry-After"),
+	}
+	if n := resp.ContentLength; n >= 0 && n <= maxReply {
+		// Of announced length within the limit, the common case: one
+		// slice of exactly its size.
+		rep.body = make([]byte, n)
+		_, err = io.ReadFull(resp.Body, rep.body)
+	} else {
+		rep.body, err = io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
+	}
+	switch {
+	case err != nil:
+		return rep, &replyReadError{err}
+	case int64(len(rep.body)) > maxReply:
+		return rep, &replyTooLargeError{Status: rep.status}
+	}
+	return rep, nil
 }
+
+// webhookReply is what the dispatcher reads of an upstream's answer.
+type webhookReply struct {
+	status                            int
+	contentType, location, retryAfter string
+	body                              []byte // whole, within MaxReplySize
+}
+
+// replyReadError says an upstream's reply broke off after its headers
+// (status known).
+type replyReadError struct{ err error }
+
+func (e *replyReadError) Error() string { return e.err.Error() }
 
 // exchange sends req, made for ev and t under ctx (parent's, bounded by
 // timeout), and interprets the answer: as the Azure profile reads it when
 // azure is set, else as the gateway's own contract says.
 func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstream.Event, req webhookRequest, timeout time.Duration, now time.Time, azure bool) (result, int) {
-	resp, err := d.roundTrip(req)
+	rep, err := d.roundTrip(req)
 	if err != nil {
 		var tooLarge *replyTooLargeError
 		var badURL *badURLError
+		var broken *replyReadError
 		switch {
 		case errors.As(err, &badURL):
 			// Registration parsed the template: only a template the admin
@@ -314,13 +359,16 @@ func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstrea
 			return result{err: failureDetail(fmt.Sprintf("upstream %q call abandoned", t.Name), "upstream %q: call abandoned: %v", t.Name, parent.Err()),
 				sent: true, outcome: outcomeIgnored, retry: true}, 0
 		case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded):
-			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, 0
+			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, rep.status
 		case errors.As(err, &tooLarge):
 			// The handler ran; a retry would run it again for the same event.
 			return result{err: failure("upstream %q replied with more than %d bytes", t.Name, d.cfg.MaxReplySize), sent: true}, tooLarge.Status
 		case errors.Is(err, errReplyHeadersTooLarge):
 			// As above: the handler ran, and the upstream is alive.
 			return result{err: failure("upstream %q replied with more than %d bytes of headers", t.Name, maxReplyHeaderBytes), sent: true}, 0
+		case errors.As(err, &broken):
+			return result{err: failureDetail(fmt.Sprintf("upstream %q broke off its reply", t.Name), "upstream %q: reading reply: %v", t.Name, broken.err),
+				sent: true, outcome: outcomeFailure, retry: true}, rep.status
 		case errors.Is(err, ErrAddressRefused):
 			// The gateway's own policy refused the address: a configuration
 			// fault, which says nothing about the upstream's health. Nothing
@@ -336,55 +384,25 @@ func (d *Dispatcher) exchange(ctx, parent context.Context, t Target, ev *upstrea
 		return result{err: failureDetail(fmt.Sprintf("upstream %q is unreachable", t.Name), "upstream %q is unreachable: %v", t.Name, unwrapURLError(err)),
 			sent: !dialFailed(err), outcome: outcomeFailure, retry: true}, 0
 	}
-	defer resp.Body.Close()
-	data, err := d.readReply(resp)
-	if err != nil {
-		if ctx.Err() != nil && parent.Err() == nil {
-			return result{err: failure("upstream %q timed out after %s", t.Name, timeout), sent: true, outcome: outcomeFailure, retry: true}, resp.StatusCode
-		}
-		return result{err: failureDetail(fmt.Sprintf("upstream %q broke off its reply", t.Name), "upstream %q: reading reply: %v", t.Name, err),
-			sent: true, outcome: outcomeFailure, retry: true}, resp.StatusCode
-	}
-	if int64(len(data)) > d.cfg.MaxReplySize {
-		// The handler ran; a retry would run it again for the same event.
-		return result{err: failure("upstream %q replied with more than %d bytes", t.Name, d.cfg.MaxReplySize), sent: true}, resp.StatusCode
-	}
 	var res result
 	if azure {
-		res = d.interpretAzure(t, ev, resp, data, now)
+		res = d.interpretAzure(t, ev, rep, now)
 	} else {
-		res = d.interpret(t, ev, resp, data, now)
+		res = d.interpret(t, ev, rep, now)
 	}
 	res.sent = true
-	return res, resp.StatusCode
+	return res, rep.status
 }
 
-// readReply reads resp's body, at most MaxReplySize+1 bytes of it. A body
-// of announced length within the limit, the common case, is read into a
-// slice of exactly its size.
-func (d *Dispatcher) readReply(resp *http.Response) ([]byte, error) {
-	if b, ok := resp.Body.(*replyBody); ok {
-		return b.data, nil // fastTransport read it whole, within the limit
-	}
-	if n := resp.ContentLength; n >= 0 && n <= d.cfg.MaxReplySize {
-		data := make([]byte, n)
-		if _, err := io.ReadFull(resp.Body, data); err != nil {
-			return nil, err
-		}
-		return data, nil
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, d.cfg.MaxReplySize+1))
-}
-
-func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response, data []byte, now time.Time) result {
-	status := resp.StatusCode
+func (d *Dispatcher) interpret(t Target, ev *upstream.Event, rep webhookReply, now time.Time) result {
+	status, data := rep.status, rep.body
 	switch {
 	case status == http.StatusNoContent:
 		return result{}
 	case status >= 300 && status < 400:
 		return result{err: failureDetail(fmt.Sprintf("upstream %q answered with a redirect (%d); redirects are not followed", t.Name, status),
 			"upstream %q answered with a redirect (%d to %q); redirects are not followed, register the final URL",
-			t.Name, status, resp.Header.Get("Location")), retry: true}
+			t.Name, status, rep.location), retry: true}
 	case ev.Event == upstream.EventConnect && (status == http.StatusUnauthorized || status == http.StatusForbidden):
 		reason := fmt.Sprintf("connection rejected by upstream %q (%d)", t.Name, status)
 		var r struct {
@@ -403,7 +421,7 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response
 		} else {
 			res.outcome = outcomeIgnored // throttling: the upstream is alive
 		}
-		if wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+		if wait, ok := parseRetryAfter(rep.retryAfter, now); ok {
 			res.retryAfter = max(wait, time.Millisecond)
 			res.err = failureDetail(answeredClient(t, status), "upstream %q answered %d %s; retry after %s%s", t.Name, status, http.StatusText(status), wait, snippet(data))
 		}
@@ -424,9 +442,9 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, resp *http.Response
 	}
 	// From here the handler accepted the event: a bad reply is reported but
 	// never retried, which would run the handler twice.
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	if mt, _, err := mime.ParseMediaType(rep.contentType); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return result{err: failure("upstream %q replied with Content-Type %q; want application/json",
-			t.Name, resp.Header.Get("Content-Type"))}
+			t.Name, rep.contentType)}
 	}
 	reply, err := upstream.ParseReply(data, true, upstream.WithMaxActions(d.cfg.MaxReplyActions))
 	if err != nil {
