@@ -22,13 +22,15 @@ import (
 // its default, and net/http's transport, which it uses when a proxy is
 // configured. (The second is switched to after the start, not chosen with
 // HTTP_PROXY: net/http reads the proxy environment once per process, and
-// would send every later test's requests to the proxy.)
-func eachClient(t *testing.T, f func(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher)) {
+// would send every later test's requests to the proxy.) newDispatcher
+// starts a dispatcher whose one upstream, "fn" of hub "chat", takes message
+// events at urlTemplate.
+func eachClient(t *testing.T, f func(t *testing.T, newDispatcher func(cfg DispatcherConfig, urlTemplate string) *Dispatcher)) {
 	t.Parallel()
 	for _, client := range []string{"fasthttp", "net/http"} {
 		t.Run(client, func(t *testing.T) {
 			t.Parallel()
-			f(t, func(cfg DispatcherConfig) *Dispatcher {
+			f(t, func(cfg DispatcherConfig, urlTemplate string) *Dispatcher {
 				d := startDispatcher(t, cfg)
 				if d.fast == nil {
 					t.Fatal("the dispatcher does not use fasthttp by default")
@@ -36,6 +38,11 @@ func eachClient(t *testing.T, f func(t *testing.T, newDispatcher func(Dispatcher
 				if client == "net/http" {
 					d.fast, d.roundTrip = nil, d.netHTTP // before any target, so before any call
 				}
+				f, err := ParseFilter([]string{"message:*"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: urlTemplate, Filter: f, Secrets: []string{upstream.NewSecret()}}})
 				return d
 			})
 		})
@@ -48,7 +55,7 @@ func eachClient(t *testing.T, f func(t *testing.T, newDispatcher func(Dispatcher
 // retried, like one of announced length.
 func TestChunkedReplies(t *testing.T) { eachClient(t, testChunkedReplies) }
 
-func testChunkedReplies(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
+func testChunkedReplies(t *testing.T, newDispatcher func(DispatcherConfig, string) *Dispatcher) {
 	chunked := func(body string) string {
 		var b strings.Builder
 		b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -68,9 +75,7 @@ func testChunkedReplies(t *testing.T, newDispatcher func(DispatcherConfig) *Disp
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := rawUpstream(t, chunked(tt.body))
-			d := newDispatcher(DispatcherConfig{MaxReplySize: 1024})
-			f, _ := ParseFilter([]string{"message:*"})
-			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
+			d := newDispatcher(DispatcherConfig{MaxReplySize: 1024}, srv+"/api")
 			reply, err := d.Call(context.Background(), message("c1", "send"))
 			if tt.wantErr == "" {
 				if err != nil || reply == nil || len(reply.Result) != 902 {
@@ -93,7 +98,7 @@ func testChunkedReplies(t *testing.T, newDispatcher func(DispatcherConfig) *Disp
 // are not cleaned, the query is kept byte for byte, a fragment is not sent.
 func TestRequestURIAsExpanded(t *testing.T) { eachClient(t, testRequestURIAsExpanded) }
 
-func testRequestURIAsExpanded(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
+func testRequestURIAsExpanded(t *testing.T, newDispatcher func(DispatcherConfig, string) *Dispatcher) {
 	var mu sync.Mutex
 	var got string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,9 +118,7 @@ func testRequestURIAsExpanded(t *testing.T, newDispatcher func(DispatcherConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDispatcher(DispatcherConfig{})
-	f, _ := ParseFilter([]string{"message:*"})
-	d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: tpl, Filter: f, Secrets: []string{upstream.NewSecret()}}})
+	d := newDispatcher(DispatcherConfig{}, tpl)
 	if _, err := d.Call(context.Background(), message("c1", "send")); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +150,7 @@ func TestProxyKeepsNetHTTP(t *testing.T) {
 // upstream's health.
 func TestLargeReplyHeaders(t *testing.T) { eachClient(t, testLargeReplyHeaders) }
 
-func testLargeReplyHeaders(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
+func testLargeReplyHeaders(t *testing.T, newDispatcher func(DispatcherConfig, string) *Dispatcher) {
 	reply := func(padding int) string {
 		body := `{"result":"ok"}`
 		return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + strings.Repeat("p", padding) +
@@ -163,9 +166,7 @@ func testLargeReplyHeaders(t *testing.T, newDispatcher func(DispatcherConfig) *D
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := rawUpstream(t, reply(tt.padding))
-			d := newDispatcher(DispatcherConfig{})
-			f, _ := ParseFilter([]string{"message:*"})
-			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
+			d := newDispatcher(DispatcherConfig{}, srv+"/api")
 			reply, err := d.Call(context.Background(), message("c1", "send"))
 			if tt.wantErr == "" {
 				if err != nil || reply == nil || string(reply.Result) != `"ok"` {
@@ -191,7 +192,7 @@ func testLargeReplyHeaders(t *testing.T, newDispatcher func(DispatcherConfig) *D
 // handshake and must not pass for a close.
 func TestUpstreamClosedIdleConnection(t *testing.T) { eachClient(t, testUpstreamClosedIdleConnection) }
 
-func testUpstreamClosedIdleConnection(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
+func testUpstreamClosedIdleConnection(t *testing.T, newDispatcher func(DispatcherConfig, string) *Dispatcher) {
 	for _, useTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "http", true: "https"}[useTLS], func(t *testing.T) {
 			var dials atomic.Int32
@@ -230,9 +231,7 @@ func testUpstreamClosedIdleConnection(t *testing.T, newDispatcher func(Dispatche
 				srv.Start()
 			}
 			t.Cleanup(srv.Close)
-			d := newDispatcher(cfg)
-			f, _ := ParseFilter([]string{"message:*"})
-			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv.URL + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
+			d := newDispatcher(cfg, srv.URL+"/api")
 			call := func(what string) {
 				t.Helper()
 				if reply, err := d.Call(context.Background(), message("c1", "send")); err != nil || reply == nil || string(reply.Result) != `"ok"` {
@@ -273,7 +272,7 @@ func testUpstreamClosedIdleConnection(t *testing.T, newDispatcher func(Dispatche
 // (Content-Type, absent or not; Location; Retry-After) and the body.
 func TestReplyAsInterpreted(t *testing.T) { eachClient(t, testReplyAsInterpreted) }
 
-func testReplyAsInterpreted(t *testing.T, newDispatcher func(DispatcherConfig) *Dispatcher) {
+func testReplyAsInterpreted(t *testing.T, newDispatcher func(DispatcherConfig, string) *Dispatcher) {
 	for _, tt := range []struct {
 		name, answer, wantErr, wantResult string
 	}{
@@ -287,9 +286,7 @@ func testReplyAsInterpreted(t *testing.T, newDispatcher func(DispatcherConfig) *
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := rawUpstream(t, tt.answer)
-			d := newDispatcher(DispatcherConfig{})
-			f, _ := ParseFilter([]string{"message:*"})
-			d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: srv + "/api", Filter: f, Secrets: []string{upstream.NewSecret()}}})
+			d := newDispatcher(DispatcherConfig{}, srv+"/api")
 			reply, err := d.Call(context.Background(), message("c1", "send"))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
