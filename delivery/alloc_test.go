@@ -113,8 +113,10 @@ func messageEvent() *upstream.Event {
 // headers the dispatcher reads and the body once (this upstream sends two
 // headers; real ones send more, which cost nothing now), 36 since the
 // fast path builds fasthttp's request straight from the webhook's URL,
-// headers and body, with no http.Request between, and 30 since its reply
-// comes back as a webhookReply, not an http.Response. A change that
+// headers and body, with no http.Request between, 30 since its reply
+// comes back as a webhookReply, not an http.Response, and 36 since a call
+// whose caller leaves is interrupted (callTransport's context.AfterFunc:
+// net/http spent more on the same). A change that
 // adds allocations to every invocation fails here; one that removes some
 // lowers the pin.
 func TestCallAllocations(t *testing.T) {
@@ -133,7 +135,7 @@ func TestCallAllocations(t *testing.T) {
 		}
 	}
 	call() // dials and fills the pools
-	const pinned = 30
+	const pinned = 36
 	if got := testing.AllocsPerRun(500, call); got > pinned {
 		t.Errorf("a call allocates %v times; pinned at %d", got, pinned)
 	} else if got < pinned-5 {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -27,15 +28,13 @@ import (
 //
 // It sends the webhookRequests post and postAzure build, as net/http's
 // client does through webhookRequest.sendWith, so signing, tracing, OAuth
-// and the reading of replies are the same for either client. What it does not do:
-//   - Cancellation: a call runs until its reply or its context's deadline
-//     (every webhook call has one), not until the caller leaves. A
-//     departed client's call ends within the upstream's timeout and its
-//     reply is dropped, as one that raced the departure always was.
-//   - Proxies: with HTTP_PROXY or HTTPS_PROXY set, the dispatcher keeps
-//     net/http's transport (useProxy).
+// and the reading of replies are the same for either client. fasthttp
+// knows no contexts: callTransport ends a call whose caller leaves. It
+// knows no proxies either: with HTTP_PROXY or HTTPS_PROXY set, the
+// dispatcher keeps net/http's transport (useProxy).
 type fastTransport struct {
-	c *fasthttp.Client
+	c     *fasthttp.Client
+	calls *callTransport
 }
 
 // newFastTransport dials through addresses' policy (resolving the host
@@ -47,7 +46,9 @@ func newFastTransport(addresses *AddressPolicy, tlsCfg UpstreamTLS, maxReply int
 	for h, c := range tlsCfg.Hosts {
 		hosts[strings.ToLower(h)] = c
 	}
+	calls := &callTransport{inFlight: map[*fasthttp.Request]context.Context{}}
 	c := &fasthttp.Client{
+		Transport: calls,
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
@@ -97,7 +98,7 @@ func newFastTransport(addresses *AddressPolicy, tlsCfg UpstreamTLS, maxReply int
 	if tlsCfg.Default != nil {
 		c.TLSConfig = tlsCfg.Default.Clone()
 	}
-	return &fastTransport{c: c}
+	return &fastTransport{c: c, calls: calls}
 }
 
 // maxReplyHeaderBytes bounds the status line and headers of an upstream's
@@ -145,7 +146,10 @@ func (f *fastTransport) do(w webhookRequest) (webhookReply, error) {
 	// text/plain, and the error for a JSON body would name a type the
 	// upstream never sent.
 	resp.Header.SetNoDefaultContentType(true)
-	if err := f.c.DoDeadline(req, resp, deadline); err != nil {
+	f.calls.begin(req, w.ctx)
+	err := f.c.DoDeadline(req, resp, deadline)
+	f.calls.end(req)
+	if err != nil {
 		switch {
 		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrTLSHandshakeTimeout):
 			// The context's deadline is this deadline: name it so, whether
@@ -174,6 +178,96 @@ func peekString(h *fasthttp.ResponseHeader, k string) string {
 		return string(v)
 	}
 	return ""
+}
+
+// callTransport is the exchange of fasthttp's own transport (write the
+// request, read the reply, keep the connection if both sides may) on a
+// connection the call's context can interrupt. fasthttp knows no contexts,
+// and a call whose caller left (its client disconnected, the gateway is
+// closing) would run until the upstream answers or its timeout passes; the
+// gateway waits for a departed connection's calls before it sends the
+// disconnected event, so that event would wait too. When the context ends,
+// the connection's deadline moves to the past: the write or read in
+// progress fails at once, and the connection, in an unknown state, is
+// closed. A dial in progress is not interrupted; it is bounded by the
+// upstream's timeout. Streamed bodies, MaxConnDuration and HEAD requests,
+// which fasthttp's transport also handles, are not used here.
+type callTransport struct {
+	mu       sync.Mutex
+	inFlight map[*fasthttp.Request]context.Context // the calls between begin and end
+}
+
+func (t *callTransport) begin(req *fasthttp.Request, ctx context.Context) {
+	t.mu.Lock()
+	t.inFlight[req] = ctx
+	t.mu.Unlock()
+}
+
+func (t *callTransport) end(req *fasthttp.Request) {
+	t.mu.Lock()
+	delete(t.inFlight, req)
+	t.mu.Unlock()
+}
+
+// pastDeadline fails every read and write of a connection at once.
+var pastDeadline = time.Unix(1, 0)
+
+// RoundTrip implements fasthttp.RoundTripper. retry is true only for a
+// failed write, for which the client's RetryIfErr decides (a connection
+// found closed before anything was written).
+func (t *callTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
+	t.mu.Lock()
+	ctx := t.inFlight[req]
+	t.mu.Unlock()
+	if ctx == nil {
+		return false, errors.New("delivery: a fasthttp request not sent by fastTransport.do")
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(DefaultTimeout)
+	}
+	cc, err := hc.AcquireConn(time.Until(deadline), req.ConnectionClose())
+	if err != nil {
+		return false, err
+	}
+	conn := cc.Conn()
+	if err := conn.SetDeadline(deadline); err != nil {
+		hc.CloseConn(cc)
+		return true, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(pastDeadline) })
+	bw := hc.AcquireWriter(conn)
+	err = req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if err != nil {
+		stop()
+		hc.CloseConn(cc)
+		return true, timeoutAsErrTimeout(err)
+	}
+	br := hc.AcquireReader(conn)
+	err = resp.ReadLimitBody(br, hc.MaxResponseBodySize)
+	hc.ReleaseReader(br)
+	// stop reports false once the context has ended: the deadline may be
+	// in the past now or soon, so the connection cannot be used again.
+	if !stop() || err != nil || req.ConnectionClose() || resp.ConnectionClose() {
+		hc.CloseConn(cc)
+		return false, timeoutAsErrTimeout(err)
+	}
+	hc.ReleaseConn(cc)
+	return false, nil
+}
+
+// timeoutAsErrTimeout is err, or fasthttp.ErrTimeout for a connection's
+// deadline passing, as fasthttp's own transport reports it.
+func timeoutAsErrTimeout(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fasthttp.ErrTimeout
+	}
+	return err
 }
 
 // useProxy reports whether the environment names an HTTP proxy, which

@@ -307,3 +307,45 @@ func testReplyAsInterpreted(t *testing.T, newDispatcher func(DispatcherConfig, s
 		})
 	}
 }
+
+// A call whose caller leaves (the client disconnected, the gateway is
+// closing) ends at once as abandoned, not when the upstream answers or its
+// timeout passes: the gateway waits for a connection's calls before it
+// sends the disconnected event. The upstream here never answers while the
+// test runs.
+func TestCallEndsWhenCallerLeaves(t *testing.T) { eachClient(t, testCallEndsWhenCallerLeaves) }
+
+func testCallEndsWhenCallerLeaves(t *testing.T, newDispatcher func(DispatcherConfig, string) *Dispatcher) {
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: frees the handler
+	d := newDispatcher(DispatcherConfig{}, srv.URL+"/api")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Call(ctx, message("c1", "send"))
+		done <- err
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(waitFor):
+		t.Fatal("the request never reached the upstream")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "call abandoned") {
+			t.Errorf("err = %v, want the call abandoned", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the call still runs after its caller left")
+	}
+	if ups := d.Status().Upstreams; len(ups) != 1 || ups[0].Breaker.ConsecutiveFailures != 0 {
+		t.Errorf("upstreams %+v, want one whose breaker counts no failure", ups)
+	}
+}

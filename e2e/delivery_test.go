@@ -271,6 +271,59 @@ func TestSlowUpstreamIsolated(t *testing.T) {
 	}
 }
 
+// TestClientLeavesDuringSlowInvocation: a client that disconnects while
+// its invocation waits on a slow handler is let go at once: the gateway
+// ends the webhook call (the handler sees its request cancelled) and sends
+// the disconnected event, without waiting out the upstream's minute.
+func TestClientLeavesDuringSlowInvocation(t *testing.T) {
+	g := startNode(t)
+	g.createHub("chat", true)
+	arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+	disconnected := make(chan string, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so the server notices the gateway hanging up
+		switch r.Header.Get("ce-type") {
+		case "switchboard.message":
+			arrived <- struct{}{}
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-release:
+			}
+		case "switchboard.disconnected":
+			disconnected <- r.Header.Get("ce-connectionid")
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: frees a handler still waiting
+	g.admin(http.MethodPost, "/admin/hubs/chat/upstreams", map[string]any{"name": "fn", "urlTemplate": srv.URL,
+		"events": []string{"message:*", "disconnected"}, "timeout": "1m", "skipValidation": true}, http.StatusCreated)
+	c := g.dial("chat", "", nil)
+	go func() { _, _ = c.Invoke(context.Background(), "hang") }()
+	select {
+	case <-arrived:
+	case <-time.After(waitFor):
+		t.Fatal("the invocation never reached the handler")
+	}
+	id := c.ConnectionID()
+	c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(waitFor):
+		t.Fatalf("the handler's call is not cancelled within %s of the client leaving (the upstream's timeout is 1m)", waitFor)
+	}
+	select {
+	case got := <-disconnected:
+		if got != id {
+			t.Errorf("disconnected event for %q, want %q", got, id)
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("no disconnected event within %s of the client leaving (the upstream's timeout is 1m)", waitFor)
+	}
+}
+
 // TestGoneDisablesUpstream: 410 disables the upstream in the store and the
 // status; a PUT enables it again and the waiting events flow.
 func TestGoneDisablesUpstream(t *testing.T) {
