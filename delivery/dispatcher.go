@@ -413,9 +413,17 @@ func (d *Dispatcher) DeliveryLog(hub, name string) (log []Delivery, ok bool) {
 }
 
 // Close delivers what can be delivered now (notifications not waiting for a
-// retry or an open breaker) until ctx ends, then stops the workers. What is
+// retry or an open breaker) until ctx ends, then stops the workers and
+// closes the idle upstream connections. What is
 // left stays in the store for the next start.
-func (d *Dispatcher) Close(ctx context.Context) error { return d.ob.close(ctx) }
+func (d *Dispatcher) Close(ctx context.Context) error {
+	err := d.ob.close(ctx)
+	if d.fast != nil {
+		// fasthttp closes idle connections only after MaxIdleConnDuration.
+		d.fast.c.CloseIdleConnections()
+	}
+	return err
+}
 
 // disable marks l disabled after a 410 Gone and persists it.
 func (d *Dispatcher) disable(l *lane, cause string) {

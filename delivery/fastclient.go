@@ -251,8 +251,9 @@ func (t *callTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request
 	err = resp.ReadLimitBody(br, hc.MaxResponseBodySize)
 	hc.ReleaseReader(br)
 	// stop reports false once the context has ended: the deadline may be
-	// in the past now or soon, so the connection cannot be used again.
-	if !stop() || err != nil || req.ConnectionClose() || resp.ConnectionClose() {
+	// in the past now or soon, so the connection cannot be used again. Nor
+	// can one the upstream switched to another protocol.
+	if !stop() || err != nil || req.ConnectionClose() || resp.ConnectionClose() || resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 		hc.CloseConn(cc)
 		return false, timeoutAsErrTimeout(err)
 	}

@@ -349,3 +349,21 @@ func testCallEndsWhenCallerLeaves(t *testing.T, newDispatcher func(DispatcherCon
 		t.Errorf("upstreams %+v, want one whose breaker counts no failure", ups)
 	}
 }
+
+// A connection the upstream switched to another protocol (101, which no
+// webhook asks for) is not used for the next call.
+func TestSwitchedConnectionNotReused(t *testing.T) { eachClient(t, testSwitchedConnectionNotReused) }
+
+func testSwitchedConnectionNotReused(t *testing.T, newDispatcher func(DispatcherConfig, string) *Dispatcher) {
+	const switched = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: other\r\nConnection: Upgrade\r\n\r\n"
+	srv := newRawServer(t, func(c net.Conn) { serveRaw(c, []byte(switched)) })
+	d := newDispatcher(DispatcherConfig{}, srv.url)
+	for range 2 {
+		if _, err := d.Call(context.Background(), message("c1", "send")); err == nil || !strings.Contains(err.Error(), "101") {
+			t.Fatalf("err = %v, want the 101 named", err)
+		}
+	}
+	if n := srv.accepted(); n != 2 {
+		t.Errorf("%d connections for two calls answered 101, want 2", n)
+	}
+}
