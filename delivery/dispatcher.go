@@ -414,8 +414,8 @@ func (d *Dispatcher) DeliveryLog(hub, name string) (log []Delivery, ok bool) {
 
 // Close delivers what can be delivered now (notifications not waiting for a
 // retry or an open breaker) until ctx ends, then stops the workers and
-// closes the idle upstream connections. What is
-// left stays in the store for the next start.
+// closes the idle upstream connections. What is left stays in the store
+// for the next start.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	err := d.ob.close(ctx)
 	if d.fast != nil {
