@@ -39,7 +39,7 @@ type fastTransport struct {
 
 // newFastTransport dials through addresses' policy (resolving the host
 // itself, as net/http's dialer does) and verifies HTTPS upstreams as
-// tlsCfg says. Replies longer than maxReply fail with errReplyTooLarge.
+// tlsCfg says. Replies longer than maxReply fail with *replyTooLargeError.
 func newFastTransport(addresses *AddressPolicy, tlsCfg UpstreamTLS, maxReply int64) *fastTransport {
 	dial := addresses.DialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
 	hosts := make(map[string]*tls.Config, len(tlsCfg.Hosts))
