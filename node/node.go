@@ -56,6 +56,13 @@ type Config struct {
 	StatefulReconnectBuffer int
 	// NodeID prefixes connection ids. Empty means random.
 	NodeID string
+	// KeysCreated, when set, is called during Start if this start generated
+	// the keys (the first start of a new store or cluster), as soon as they
+	// are stored and before the steps of Start that may still fail: the
+	// admin key is kept only as a hash, so a start that failed after making
+	// it and printed nothing would lose it. adminKey is "" on a node of a
+	// cluster whose admin key lost the race to another node's.
+	KeysCreated func(cs negotiate.ConnectionString, adminKey string)
 	// Gateway timing; zero means the gateway's defaults.
 	PingInterval, ClientTimeout time.Duration
 	// HandshakeTimeout bounds the wait for a new socket's SignalR
@@ -248,12 +255,19 @@ func Start(cfg Config) (*Node, error) {
 		n.abort()
 		return nil, err
 	}
-	_, admin, created, err := n.store.EnsureKeys(startCtx, func() store.Key { return store.NewKey(time.Now()) }, NewAdminKey)
+	if n.cfg.PublicURL == "" {
+		n.cfg.PublicURL = cfg.TLS.defaultPublicURL(ln.Addr().(*net.TCPAddr).Port)
+	}
+	n.cfg.PublicURL = strings.TrimRight(n.cfg.PublicURL, "/")
+	access, admin, created, err := n.store.EnsureKeys(startCtx, func() store.Key { return store.NewKey(time.Now()) }, NewAdminKey)
 	if err != nil {
 		n.abort()
 		return nil, fmt.Errorf("node: keys: %w", err)
 	}
 	n.KeysCreated, n.adminKey = created, admin
+	if created && cfg.KeysCreated != nil {
+		cfg.KeysCreated(connectionString(n.cfg.PublicURL, access), admin)
+	}
 	n.config = &configView{store: n.store}
 	if err := n.config.load(startCtx); err != nil {
 		n.abort()
@@ -261,10 +275,6 @@ func Start(cfg Config) (*Node, error) {
 	}
 	keys, _ := n.config.AccessKeys(startCtx)
 	n.verifier = negotiate.NewVerifier(store.AccessKeys(keys), negotiate.WithMaxLifetime(cfg.MaxTokenLifetime))
-	if n.cfg.PublicURL == "" {
-		n.cfg.PublicURL = cfg.TLS.defaultPublicURL(ln.Addr().(*net.TCPAddr).Port)
-	}
-	n.cfg.PublicURL = strings.TrimRight(n.cfg.PublicURL, "/")
 
 	if n.dispatcher, err = n.newDispatcher(); err != nil {
 		n.abort()
@@ -479,7 +489,13 @@ func (n *Node) ConnectionString() (negotiate.ConnectionString, error) {
 	if err != nil {
 		return negotiate.ConnectionString{}, err
 	}
-	return negotiate.ConnectionString{Endpoint: n.cfg.PublicURL, AccessKey: keys[0].Secret, KeyID: keys[0].ID, Version: "1.0"}, nil
+	return connectionString(n.cfg.PublicURL, keys), nil
+}
+
+// connectionString is the connection string of a node at publicURL with
+// its newest access key first in keys.
+func connectionString(publicURL string, keys []store.Key) negotiate.ConnectionString {
+	return negotiate.ConnectionString{Endpoint: publicURL, AccessKey: keys[0].Secret, KeyID: keys[0].ID, Version: "1.0"}
 }
 
 // Done receives the HTTP server's error if it stops on its own.

@@ -90,7 +90,7 @@ step "README: start a gateway"
 (cd "$WORK" && exec switchboard serve --listen 127.0.0.1:$GW_PORT --public-url http://127.0.0.1:$GW_PORT >serve.out 2>&1) &
 pids+=($!)
 wait_http "http://127.0.0.1:$GW_PORT/healthz" "the gateway"
-wait_line "$WORK/serve.out" "Admin key:" "the first start"
+wait_line "$WORK/serve.out" "Switchboard listening" "the first start" # printed after the keys
 out=$(cat "$WORK/serve.out")
 expect "Switchboard listening on 127.0.0.1:$GW_PORT (http://127.0.0.1:$GW_PORT)" "$out" "serve"
 expect "First start: keys generated and stored. Keep these secret." "$out" "serve"

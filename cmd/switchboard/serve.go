@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
+	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/node"
 )
 
@@ -180,11 +181,13 @@ func newServeCmd() (*cobra.Command, *serveFlags) {
 				return err
 			}
 			defer stopTracing()
+			out := cmd.OutOrStdout()
+			cfg.KeysCreated = func(cs negotiate.ConnectionString, adminKey string) { announceKeys(out, cs, adminKey) }
 			n, err := node.Start(cfg)
 			if err != nil {
 				return explainSecrets(err)
 			}
-			announce(cmd.OutOrStdout(), n)
+			fmt.Fprintf(out, "Switchboard listening on %s (%s)\n", n.Addr(), n.URL())
 			return runUntilSignal(n)
 		},
 	}
@@ -192,23 +195,16 @@ func newServeCmd() (*cobra.Command, *serveFlags) {
 	return cmd, &f
 }
 
-// announce prints where the node listens and, on its first start only, the
-// secrets an operator needs: they are shown once and never logged (the
-// store keeps the admin key as a hash). Lost, they are recovered with
+// announceKeys prints, on a node's first start only, the secrets an
+// operator needs: they are shown once and never logged (the store keeps the
+// admin key as a hash). The node calls it as soon as the keys are stored,
+// so a start that fails later has shown them; lost, they are recovered with
 // switchboard recover.
-func announce(w io.Writer, n *node.Node) {
-	fmt.Fprintf(w, "Switchboard listening on %s (%s)\n", n.Addr(), n.URL())
-	if !n.KeysCreated {
-		return
-	}
-	cs, err := n.ConnectionString()
-	if err != nil {
-		return
-	}
+func announceKeys(w io.Writer, cs negotiate.ConnectionString, adminKey string) {
 	fmt.Fprintf(w, "First start: keys generated and stored. Keep these secret.\n")
 	fmt.Fprintf(w, "  Connection string: %s\n", cs)
-	if n.AdminKey() != "" { // "" on the node of a cluster whose admin key lost the race to another's
-		fmt.Fprintf(w, "  Admin key:         %s\n", n.AdminKey())
+	if adminKey != "" { // "" on the node of a cluster whose admin key lost the race to another's
+		fmt.Fprintf(w, "  Admin key:         %s\n", adminKey)
 	}
 }
 

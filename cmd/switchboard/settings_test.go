@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,38 +260,55 @@ func TestExampleConfig(t *testing.T) {
 // TestServeReadsSettings starts the binary with a file, an environment
 // variable and a flag that each give a setting, and sees the node listen
 // where the flag says, announce the URL the environment gives, and keep
-// the log level and database the file gives.
+// the log level and database the file gives. The first start prints the
+// keys, with that URL as the endpoint, before it says it listens (the node
+// hands them over as soon as they are stored); the second prints none.
 func TestServeReadsSettings(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "from-file.db")
 	listen := strings.TrimPrefix(closedURL(t), "http://")
 	file := writeFile(t, "sb.yaml", fmt.Sprintf("listen: 127.0.0.1:1\npublic-url: http://file.example\ndb: %s\nlog-level: warn\n", db))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, "serve", "--config", file, "--listen", listen)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SWITCHBOARD_") {
-			cmd.Env = append(cmd.Env, kv)
+	serve := func() []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, binPath, "serve", "--config", file, "--listen", listen)
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "SWITCHBOARD_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
 		}
+		cmd.Env = append(cmd.Env, "SWITCHBOARD_PUBLIC_URL=http://env.example")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+		var lines []string
+		r := bufio.NewReader(stdout)
+		for len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "Switchboard listening") {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("no announcement after %q: %v", lines, err)
+			}
+			lines = append(lines, line)
+		}
+		return lines
 	}
-	cmd.Env = append(cmd.Env, "SWITCHBOARD_PUBLIC_URL=http://env.example")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no announcement: %v", err)
-	}
-	if want := fmt.Sprintf("Switchboard listening on %s (http://env.example)\n", listen); line != want {
-		t.Errorf("got %q, want %q", line, want)
+	listening := fmt.Sprintf("Switchboard listening on %s (http://env.example)\n", listen)
+	first := serve()
+	if len(first) != 4 || first[0] != "First start: keys generated and stored. Keep these secret.\n" ||
+		!strings.HasPrefix(first[1], "  Connection string: Endpoint=http://env.example;AccessKey=") ||
+		!strings.HasPrefix(first[2], "  Admin key:         sbadm_") || first[3] != listening {
+		t.Errorf("first start printed %q; want the keys, with the endpoint http://env.example, then %q", first, listening)
 	}
 	if _, err := os.Stat(db); err != nil {
 		t.Errorf("the database the file names: %v", err)
+	}
+	if again := serve(); len(again) != 1 || again[0] != listening {
+		t.Errorf("second start printed %q; want only %q", again, listening)
 	}
 }
