@@ -147,6 +147,10 @@ func spawn(ctx context.Context, bin string) (*spawned, error) {
 			}
 			if v, ok := strings.CutPrefix(line, "Admin key:"); ok {
 				s.adminKey = strings.TrimSpace(v)
+			}
+			// Printed once the node serves, after the keys of its first
+			// start.
+			if strings.HasPrefix(line, "Switchboard listening") && s.adminKey != "" {
 				close(ready)
 			}
 		}
