@@ -139,6 +139,7 @@ func spawn(ctx context.Context, bin string) (*spawned, error) {
 	}
 	ready := make(chan struct{})
 	go func() {
+		listening, signalled := false, false
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())
@@ -148,10 +149,13 @@ func spawn(ctx context.Context, bin string) (*spawned, error) {
 			if v, ok := strings.CutPrefix(line, "Admin key:"); ok {
 				s.adminKey = strings.TrimSpace(v)
 			}
-			// Printed once the node serves, after the keys of its first
-			// start.
-			if strings.HasPrefix(line, "Switchboard listening") && s.adminKey != "" {
+			// Ready with both the keys and "listening", printed once the
+			// node serves: after the keys now, before them in builds
+			// before 2026-12-03, which A/B runs still spawn.
+			listening = listening || strings.HasPrefix(line, "Switchboard listening")
+			if listening && s.adminKey != "" && !signalled {
 				close(ready)
+				signalled = true
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
