@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -377,10 +378,20 @@ func ensureKey[T any](ctx context.Context, kv jetstream.KeyValue, key string, ge
 			return v, false, err
 		}
 		_, err = kv.Create(ctx, key, raw)
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return v, err == nil, err
+		switch {
+		case err == nil:
+			return v, true, nil
+		case errors.Is(err, jetstream.ErrKeyExists):
+			continue // another node created it first: read theirs
 		}
-		// Another node created it first: read theirs.
+		// The create may have been stored though its answer was lost (a
+		// timeout on a loaded cluster). A stored value equal to ours, which
+		// holds fresh random keys, is ours: the caller must show it, as the
+		// admin key is kept only as a hash.
+		if e, gerr := kv.Get(ctx, key); gerr == nil && bytes.Equal(e.Value(), raw) {
+			return v, true, nil
+		}
+		return v, false, err
 	}
 }
 
