@@ -98,16 +98,7 @@ func (n *natsTrio) urls(first int) string {
 // js returns a JetStream client connected to any live server.
 func (n *natsTrio) js(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(n.urls(0), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return testutil.JetStream(t, n.urls(0), nats.MaxReconnects(-1))
 }
 
 // kvNode starts a node joined through the trio with replicas buckets.

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/store"
 )
 
@@ -32,15 +33,7 @@ func startNATS(t testing.TB) *natsembed.Server {
 // openKV connects to s, as one node would, and opens the shared config.
 func openKV(t testing.TB, s *natsembed.Server, opts ...store.KVOption) *store.KV {
 	t.Helper()
-	nc, err := nats.Connect(s.URL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	js := testutil.JetStream(t, s.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := store.OpenKV(ctx, js, opts...)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
@@ -25,16 +24,7 @@ func TestMain(m *testing.M) {
 // connect returns a JetStream handle on s, closed at the end of the test.
 func connect(t *testing.T, s *natsembed.Server) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(s.URL())
-	if err != nil {
-		t.Fatalf("connect %s: %v", s.URL(), err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	return js
+	return testutil.JetStream(t, s.URL())
 }
 
 func TestStandalone(t *testing.T) {
