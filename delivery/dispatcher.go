@@ -137,12 +137,9 @@ type Dispatcher struct {
 	ob     outbox
 	tracer trace.Tracer // nil when DispatcherConfig.TracerProvider is
 	tokens tokenCache   // OAuth tokens of the upstreams that need one
-	// roundTrip sends a webhook request: through fast, or as an
-	// http.Request through cfg.Client or its transport (see NewDispatcher).
-	roundTrip func(webhookRequest) (webhookReply, error)
-	// netHTTP sends through cfg.Client (or its transport): roundTrip
-	// unless fast is set.
-	netHTTP func(webhookRequest) (webhookReply, error)
+	// netHTTP is cfg.Client's Do or its transport's RoundTrip (see
+	// NewDispatcher), for webhooks when fast is nil.
+	netHTTP func(*http.Request) (*http.Response, error)
 	// fast is the webhook client when the dispatcher uses its own and no
 	// proxy is configured; nil otherwise.
 	fast *fastTransport
@@ -214,7 +211,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.Now = time.Now
 	}
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger, tracer: tracing.Tracer(cfg.TracerProvider, tracerName)}
-	send := cfg.Client.Do
+	d.netHTTP = cfg.Client.Do
 	if cfg.Client.Jar == nil && cfg.Client.Timeout == 0 {
 		// Webhooks follow no redirects, keep no cookies and bound each call
 		// with its own context, so nothing of http.Client applies: the
@@ -225,16 +222,13 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		if rt == nil {
 			rt = http.DefaultTransport
 		}
-		send = rt.RoundTrip
+		d.netHTTP = rt.RoundTrip
 	}
-	d.netHTTP = func(w webhookRequest) (webhookReply, error) { return w.sendWith(send, cfg.MaxReplySize) }
-	d.roundTrip = d.netHTTP
 	if ownClient && !useProxy() {
 		// Webhooks go out through fasthttp (see fastTransport); the
 		// net/http client above still fetches OAuth tokens and carries
 		// webhooks when a proxy is configured.
 		d.fast = newFastTransport(&cfg.Addresses, cfg.TLS, cfg.MaxReplySize)
-		d.roundTrip = d.fast.do
 	}
 	empty := map[string][]route{}
 	d.routes.Store(&empty)

@@ -36,7 +36,7 @@ func eachClient(t *testing.T, f func(t *testing.T, newDispatcher func(cfg Dispat
 					t.Fatal("the dispatcher does not use fasthttp by default")
 				}
 				if client == "net/http" {
-					d.fast, d.roundTrip = nil, d.netHTTP // before any target, so before any call
+					d.fast = nil // before any target, so before any call
 				}
 				f, err := ParseFilter([]string{"message:*"})
 				if err != nil {

@@ -338,6 +338,15 @@ type replyReadError struct{ err error }
 
 func (e *replyReadError) Error() string { return e.err.Error() }
 
+// roundTrip sends a webhook request through fast, else as an http.Request
+// through netHTTP.
+func (d *Dispatcher) roundTrip(w webhookRequest) (webhookReply, error) {
+	if d.fast != nil {
+		return d.fast.do(w)
+	}
+	return w.sendWith(d.netHTTP, d.cfg.MaxReplySize)
+}
+
 // exchange sends req, made for ev and t under ctx (parent's, bounded by
 // timeout), and interprets the answer: as the Azure profile reads it when
 // azure is set, else as the gateway's own contract says.
