@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -33,8 +32,7 @@ import (
 // knows no proxies either: with HTTP_PROXY or HTTPS_PROXY set, the
 // dispatcher keeps net/http's transport (useProxy).
 type fastTransport struct {
-	c     *fasthttp.Client
-	calls *callTransport
+	c *fasthttp.Client
 }
 
 // newFastTransport dials through addresses' policy (resolving the host
@@ -46,9 +44,8 @@ func newFastTransport(addresses *AddressPolicy, tlsCfg UpstreamTLS, maxReply int
 	for h, c := range tlsCfg.Hosts {
 		hosts[strings.ToLower(h)] = c
 	}
-	calls := &callTransport{inFlight: map[*fasthttp.Request]context.Context{}}
 	c := &fasthttp.Client{
-		Transport: calls,
+		Transport: callTransport{},
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
@@ -98,7 +95,7 @@ func newFastTransport(addresses *AddressPolicy, tlsCfg UpstreamTLS, maxReply int
 	if tlsCfg.Default != nil {
 		c.TLSConfig = tlsCfg.Default.Clone()
 	}
-	return &fastTransport{c: c, calls: calls}
+	return &fastTransport{c: c}
 }
 
 // maxReplyHeaderBytes bounds the status line and headers of an upstream's
@@ -146,10 +143,8 @@ func (f *fastTransport) do(w webhookRequest) (webhookReply, error) {
 	// text/plain, and the error for a JSON body would name a type the
 	// upstream never sent.
 	resp.Header.SetNoDefaultContentType(true)
-	f.calls.begin(req, w.ctx)
-	err := f.c.DoDeadline(req, resp, deadline)
-	f.calls.end(req)
-	if err != nil {
+	req.SetUserValue(callContextKey{}, w.ctx) // for callTransport; Reset drops it
+	if err := f.c.DoDeadline(req, resp, deadline); err != nil {
 		switch {
 		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrTLSHandshakeTimeout):
 			// The context's deadline is this deadline: name it so, whether
@@ -192,22 +187,10 @@ func peekString(h *fasthttp.ResponseHeader, k string) string {
 // closed. A dial in progress is not interrupted; it is bounded by the
 // upstream's timeout. Streamed bodies, MaxConnDuration and HEAD requests,
 // which fasthttp's transport also handles, are not used here.
-type callTransport struct {
-	mu       sync.Mutex
-	inFlight map[*fasthttp.Request]context.Context // the calls between begin and end
-}
+type callTransport struct{}
 
-func (t *callTransport) begin(req *fasthttp.Request, ctx context.Context) {
-	t.mu.Lock()
-	t.inFlight[req] = ctx
-	t.mu.Unlock()
-}
-
-func (t *callTransport) end(req *fasthttp.Request) {
-	t.mu.Lock()
-	delete(t.inFlight, req)
-	t.mu.Unlock()
-}
+// callContextKey keys the call's context among a request's user values.
+type callContextKey struct{}
 
 // pastDeadline fails every read and write of a connection at once.
 var pastDeadline = time.Unix(1, 0)
@@ -215,10 +198,8 @@ var pastDeadline = time.Unix(1, 0)
 // RoundTrip implements fasthttp.RoundTripper. retry is true only for a
 // failed write, for which the client's RetryIfErr decides (a connection
 // found closed before anything was written).
-func (t *callTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
-	t.mu.Lock()
-	ctx := t.inFlight[req]
-	t.mu.Unlock()
+func (callTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
+	ctx, _ := req.UserValue(callContextKey{}).(context.Context)
 	if ctx == nil {
 		return false, errors.New("delivery: a fasthttp request not sent by fastTransport.do")
 	}
