@@ -352,12 +352,10 @@ func (d *Dispatcher) postAzure(ctx context.Context, t Target, ev *upstream.Event
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	deadline := time.Now().Add(timeout) // as in post
 	// Azure's upstream auth (ManagedIdentity) is this profile's natural
 	// companion: an OAuth2 token goes with its requests too.
-	auth, failed := d.authorize(ctx, parent, t)
+	auth, failed := d.authorize(ctx, deadline, t)
 	if failed != nil {
 		return *failed, 0
 	}
@@ -382,7 +380,7 @@ func (d *Dispatcher) postAzure(ctx context.Context, t Target, ev *upstream.Event
 	}
 	h["X-Asrs-Signature"] = []string{AzureSignature(t.Azure.AccessKeys, az.connID)}
 	injectTrace(ctx, h) // Azure Functions read traceparent too
-	return d.exchange(ctx, parent, t, ev, webhookRequest{ctx: ctx, url: rq.url, header: h, body: az.body}, timeout, d.cfg.Now(), true)
+	return d.exchange(t, ev, webhookRequest{ctx: ctx, deadline: deadline, url: rq.url, header: h, body: az.body}, timeout, d.cfg.Now(), true)
 }
 
 // interpretAzure reads an answer the way Azure SignalR reads it: a message

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -115,13 +116,8 @@ func (e *replyTooLargeError) Error() string {
 	return fmt.Sprintf("reply to status %d too large", e.Status)
 }
 
-// do sends w, whose context must carry a deadline, and returns the whole
-// reply in memory.
+// do sends w and returns the whole reply in memory.
 func (f *fastTransport) do(w webhookRequest) (webhookReply, error) {
-	deadline, ok := w.ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(DefaultTimeout)
-	}
 	if err := w.ctx.Err(); err != nil {
 		return webhookReply{}, err
 	}
@@ -143,8 +139,11 @@ func (f *fastTransport) do(w webhookRequest) (webhookReply, error) {
 	// text/plain, and the error for a JSON body would name a type the
 	// upstream never sent.
 	resp.Header.SetNoDefaultContentType(true)
-	req.SetUserValue(callContextKey{}, w.ctx) // for callTransport; Reset drops it
-	if err := f.c.DoDeadline(req, resp, deadline); err != nil {
+	call := callPool.Get().(*callBounds)
+	*call = callBounds{ctx: w.ctx, deadline: w.deadline}
+	defer func() { *call = callBounds{}; callPool.Put(call) }()
+	req.SetUserValue(callBoundsKey{}, call) // for callTransport; Reset drops it
+	if err := f.c.DoDeadline(req, resp, w.deadline); err != nil {
 		switch {
 		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrTLSHandshakeTimeout):
 			// The context's deadline is this deadline: name it so, whether
@@ -189,8 +188,21 @@ func peekString(h *fasthttp.ResponseHeader, k string) string {
 // which fasthttp's transport also handles, are not used here.
 type callTransport struct{}
 
-// callContextKey keys the call's context among a request's user values.
-type callContextKey struct{}
+// callBounds is what ends a call: its caller's context and its deadline.
+// fastTransport.do hands it to callTransport among the request's user
+// values, from a pool: a value boxed there would be an allocation per call.
+type callBounds struct {
+	ctx      context.Context
+	deadline time.Time
+}
+
+// callBoundsKey keys a call's *callBounds among its request's user values.
+type callBoundsKey struct{}
+
+var callPool = sync.Pool{New: func() any { return new(callBounds) }}
+
+// noStop is the stop of a call whose context cannot end: it never did.
+func noStop() bool { return true }
 
 // pastDeadline fails every read and write of a connection at once.
 var pastDeadline = time.Unix(1, 0)
@@ -199,14 +211,11 @@ var pastDeadline = time.Unix(1, 0)
 // failed write, for which the client's RetryIfErr decides (a connection
 // found closed before anything was written).
 func (callTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
-	ctx, _ := req.UserValue(callContextKey{}).(context.Context)
-	if ctx == nil {
+	call, _ := req.UserValue(callBoundsKey{}).(*callBounds)
+	if call == nil {
 		return false, errors.New("delivery: a fasthttp request not sent by fastTransport.do")
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(DefaultTimeout)
-	}
+	deadline := call.deadline
 	cc, err := hc.AcquireConn(time.Until(deadline), req.ConnectionClose())
 	if err != nil {
 		return false, err
@@ -216,7 +225,10 @@ func (callTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, r
 		hc.CloseConn(cc)
 		return true, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(pastDeadline) })
+	stop := noStop
+	if call.ctx.Done() != nil { // a context that can end (not the outbox's Background)
+		stop = context.AfterFunc(call.ctx, func() { _ = conn.SetDeadline(pastDeadline) })
+	}
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
 	if err == nil {

@@ -237,10 +237,12 @@ func tokenLifetime(tok *oauth2.Token) time.Duration {
 // timeout, while notifications wait in the outbox. A token endpoint that
 // refuses the credentials is a configuration fault, like a bad URL: not
 // counted against the breaker, and notifications wait for the admin.
-func (d *Dispatcher) authorize(ctx, parent context.Context, t Target) (string, *result) {
+func (d *Dispatcher) authorize(parent context.Context, deadline time.Time, t Target) (string, *result) {
 	if t.OAuth2 == nil {
 		return "", nil
 	}
+	ctx, cancel := context.WithDeadline(parent, deadline)
+	defer cancel()
 	h, err := d.tokens.authorization(ctx, t, d.cfg.Client, d.cfg.Now)
 	if err == nil {
 		return h, nil
