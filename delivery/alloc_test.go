@@ -117,7 +117,8 @@ func messageEvent() *upstream.Event {
 // comes back as a webhookReply, not an http.Response, and 36 since a call
 // whose caller leaves is interrupted (callTransport's context.AfterFunc:
 // net/http spent more on the same), 29 since a call is bounded by a
-// deadline rather than a context with a timeout of its own. A change that
+// deadline rather than a context with a timeout of its own, 25 since its
+// headers are a list on the stack instead of a map. A change that
 // adds allocations to every invocation fails here; one that removes some
 // lowers the pin.
 func TestCallAllocations(t *testing.T) {
@@ -140,7 +141,7 @@ func TestCallAllocations(t *testing.T) {
 		}
 	}
 	call() // dials and fills the pools
-	const pinned = 29
+	const pinned = 25
 	if got := testing.AllocsPerRun(500, call); got > pinned {
 		t.Errorf("a call allocates %v times; pinned at %d", got, pinned)
 	} else if got < pinned-5 {

@@ -359,27 +359,29 @@ func (d *Dispatcher) postAzure(ctx context.Context, t Target, ev *upstream.Event
 	if failed != nil {
 		return *failed, 0
 	}
-	h := make(http.Header, 12)
+	var fields [maxHeaderFields]headerField // as in post
+	h := headerList(fields[:0])
 	if auth != "" {
-		h["Authorization"] = []string{auth}
+		h = append(h, headerField{"Authorization", auth})
 	}
-	h["Content-Type"] = []string{az.contentType}
-	h["User-Agent"] = hdrAgent
-	h["X-Asrs-Connection-Id"] = []string{az.connID}
-	h["X-Asrs-Hub"] = []string{az.hub}
-	h["X-Asrs-Category"] = []string{az.category}
-	h["X-Asrs-Event"] = []string{az.event}
+	h = append(h,
+		headerField{"Content-Type", az.contentType},
+		headerField{"User-Agent", "Switchboard"},
+		headerField{"X-Asrs-Connection-Id", az.connID},
+		headerField{"X-Asrs-Hub", az.hub},
+		headerField{"X-Asrs-Category", az.category},
+		headerField{"X-Asrs-Event", az.event})
 	if ev.UserID != nil {
-		h["X-Asrs-User-Id"] = []string{az.userID}
+		h = append(h, headerField{"X-Asrs-User-Id", az.userID})
 	}
 	if az.claims != "" {
-		h["X-Asrs-User-Claims"] = []string{az.claims}
+		h = append(h, headerField{"X-Asrs-User-Claims", az.claims})
 	}
 	if az.query != "" {
-		h["X-Asrs-Client-Query"] = []string{az.query}
+		h = append(h, headerField{"X-Asrs-Client-Query", az.query})
 	}
-	h["X-Asrs-Signature"] = []string{AzureSignature(t.Azure.AccessKeys, az.connID)}
-	injectTrace(ctx, h) // Azure Functions read traceparent too
+	h = append(h, headerField{"X-Asrs-Signature", AzureSignature(t.Azure.AccessKeys, az.connID)})
+	h = injectTrace(ctx, h) // Azure Functions read traceparent too
 	return d.exchange(t, ev, webhookRequest{ctx: ctx, deadline: deadline, url: rq.url, header: h, body: az.body}, timeout, d.cfg.Now(), true)
 }
 

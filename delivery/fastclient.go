@@ -127,10 +127,10 @@ func (f *fastTransport) do(w webhookRequest) (webhookReply, error) {
 	// Expand escaped the values, so it needs no second parse here.
 	req.SetRequestURI(w.url)
 	req.Header.SetMethod(http.MethodPost)
-	for k, vs := range w.header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
+	// Keys are canonical already: fasthttp need not normalise them again.
+	req.Header.DisableNormalizing()
+	for _, f := range w.header {
+		req.Header.Add(f.key, f.value)
 	}
 	req.SetBodyRaw(w.body) // read only while the call runs
 	resp := fasthttp.AcquireResponse()

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -59,15 +58,16 @@ func endSpan(span trace.Span, status int, err error) {
 	span.End()
 }
 
-// injectTrace writes ctx's trace context into a request's headers. Nothing
-// is written (and nothing allocated) when ctx carries none.
-func injectTrace(ctx context.Context, h http.Header) {
+// injectTrace adds ctx's trace context to a request's headers. Nothing
+// is added when ctx carries no recorded span.
+func injectTrace(ctx context.Context, h headerList) headerList {
 	tp, ts := tracing.Strings(ctx)
 	if tp == "" {
-		return
+		return h
 	}
-	h["Traceparent"] = []string{tp}
+	h = append(h, headerField{"Traceparent", tp})
 	if ts != "" {
-		h["Tracestate"] = []string{ts}
+		h = append(h, headerField{"Tracestate", ts})
 	}
+	return h
 }
