@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-gw/switchboard/examples/functions/chat"
+	"github.com/switchboard-gw/switchboard/internal/gctune"
 	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/store"
 	"github.com/switchboard-gw/switchboard/upstream"
@@ -38,6 +39,7 @@ func demoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer gctune.Start(uint64(f.gcHeadroomMiB) << 20).Stop()
 			n, err := node.Start(cfg)
 			if err != nil {
 				return err

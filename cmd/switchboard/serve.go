@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/internal/gctune"
 	"github.com/switchboard-gw/switchboard/internal/natsembed"
 	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/node"
@@ -46,6 +47,9 @@ type serveFlags struct {
 	statefulBuffer   int
 
 	pprof string
+	// gcHeadroomMiB is the heap the garbage collector may grow by before
+	// it collects, when the live heap is smaller than that (gctune).
+	gcHeadroomMiB int
 
 	edge     edgeFlags
 	identity identityFlags
@@ -65,6 +69,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.StringSliceVar(&f.origins, "allowed-origin", nil, "origin allowed for browsers on hubs that set none (repeatable; default any)")
 	envAlias(fl, "allowed-origin", "SWITCHBOARD_ALLOWED_ORIGINS") // the name documented first
 	fl.StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (default off; never expose it publicly)")
+	fl.IntVar(&f.gcHeadroomMiB, "gc-headroom-mib", 16, "MiB the heap may grow past its live size before the garbage collector runs, where Go's default allows less (a small live heap): fewer collections for this much memory at most; 0 keeps Go's default, as does GOGC set in the environment")
 	fl.StringVar(&f.natsURL, "nats", "", "join a cluster through NATS at this URL, or a comma-separated list of the NATS cluster's servers (nats://a:4222,nats://b:4222); config is then shared in JetStream KV")
 	fl.BoolVar(&f.natsEmbedded, "nats-embedded", false, "start a NATS server (JetStream on) inside this process and join through it, for development")
 	fl.IntVar(&f.natsPort, "nats-port", 0, "client port of the embedded NATS server (default random)")
@@ -117,6 +122,8 @@ func (f *serveFlags) config() (node.Config, error) {
 		return node.Config{}, fmt.Errorf("--stateful-reconnect-window and --stateful-reconnect-buffer: give positive values")
 	case f.maxActions < 0:
 		return node.Config{}, fmt.Errorf("--max-actions %d: give a positive number", f.maxActions)
+	case f.gcHeadroomMiB < 0 || f.gcHeadroomMiB > 1<<20:
+		return node.Config{}, fmt.Errorf("--gc-headroom-mib %d: give 0 (off) to 1048576", f.gcHeadroomMiB)
 	case f.kvReplicas < 1 || f.kvReplicas > 5:
 		return node.Config{}, fmt.Errorf("--kv-replicas %d: use 1 to 5 (JetStream's limit), at most the number of NATS servers", f.kvReplicas)
 	case f.natsEmbedded && f.natsURL != "":
@@ -176,6 +183,7 @@ func newServeCmd() (*cobra.Command, *serveFlags) {
 			if err := startPprof(f.pprof); err != nil {
 				return err
 			}
+			defer gctune.Start(uint64(f.gcHeadroomMiB) << 20).Stop()
 			stopTracing, err := setupTracing(&cfg, os.Getenv)
 			if err != nil {
 				return err
