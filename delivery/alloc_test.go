@@ -105,22 +105,12 @@ func messageEvent() *upstream.Event {
 
 // TestCallAllocations pins what one blocking call costs the gateway in
 // allocations: prepare, encode, sign, POST over a kept-alive connection,
-// read and parse the reply. With Go 1.26 it was 101 before issue 12, 82
-// once requests skipped http.Client's header copy, signatures used pooled
-// scratch space and a reply of announced length was read into one slice,
-// 48 since webhooks go out through fasthttp (fastTransport) instead of
-// net/http's transport, and 43 since that adapter copies only the reply
-// headers the dispatcher reads and the body once (this upstream sends two
-// headers; real ones send more, which cost nothing now), 36 since the
-// fast path builds fasthttp's request straight from the webhook's URL,
-// headers and body, with no http.Request between, 30 since its reply
-// comes back as a webhookReply, not an http.Response, and 36 since a call
-// whose caller leaves is interrupted (callTransport's context.AfterFunc:
-// net/http spent more on the same), 29 since a call is bounded by a
-// deadline rather than a context with a timeout of its own, 25 since its
-// headers are a list on the stack instead of a map. A change that
-// adds allocations to every invocation fails here; one that removes some
-// lowers the pin.
+// read and parse the reply. With Go 1.26 it was 101 before issue 12, 36
+// once webhooks went out through fasthttp, and is 24 since a call has a
+// deadline instead of a context of its own, its headers are a list on the
+// stack and the reply's body is read in place (docs/benchmarks.md says
+// what each step removed). A change that adds allocations to every invocation
+// fails here; one that removes some lowers the pin.
 func TestCallAllocations(t *testing.T) {
 	if testutil.Race {
 		t.Skip("the race detector changes allocation counts (sync.Pool drops items)")
@@ -141,7 +131,7 @@ func TestCallAllocations(t *testing.T) {
 		}
 	}
 	call() // dials and fills the pools
-	const pinned = 25
+	const pinned = 24
 	if got := testing.AllocsPerRun(500, call); got > pinned {
 		t.Errorf("a call allocates %v times; pinned at %d", got, pinned)
 	} else if got < pinned-5 {

@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -134,7 +133,12 @@ func (f *fastTransport) do(w webhookRequest) (webhookReply, error) {
 	}
 	req.SetBodyRaw(w.body) // read only while the call runs
 	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
+	kept := false // the reply's body stays in resp until webhookReply.release
+	defer func() {
+		if !kept {
+			fasthttp.ReleaseResponse(resp)
+		}
+	}()
 	// A reply without Content-Type has none: fasthttp would make it
 	// text/plain, and the error for a JSON body would name a type the
 	// upstream never sent.
@@ -156,12 +160,14 @@ func (f *fastTransport) do(w webhookRequest) (webhookReply, error) {
 		}
 		return webhookReply{}, err
 	}
+	kept = true
 	return webhookReply{
 		status:      resp.StatusCode(),
 		contentType: string(resp.Header.ContentType()),
 		location:    peekString(&resp.Header, "Location"),
 		retryAfter:  peekString(&resp.Header, "Retry-After"),
-		body:        bytes.Clone(resp.Body()),
+		body:        resp.Body(),
+		held:        resp,
 	}, nil
 }
 

@@ -367,3 +367,49 @@ func testSwitchedConnectionNotReused(t *testing.T, newDispatcher func(Dispatcher
 		t.Errorf("%d connections for two calls answered 101, want 2", n)
 	}
 }
+
+// TestRepliesOutliveTheirBuffers: fasthttp reads a reply's body into a
+// pooled buffer, which the dispatcher reads in place and the next call
+// reuses, so whatever a call returns must be a copy. Forty calls in turn,
+// each answered with its own result or its own error body, are kept and
+// checked at the end: a result or an error text still pointing into the
+// buffer would show a later call's answer.
+func TestRepliesOutliveTheirBuffers(t *testing.T) { eachClient(t, testRepliesOutliveTheirBuffers) }
+
+func testRepliesOutliveTheirBuffers(t *testing.T, newDispatcher func(DispatcherConfig, string) *Dispatcher) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// Odd calls are refused with a 400, which the breaker does not
+		// count; even ones succeed.
+		if i := calls.Add(1); i%2 == 0 {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"result":"reply-` + strconv.FormatInt(i, 10) + `"}`))
+		} else {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte("failure-" + strconv.FormatInt(i, 10)))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	d := newDispatcher(DispatcherConfig{}, srv.URL+"/api")
+	type answer struct {
+		reply *upstream.Reply
+		err   error
+	}
+	var answers []answer
+	for range 40 {
+		reply, err := d.Call(context.Background(), message("c1", "send"))
+		answers = append(answers, answer{reply, err})
+	}
+	for i, a := range answers {
+		n := strconv.Itoa(i + 1)
+		if (i+1)%2 == 0 {
+			if a.err != nil || a.reply == nil || string(a.reply.Result) != `"reply-`+n+`"` {
+				t.Errorf("call %s: reply %+v, err %v; want the result \"reply-%s\"", n, a.reply, a.err, n)
+			}
+			continue
+		}
+		if a.err == nil || !strings.HasSuffix(a.err.Error(), ": failure-"+n) {
+			t.Errorf("call %s: err %v; want it to end with its own body, failure-%s", n, a.err, n)
+		}
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -337,7 +339,19 @@ func (w webhookRequest) sendWith(send func(*http.Request) (*http.Response, error
 type webhookReply struct {
 	status                            int
 	contentType, location, retryAfter string
-	body                              []byte // whole, within MaxReplySize
+	body                              []byte // whole, within MaxReplySize; valid until release
+	// held, when set, is the fasthttp response the body was read into: the
+	// body is read in place, without a copy, and goes back to fasthttp's
+	// pool at release.
+	held *fasthttp.Response
+}
+
+// release ends the reply's body.
+func (r *webhookReply) release() {
+	if r.held != nil {
+		fasthttp.ReleaseResponse(r.held)
+		r.held, r.body = nil, nil
+	}
 }
 
 // replyReadError says an upstream's reply broke off after its headers
@@ -360,6 +374,8 @@ func (d *Dispatcher) roundTrip(w webhookRequest) (webhookReply, error) {
 // contract says. req's deadline is timeout after the call's start.
 func (d *Dispatcher) exchange(t Target, ev *upstream.Event, req webhookRequest, timeout time.Duration, now time.Time, azure bool) (result, int) {
 	rep, err := d.roundTrip(req)
+	// interpret and interpretAzure copy what they keep of the body.
+	defer rep.release()
 	if err != nil {
 		var tooLarge *replyTooLargeError
 		var badURL *badURLError
@@ -403,6 +419,9 @@ func (d *Dispatcher) exchange(t Target, ev *upstream.Event, req webhookRequest, 
 	}
 	var res result
 	if azure {
+		// The Azure profile's readers were written for a body of their
+		// own; they get a copy rather than a review of what each keeps.
+		rep.body = bytes.Clone(rep.body)
 		res = d.interpretAzure(t, ev, rep, now)
 	} else {
 		res = d.interpret(t, ev, rep, now)
