@@ -478,7 +478,7 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, rep webhookReply, n
 	}
 	// From here the handler accepted the event: a bad reply is reported but
 	// never retried, which would run the handler twice.
-	if mt, _, err := mime.ParseMediaType(rep.contentType); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	if !isJSONType(rep.contentType) {
 		return result{err: failure("upstream %q replied with Content-Type %q; want application/json",
 			t.Name, rep.contentType)}
 	}
@@ -487,6 +487,19 @@ func (d *Dispatcher) interpret(t Target, ev *upstream.Event, rep webhookReply, n
 		return result{err: failure("upstream %q sent an invalid reply: %s", t.Name, strings.TrimPrefix(err.Error(), "upstream: bad reply: "))}
 	}
 	return result{reply: reply}
+}
+
+// isJSONType reports whether a Content-Type is JSON's: application/json or
+// a +json type, with any parameters. The two forms nearly every upstream
+// sends are recognised without mime.ParseMediaType, which allocates a map
+// per call.
+func isJSONType(contentType string) bool {
+	switch contentType {
+	case "application/json", "application/json; charset=utf-8":
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 // answered is the error for an upstream's non-2xx answer: the log gets the

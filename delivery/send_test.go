@@ -181,3 +181,22 @@ func TestOversizedNotificationDropped(t *testing.T) {
 		t.Errorf("breaker = %+v", st)
 	}
 }
+
+func TestIsJSONType(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json":                true,
+		"application/json; charset=utf-8": true,
+		"Application/JSON; Charset=UTF-8": true,
+		"application/json;charset=utf-8":  true,
+		"application/cloudevents+json":    true,
+		"application/problem+json; x=1":   true,
+		"":                                false,
+		"text/plain":                      false,
+		"application/jsonp":               false,
+		"application/json; charset=\"utf": false,
+	} {
+		if got := isJSONType(ct); got != want {
+			t.Errorf("isJSONType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
