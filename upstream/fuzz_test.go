@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -144,6 +145,43 @@ func FuzzDecodeEvent(f *testing.F) {
 		var again Event
 		if err := json.Unmarshal(body, &again); err != nil || !reflect.DeepEqual(&again, ev) {
 			t.Fatalf("decodeEvent disagrees with json.Unmarshal: %v", err)
+		}
+	})
+}
+
+// FuzzOnlyResult holds ParseReply's shortcut for {"result":VALUE} to the
+// general path: wherever it answers, parseObject accepts the same body
+// with the same Result and nothing else.
+func FuzzOnlyResult(f *testing.F) {
+	for _, s := range []string{
+		`{"result":1}`, `{"result": "x" }`, `{"result":null}`, `{"result":[1, {"a":2}] }`,
+		`{"result":1,"error":"e"}`, `{"result":{"a":1},"b":{}}`, `{"result":}`, `{"result":1}}`,
+		`{"result":"\u00e9\ud800"}`, "{\"result\":\"\xff\"}", `{"result":{"result":1}}`,
+		"{\"result\":0\v}", // \v is whitespace to bytes.TrimSpace, not to JSON
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		in := bytes.Clone(body)
+		result, ok := onlyResult(in)
+		if !ok {
+			return
+		}
+		r, err := parseObject(body, true, parseOptions{maxActions: 100})
+		if err != nil {
+			t.Fatalf("shortcut read %q as result %q; the general path refuses it: %v", body, result, err)
+		}
+		if want := (Reply{Result: r.Result}); !reflect.DeepEqual(*r, want) {
+			t.Fatalf("shortcut read %q as only a result; the general path also finds %+v", body, r)
+		}
+		if string(result) != string(r.Result) {
+			t.Fatalf("%q: shortcut result %q, general path %q", body, result, r.Result)
+		}
+		for i := range in { // the caller's buffer is reused: the result must be a copy
+			in[i] = 'x'
+		}
+		if string(result) != string(r.Result) {
+			t.Fatalf("%q: the shortcut's result shares the body's memory", body)
 		}
 	})
 }
