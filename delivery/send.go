@@ -142,6 +142,9 @@ func refusal(t Target, err error) result {
 }
 
 func encodeEvent(ev *upstream.Event) ([]byte, error) {
+	if body, ok := appendEvent(make([]byte, 0, eventSize(ev)), ev); ok {
+		return body, nil
+	}
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, failureDetail("the gateway could not encode the event", "encode %s event: %v", ev.Event, err)
