@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,4 +287,50 @@ func TestCLITour(t *testing.T) {
 	if _, errOut, err := sb(t, nil, "token", "--hub", "chat"); err == nil || !strings.Contains(errOut, "SWITCHBOARD_CONNECTION_STRING") {
 		t.Errorf("token without a connection string = %v %q", err, errOut)
 	}
+}
+
+// startServe runs the binary's serve with args, with env as its only
+// SWITCHBOARD_*, OTEL_* and GOGC settings, and returns what it printed up
+// to and including its "Switchboard listening" line, and stop, which ends
+// it (the test's cleanup does too). What it prints later is discarded.
+func startServe(t *testing.T, env []string, args ...string) (lines []string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cmd := exec.CommandContext(ctx, binPath, append([]string{"serve"}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SWITCHBOARD_") && !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "GOGC=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+			cancel()
+		})
+	}
+	t.Cleanup(stop)
+	r := bufio.NewReader(stdout)
+	for len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "Switchboard listening") {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			stop()
+			t.Fatalf("serve ended before it listened, having printed %q: %v", lines, err)
+		}
+		lines = append(lines, line)
+	}
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	return lines, stop
 }

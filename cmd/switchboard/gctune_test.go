@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestServeTunesGC starts the binary and reads the GOGC its runtime
@@ -49,36 +43,8 @@ func TestServeTunesGC(t *testing.T) {
 // the GOGC its /metrics reports.
 func servedGOGC(t *testing.T, env []string, args ...string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	metricsAddr := strings.TrimPrefix(closedURL(t), "http://")
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "sb.db"), "--metrics-listen", metricsAddr}, args...)
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SWITCHBOARD_") && !strings.HasPrefix(kv, "GOGC=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("serve ended before it listened: %v", err)
-		}
-		if strings.HasPrefix(line, "Switchboard listening") {
-			break
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, r) }()
+	startServe(t, env, append([]string{"--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "sb.db"), "--metrics-listen", metricsAddr}, args...)...)
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -270,32 +265,8 @@ func TestServeReadsSettings(t *testing.T) {
 	listen := strings.TrimPrefix(closedURL(t), "http://")
 	file := writeFile(t, "sb.yaml", fmt.Sprintf("listen: 127.0.0.1:1\npublic-url: http://file.example\ndb: %s\nlog-level: warn\n", db))
 	serve := func() []string {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, binPath, "serve", "--config", file, "--listen", listen)
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "SWITCHBOARD_") {
-				cmd.Env = append(cmd.Env, kv)
-			}
-		}
-		cmd.Env = append(cmd.Env, "SWITCHBOARD_PUBLIC_URL=http://env.example")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-		var lines []string
-		r := bufio.NewReader(stdout)
-		for len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "Switchboard listening") {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("no announcement after %q: %v", lines, err)
-			}
-			lines = append(lines, line)
-		}
+		lines, stop := startServe(t, []string{"SWITCHBOARD_PUBLIC_URL=http://env.example"}, "--config", file, "--listen", listen)
+		stop()
 		return lines
 	}
 	listening := fmt.Sprintf("Switchboard listening on %s (http://env.example)\n", listen)

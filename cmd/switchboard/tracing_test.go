@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -135,33 +131,9 @@ func TestServeExportsTracesWithOTLP(t *testing.T) {
 	listen := strings.TrimPrefix(closedURL(t), "http://")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, "serve", "--listen", listen, "--db", filepath.Join(t.TempDir(), "sb.db"))
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SWITCHBOARD_") && !strings.HasPrefix(kv, "OTEL_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "OTEL_EXPORTER_OTLP_ENDPOINT="+srv.URL, "OTEL_SERVICE_NAME=sb-trace-test",
-		"OTEL_BSP_SCHEDULE_DELAY=50") // export within 50 ms rather than 5 s
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() && !strings.HasPrefix(sc.Text(), "Switchboard listening") { // after the first start's keys
-	}
-	if !strings.HasPrefix(sc.Text(), "Switchboard listening") {
-		t.Fatalf("serve did not start: %q", sc.Text())
-	}
-	go io.Copy(io.Discard, stdout)
+	startServe(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + srv.URL, "OTEL_SERVICE_NAME=sb-trace-test",
+		"OTEL_BSP_SCHEDULE_DELAY=50"}, // export within 50 ms rather than 5 s
+		"--listen", listen, "--db", filepath.Join(t.TempDir(), "sb.db"))
 
 	const traceID = "0af7651916cd43dd8448eb211c80319c"
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+listen+"/client/negotiate?hub=nohub&negotiateVersion=1", nil)
