@@ -110,8 +110,9 @@ func messageEvent() *upstream.Event {
 // deadline instead of a context of its own, its headers are a list on the
 // stack, the reply's body is read in place, the usual JSON Content-Types
 // skip mime.ParseMediaType and a reply holding only a result skips
-// json.Unmarshal (docs/benchmarks.md says what each step removed). A change that adds allocations to every invocation
-// fails here; one that removes some lowers the pin.
+// json.Unmarshal (docs/benchmarks.md says what each step removed). A
+// change that adds allocations to every invocation fails here; one that
+// removes some lowers the pin.
 func TestCallAllocations(t *testing.T) {
 	if testutil.Race {
 		t.Skip("the race detector changes allocation counts (sync.Pool drops items)")
