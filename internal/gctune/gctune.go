@@ -46,6 +46,7 @@ func Start(headroom uint64) *Tuner {
 	if headroom == 0 || os.Getenv("GOGC") != "" {
 		return nil
 	}
+	// SetGCPercent is the one reader of GOGC that tells "off" (-1).
 	base := debug.SetGCPercent(100)
 	debug.SetGCPercent(base)
 	if base <= 0 {
@@ -95,7 +96,7 @@ func (t *Tuner) arm() {
 // whether the tuner still runs.
 func (t *Tuner) tune() bool {
 	metrics.Read(t.sample)
-	want := Percent(t.base, t.headroom, t.value(0), t.value(1)+t.value(2))
+	want := goalPercent(t.base, t.headroom, t.value(0), t.value(1)+t.value(2))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
@@ -121,12 +122,12 @@ func (t *Tuner) value(i int) uint64 {
 // scales with GOGC (4 MiB × GOGC/100).
 const runtimeHeapMinimum = 4 << 20
 
-// Percent is the GOGC at which a heap of live bytes, with roots bytes of
+// goalPercent is the GOGC at which a heap of live bytes, with roots bytes of
 // goroutine stacks and globals, gets the goal max(the goal at base, live +
 // headroom). The runtime's goal is live + (live + roots) × GOGC/100, and at
 // least runtimeHeapMinimum × GOGC/100, which must stay under the goal
 // wanted.
-func Percent(base int, headroom, live, roots uint64) int {
+func goalPercent(base int, headroom, live, roots uint64) int {
 	p := headroom * 100 / max(live+roots, 1)
 	p = min(p, (live+headroom)*100/runtimeHeapMinimum)
 	return max(base, int(p))

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestPercent(t *testing.T) {
+func TestGoalPercent(t *testing.T) {
 	const mib = 1 << 20
 	for _, tt := range []struct {
 		name                  string
@@ -26,9 +26,9 @@ func TestPercent(t *testing.T) {
 		{"large heap", 64 * mib, 200 * mib, 60 * mib, 100},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Percent(100, tt.headroom, tt.live, tt.roots)
+			got := goalPercent(100, tt.headroom, tt.live, tt.roots)
 			if got != tt.want {
-				t.Fatalf("Percent = %d, want %d", got, tt.want)
+				t.Fatalf("goalPercent = %d, want %d", got, tt.want)
 			}
 			// The runtime's goal at that GOGC is at least what was asked.
 			goal := max(tt.live+(tt.live+tt.roots)*uint64(got)/100, runtimeHeapMinimum*uint64(got)/100)
