@@ -266,7 +266,13 @@ func orNone(s []string) []string {
 // azureClaims lists each claim's values as strings, the form of Azure's
 // claims (a claim type with one or more values): a JSON array claim gives
 // one value per element, a string itself, anything else its JSON text.
-func azureClaims(claims map[string]any) map[string][]string {
+// raw is the claims object as the connection keeps it; what is not a JSON
+// object (none, or an outbox record of another shape) gives no claims.
+func azureClaims(raw json.RawMessage) map[string][]string {
+	var claims map[string]any
+	if len(raw) > 0 && json.Unmarshal(raw, &claims) != nil {
+		claims = nil
+	}
 	out := make(map[string][]string, len(claims))
 	for name, v := range claims {
 		if arr, ok := v.([]any); ok {
@@ -300,11 +306,11 @@ func claimText(v any) string {
 
 // azureClaimsHeader is X-ASRS-User-Claims: "type: value" pairs joined by
 // ", ", one pair per value, sorted by claim type for a stable header.
-func azureClaimsHeader(claims map[string]any) string {
-	if len(claims) == 0 {
+func azureClaimsHeader(claims json.RawMessage) string {
+	m := azureClaims(claims)
+	if len(m) == 0 {
 		return ""
 	}
-	m := azureClaims(claims)
 	names := make([]string, 0, len(m))
 	for name := range m {
 		names = append(names, name)

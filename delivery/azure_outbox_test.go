@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -67,7 +68,7 @@ func (h *azureHook) target(name, events string) Target {
 func azureConnected(conn string) *upstream.Event {
 	user := "ann"
 	return &upstream.Event{Hub: "chat", ConnectionID: conn, UserID: &user, Event: upstream.EventConnected,
-		Client: upstream.ClientInfo{Protocol: "json", Query: "?hub=chat&lang=en", Claims: map[string]any{"role": "admin"}}}
+		Client: upstream.ClientInfo{Protocol: "json", Query: "?hub=chat&lang=en", Claims: json.RawMessage(`{"role":"admin"}`)}}
 }
 
 // TestAzureOutboxSurvivesRestart: an Azure-profile notification that

@@ -97,7 +97,7 @@ func TestAzureBodies(t *testing.T) {
 			`{"type":1,"invocationId":"7","target":"echo","arguments":["hi",1]}`, azureJSON},
 		{"send json", upstream.Event{Event: upstream.EventMessage, Target: "echo", Arguments: json.RawMessage(`[]`), UserID: &user},
 			`{"type":1,"target":"echo","arguments":[]}`, azureJSON},
-		{"connect", upstream.Event{Event: upstream.EventConnect, Client: upstream.ClientInfo{Claims: map[string]any{"role": []any{"a", "b"}, "n": 3.0}}},
+		{"connect", upstream.Event{Event: upstream.EventConnect, Client: upstream.ClientInfo{Claims: json.RawMessage(`{"role":["a","b"],"n":3}`)}},
 			`{"claims":{"n":["3"],"role":["a","b"]},"query":{},"headers":{},"subprotocols":[]}`, azureJSON},
 	}
 	for _, tt := range tests {
@@ -127,12 +127,16 @@ func TestAzureBodies(t *testing.T) {
 
 func TestAzureClaimsHeader(t *testing.T) {
 	t.Parallel()
-	got := azureClaimsHeader(map[string]any{"sub": "ann", "role": []any{"admin", "dev"}, "exp": 1700000000.0})
+	got := azureClaimsHeader(json.RawMessage(`{"sub":"ann","role":["admin","dev"],"exp":1700000000}`))
 	if want := "exp: 1700000000, role: admin, role: dev, sub: ann"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if got := azureClaimsHeader(nil); got != "" {
-		t.Errorf("no claims: got %q", got)
+	// None, and what is not an object (an outbox record of another shape),
+	// give no header.
+	for _, raw := range []string{"", "null", "[1]", `"x"`, "{"} {
+		if got := azureClaimsHeader(json.RawMessage(raw)); got != "" {
+			t.Errorf("claims %q: got %q", raw, got)
+		}
 	}
 }
 
@@ -222,7 +226,7 @@ func TestAzureRefusesBadHeaderValues(t *testing.T) {
 		t.Errorf("prepare: %v, want ErrRefused", err)
 	}
 	ev.UserID = nil
-	ev.Client.Claims = map[string]any{"role": strings.Repeat("x", maxHeaderBytes)}
+	ev.Client.Claims = json.RawMessage(`{"role":"` + strings.Repeat("x", maxHeaderBytes) + `"}`)
 	if _, err := prepare(tg, ev); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "X-ASRS-User-Claims") {
 		t.Errorf("prepare with huge claims: %v, want ErrRefused naming the size", err)
 	}

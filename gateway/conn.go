@@ -20,7 +20,9 @@ type Conn struct {
 	token  string
 	hub    *hub
 	userID string
-	claims map[string]any
+	// claims are the claims of the client's token as one JSON object, for
+	// webhooks that carry them on every event (see upstream.ClientInfo).
+	claims json.RawMessage
 	g      *Gateway
 	tr     Transport
 	// codec is the hub protocol: JSON until the handshake chose one, set

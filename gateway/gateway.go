@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -225,11 +226,14 @@ func (g *Gateway) open(ctx context.Context, token string, tr Transport, info Con
 	}
 	h := g.hub(n.hub)
 	c := &Conn{
-		id:     n.connID,
-		token:  token,
+		id: n.connID,
+		// A copy: the caller's token may be a piece of the request's URL,
+		// which would be held with it (with a query access token, a few
+		// hundred bytes) for the connection's life.
+		token:  strings.Clone(token),
 		hub:    h,
 		userID: n.identity.UserID,
-		claims: n.identity.Claims,
+		claims: encodeClaims(n.identity.Claims),
 		g:      g,
 		tr:     tr,
 		codec:  protocol.JSON,
@@ -247,7 +251,7 @@ func (g *Gateway) open(ctx context.Context, token string, tr Transport, info Con
 	c.lastWrite.Store(now)
 
 	tctx, span := g.startConnectSpan(ctx, c, info.Trace, n.identity.Trace)
-	rest, err := g.handshake(tctx, c, info)
+	rest, err := g.handshake(tctx, c, info, n.identity.Claims)
 	if err != nil {
 		endSpan(span, err)
 		g.forget(token)
@@ -255,18 +259,12 @@ func (g *Gateway) open(ctx context.Context, token string, tr Transport, info Con
 		return nil, 0, err
 	}
 	g.log.Debug("connected", "hub", h.name, "conn", c.id, "user", c.userID)
-	if c.rs == nil {
-		// Only a stateful connection's token is checked again (a resume
-		// presents it with the access token): this one's entry now only
-		// answers 409 to a second socket. The access token it kept, a few
-		// hundred bytes for the connection's whole life, can go.
-		g.mu.Lock()
-		n.identity.Bearer = ""
-		g.mu.Unlock()
-	}
 	if g.wants(h.name, upstream.EventConnected, "") {
-		g.cfg.Webhooks.Notify(tctx, c.event(upstream.EventConnected))
+		ev := c.event(upstream.EventConnected)
+		ev.Claims = n.identity.Claims
+		g.cfg.Webhooks.Notify(tctx, ev)
 	}
+	g.settleToken(c, n)
 	span.End()
 	if len(rest) > 0 && !c.handleFrame(ctx, rest, c.codec.Binary()) {
 		g.end(c)
@@ -350,7 +348,7 @@ func (g *Gateway) end(c *Conn) {
 // handshake reads and answers the client's handshake and runs the connect
 // event. On success the connection is registered in its hub and the bytes
 // after the handshake in the first frame are returned.
-func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]byte, error) {
+func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo, claims map[string]any) ([]byte, error) {
 	hctx, cancel := context.WithTimeout(ctx, g.cfg.HandshakeTimeout)
 	data, _, err := c.tr.ReadFrame(hctx)
 	cancel()
@@ -369,6 +367,7 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	var groups []string
 	if g.wants(c.hub.name, upstream.EventConnect, "") {
 		ev := c.event(upstream.EventConnect)
+		ev.Claims = claims
 		ev.Client.Protocol = codec.Name()
 		ev.Query = map[string][]string(info.Query)
 		ev.Headers = map[string][]string(info.Headers)
@@ -436,6 +435,30 @@ func (g *Gateway) handshake(ctx context.Context, c *Conn, info ConnectInfo) ([]b
 	c.startWriter()
 	return rest, nil
 }
+
+// settleToken slims the token's entry once c's handshake is done, since
+// the entry lives as long as the connection. Only a stateful connection's
+// token is checked again (a resume presents it with the access token it
+// was negotiated with); any other's now only answers 409 to a second
+// socket, which the shared tokenInUse does as well. Either way the claims
+// (the connection keeps them encoded) and the trace context can go: a few
+// hundred bytes per connection.
+func (g *Gateway) settleToken(c *Conn, n *negotiation) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.tokens[c.token] != n { // the connection has ended already
+		return
+	}
+	if c.rs == nil {
+		g.tokens[c.token] = tokenInUse
+		return
+	}
+	n.identity = Identity{UserID: n.identity.UserID, Bearer: n.identity.Bearer}
+}
+
+// tokenInUse is the entry of every connection token whose socket has
+// completed its handshake and cannot resume (see settleToken).
+var tokenInUse = &negotiation{conn: &Conn{}}
 
 func (g *Gateway) rejectHandshake(c *Conn, code int, reason string) {
 	c.closeWith(code, reason, protocol.AppendHandshakeError(nil, reason))

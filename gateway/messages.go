@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -115,15 +116,13 @@ func (g *Gateway) RunReply(ctx context.Context, ev *upstream.Event, reply *upstr
 	return errors.Join(errs...)
 }
 
-// event builds the identity part of a webhook event for c.
+// event builds the identity part of a webhook event for c. The connect
+// and connected events' callers add the decoded claims.
 func (c *Conn) event(name string) *upstream.Event {
 	ev := &upstream.Event{Hub: c.hub.name, ConnectionID: c.id, Event: name}
 	if c.userID != "" {
 		u := c.userID
 		ev.UserID = &u
-	}
-	if name == upstream.EventConnect || name == upstream.EventConnected {
-		ev.Claims = c.claims
 	}
 	ev.Client = upstream.ClientInfo{Protocol: c.codec.Name(), Query: c.query, Claims: c.claims}
 	return ev
@@ -145,4 +144,19 @@ func (c *Conn) disconnectReason() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeReason
+}
+
+// encodeClaims is claims as the connection keeps them: one JSON object,
+// nil for none. They came from a token's JSON, so encoding cannot fail;
+// if it did, the webhooks would go without claims rather than the client
+// without a connection.
+func encodeClaims(claims map[string]any) json.RawMessage {
+	if len(claims) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return nil
+	}
+	return b
 }
