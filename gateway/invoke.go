@@ -245,7 +245,10 @@ func (c *Conn) invoke(ctx context.Context, m *protocol.Message) {
 		}
 		return
 	}
-	actErr := g.RunReply(context.WithoutCancel(ctx), ev, reply)
+	var actErr error
+	if reply != nil && len(reply.Actions) > 0 { // most replies carry a result alone
+		actErr = g.RunReply(context.WithoutCancel(ctx), ev, reply)
+	}
 	failed = actErr
 	if !wantsReply {
 		return
