@@ -143,7 +143,7 @@ func (c *Conn) readFailed(err error) {
 func (c *Conn) disconnectReason() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closeReason
+	return c.ended.get().reason
 }
 
 // encodeClaims is claims as the connection keeps them: one JSON object,

@@ -124,8 +124,9 @@ func (g *Gateway) countClosed(c *Conn) {
 		return // never opened: its handshake failed
 	}
 	c.mu.Lock()
-	code, reason := c.closeCode, c.closeReason
+	ended := c.ended.get()
 	c.mu.Unlock()
+	code, reason := ended.code, ended.reason
 	kind := closeKind(code, reason)
 	c.stats.closed[closeKindIndex(kind)].Add(1)
 	// The transport is the one the connection opened on (a resumed

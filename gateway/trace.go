@@ -78,7 +78,7 @@ func endSpan(span trace.Span, err error) {
 // it carries the trace of whoever closed c, if anyone did.
 func (c *Conn) closeContext() context.Context {
 	c.mu.Lock()
-	cause := c.closeCause
+	cause := c.ended.get().cause
 	c.mu.Unlock()
 	if !cause.IsValid() {
 		return context.Background()

@@ -297,8 +297,8 @@ func acceptsEventStream(r *http.Request) bool {
 
 // openHalf does what the first request of an SSE or Long Polling
 // connection has in common: the checks WebSockets get, and the connection
-// caps. It returns the connection to register and the release of its cap.
-func (s *Server) openHalf(c echo.Context, name string, hub store.Hub, token, kind string) (*halfConn, gateway.ConnectInfo, func(), error) {
+// caps. It returns the connection to register and its reservation under the caps.
+func (s *Server) openHalf(c echo.Context, name string, hub store.Hub, token, kind string) (*halfConn, gateway.ConnectInfo, *reservation, error) {
 	r := c.Request()
 	if !hubAllows(hub, kind) {
 		return nil, gateway.ConnectInfo{}, nil, refuseTransport(hub, kind)
@@ -323,11 +323,11 @@ func (s *Server) openHalf(c echo.Context, name string, hub store.Hub, token, kin
 	if err != nil {
 		return nil, info, nil, err
 	}
-	release, err := s.limits.openConnection(r, name, user)
+	res, err := s.limits.openConnection(r, name, user)
 	if err != nil {
 		return nil, info, nil, err
 	}
-	return &halfConn{hub: name, kind: kind, bearer: negotiated, user: user, sending: make(chan struct{}, 1)}, info, release, nil
+	return &halfConn{hub: name, kind: kind, bearer: negotiated, user: user, sending: make(chan struct{}, 1)}, info, res, nil
 }
 
 // serveEventStream serves GET /client/?hub=HUB&id=TOKEN with Accept:
@@ -337,11 +337,11 @@ func (s *Server) serveEventStream(c echo.Context, name string, hub store.Hub, to
 	if s.half.get(token) != nil {
 		return fail(http.StatusConflict, "connection token already has an open transport")
 	}
-	hc, info, release, err := s.openHalf(c, name, hub, token, TransportServerSentEvents)
+	hc, info, res, err := s.openHalf(c, name, hub, token, TransportServerSentEvents)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer res.release()
 	tr := newSSETransport(c.Response())
 	hc.sse, hc.tr = tr, &tr.halfTransport
 	if !s.half.add(token, hc) {
@@ -380,7 +380,7 @@ func (s *Server) longPoll(c echo.Context, name string, hub store.Hub, token stri
 	if hc := s.half.get(token); hc != nil {
 		return s.poll(c, name, hub, hc)
 	}
-	hc, info, release, err := s.openHalf(c, name, hub, token, TransportLongPolling)
+	hc, info, res, err := s.openHalf(c, name, hub, token, TransportLongPolling)
 	if err != nil {
 		return err
 	}
@@ -388,7 +388,7 @@ func (s *Server) longPoll(c echo.Context, name string, hub store.Hub, token stri
 	tr := newPollTransport(s.lp, s.noPolls)
 	hc.lp, hc.tr = tr, &tr.halfTransport
 	if !s.half.add(token, hc) {
-		release()
+		res.release()
 		tr.stop()
 		return fail(http.StatusConflict, "connection token already has an open transport")
 	}
@@ -396,7 +396,7 @@ func (s *Server) longPoll(c echo.Context, name string, hub store.Hub, token stri
 	// goroutine of its own, which gives everything back once Serve returns
 	// (Gateway.Shutdown waits for it).
 	go func() {
-		defer release()
+		defer res.release()
 		_ = s.cfg.Gateway.Serve(context.Background(), token, tr, info)
 		tr.stop()
 		s.half.remove(token, hc)
