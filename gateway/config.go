@@ -46,6 +46,11 @@ type Config struct {
 	// Limits bound what one connection may ask: invocations in flight,
 	// queued and per second, and groups. Zero fields mean their defaults.
 	Limits Limits
+	// IdleHandoff is how long a connection served by ServeWaiting may send
+	// nothing before the sweep moves its wait to a fresh goroutine with a
+	// small stack (at most one SweepInterval later). Zero means 2 s;
+	// negative means never.
+	IdleHandoff time.Duration
 	// SweepInterval is how often pings, timeouts and expired negotiations are
 	// checked. Zero means 1 s; negative disables the background sweep (tests
 	// drive it by hand).
@@ -115,6 +120,9 @@ func (c Config) withDefaults() Config {
 	c.Limits = c.Limits.withDefaults()
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Second
+	}
+	if c.IdleHandoff == 0 {
+		c.IdleHandoff = 2 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -297,6 +297,18 @@ func (c *Conn) abortStuckWrite(since int64) {
 	}
 }
 
+// interruptWait ends the wait of a connection that has been quiet for
+// IdleHandoff, if its transport waits in a way that can be moved (see
+// ServeWaiting); a wait already moved is not interruptible and stays.
+func (c *Conn) interruptWait() {
+	c.mu.Lock()
+	tr := c.tr
+	c.mu.Unlock()
+	if w, ok := tr.(IdleWaiter); ok {
+		w.Interrupt()
+	}
+}
+
 // window is the coalescing window of this connection. While the gateway
 // is congested it is about two of this connection's message gaps (at
 // least WriteCoalesce, at most maxCoalesce), so that a connection

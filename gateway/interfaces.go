@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/upstream"
@@ -32,6 +33,25 @@ type Transport interface {
 type Aborter interface {
 	Abort()
 }
+
+// IdleWaiter is implemented by transports that can wait for their client's
+// next frame outside ReadFrame, with little stack: a goroutine parked in a
+// WebSocket library's read holds about 3 KiB of frames, a 4 KiB stack the
+// runtime cannot shrink, for every idle connection. See ServeWaiting.
+type IdleWaiter interface {
+	// WaitReadable returns nil once the client has sent something, or its
+	// socket has ended (the next ReadFrame says how). An interruptible
+	// wait that Interrupt ends returns ErrIdle. It is called between
+	// ReadFrame calls only, never alongside one.
+	WaitReadable(interruptible bool) error
+	// Interrupt ends an interruptible WaitReadable under way, and does
+	// nothing otherwise. Any goroutine may call it.
+	Interrupt()
+}
+
+// ErrIdle is the answer of an interruptible IdleWaiter.WaitReadable that
+// Interrupt ended.
+var ErrIdle = errors.New("gateway: the client sent nothing")
 
 // KeepAliveTransport is implemented by transports that tell a dead client
 // apart themselves (Long Polling: the polls are the sign of life). When

@@ -48,6 +48,10 @@ func (g *Gateway) sweep(now time.Time) {
 	quietSince := int64(time.Since(processStart) - bufferIdleAfter)
 	// Writes are timed on the same clock (see Conn.write).
 	stuckSince := monoNow() - int64(g.cfg.WriteTimeout)
+	idleBefore := int64(0) // lastRead at or before it: move the wait (see ServeWaiting)
+	if g.cfg.IdleHandoff > 0 {
+		idleBefore = now.Add(-g.cfg.IdleHandoff).UnixNano()
+	}
 	var leased []*Conn
 	g.hubs.Range(func(_, v any) bool {
 		h := v.(*hub)
@@ -55,6 +59,9 @@ func (g *Gateway) sweep(now time.Time) {
 		h.eachConn(func(c *Conn) {
 			c.releaseIdle(quietSince)
 			c.abortStuckWrite(stuckSince)
+			if c.lastRead.Load() <= idleBefore {
+				c.interruptWait()
+			}
 			if c.leaseDueBy(nowNano) {
 				leased = append(leased, c)
 			}

@@ -346,7 +346,8 @@ func (s *Server) connectWebSocket(c echo.Context, name string, hub store.Hub, to
 	// The origin was checked above, as for negotiate; Accept's own check
 	// (host only, scheme ignored) would differ.
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: true}
-	ws, err := websocket.Accept(smallBuffers{c.Response().Writer}, r, opts)
+	sb := &smallBuffers{ResponseWriter: c.Response().Writer}
+	ws, err := websocket.Accept(sb, r, opts)
 	if err != nil {
 		res.release()
 		return nil // Accept has answered the client already
@@ -358,11 +359,12 @@ func (s *Server) connectWebSocket(c echo.Context, name string, hub store.Hub, to
 	ws.SetReadLimit(int64(limit))
 	// The socket outlives nothing of the request: its life is the gateway's.
 	// Serving it from a fresh goroutine lets this handler's goroutine, whose
-	// stack grew through routing, auth and the upgrade, end now; an idle
-	// connection then costs one small stack instead of a grown one.
+	// stack grew through routing, auth and the upgrade, end now; once the
+	// connection is idle, the gateway moves its wait to a goroutine with a
+	// smaller stack still (ServeWaiting).
+	tr := &patientReads{wsTransport: &wsTransport{ws: ws, idle: sb.idle}}
 	go func() {
-		defer res.release()
-		_ = s.cfg.Gateway.Serve(context.Background(), token, &patientReads{wsTransport: &wsTransport{ws: ws}}, info)
+		_ = s.cfg.Gateway.ServeWaiting(context.Background(), token, tr, info, res.release)
 	}()
 	return nil
 }
@@ -420,6 +422,18 @@ func (t *patientReads) ReadFrame(ctx context.Context) ([]byte, bool, error) {
 		t.mu.Unlock()
 		return nil, false, ctx.Err()
 	}
+}
+
+// WaitReadable is wsTransport's, unless a read is pending (it then has
+// the next frame) or the transport is closed (ReadFrame says so).
+func (t *patientReads) WaitReadable(interruptible bool) error {
+	t.mu.Lock()
+	busy := t.pending != nil || t.closed
+	t.mu.Unlock()
+	if busy {
+		return nil
+	}
+	return t.wsTransport.WaitReadable(interruptible)
 }
 
 func (t *patientReads) Close(code int, reason string) error {

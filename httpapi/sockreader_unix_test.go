@@ -5,6 +5,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -12,8 +13,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gw/switchboard/gateway"
 )
 
 // TestSockReader reads a stream the peer writes in pieces of every size
@@ -106,7 +112,7 @@ func TestSmallBuffersHijack(t *testing.T) {
 	}
 	got := make(chan hijacked, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := smallBuffers{w}.Hijack()
+		conn, brw, err := (&smallBuffers{ResponseWriter: w}).Hijack()
 		got <- hijacked{conn, brw, err}
 	}))
 	defer srv.Close()
@@ -157,5 +163,135 @@ func TestSockReaderWaitsHoldingNothing(t *testing.T) {
 	}
 	if per := (int64(inUse()) - int64(before)) / readers; per >= readChunk/2 {
 		t.Errorf("%d bytes of heap per waiting reader, want well under a %d-byte chunk", per, readChunk)
+	}
+}
+
+// TestIdleWaitSeesEveryFrame: a WebSocket accepted through smallBuffers
+// waits idly (WaitReadable) below the library, so the wait must see every
+// frame the library has not read yet. The client sends messages of every
+// header form back to back, ending in a run of tiny ones (a whole tiny
+// frame fits the 16-byte read buffer, and one fill of it then takes the
+// socket's last bytes, where a wait below it could not see them; without
+// the frameReader the wait before the last message fails), then a close:
+// before each read the wait returns at once; after the last message it
+// waits until interrupted, and the library's reads after that interrupt
+// are unaffected; and it sees the close, which the next read reports.
+func TestIdleWaitSeesEveryFrame(t *testing.T) {
+	sizes := []int{1, 2, 3, 0, 9, 10, 11, 125, 126, 5, 65535, 65536, 4, 3000, 1, 1, 1, 1, 1, 1}
+	type accepted struct {
+		tr  *wsTransport
+		err error
+	}
+	got := make(chan accepted, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sb := &smallBuffers{ResponseWriter: w}
+		ws, err := websocket.Accept(sb, r, nil)
+		if err == nil {
+			ws.SetReadLimit(1 << 20)
+		}
+		got <- accepted{&wsTransport{ws: ws, idle: sb.idle}, err}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.CloseNow()
+	a := <-got
+	if a.err != nil || a.tr.idle == nil {
+		t.Fatalf("accept: %v, idle waits %v", a.err, a.tr.idle != nil)
+	}
+	defer a.tr.ws.CloseNow()
+	for i, n := range sizes {
+		if err := client.Write(ctx, websocket.MessageBinary, bytes.Repeat([]byte{byte('a' + i)}, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// waitFor waits interruptibly, interrupted after d: ErrIdle means the
+	// wait saw nothing for that long.
+	waitFor := func(d time.Duration) error {
+		stop := time.AfterFunc(d, a.tr.Interrupt)
+		defer stop.Stop()
+		return a.tr.WaitReadable(true)
+	}
+	for i, n := range sizes {
+		if err := waitFor(20 * time.Second); err != nil {
+			t.Fatalf("wait before message %d (%d bytes), sent already: %v", i, n, err)
+		}
+		data, _, err := a.tr.ReadFrame(ctx)
+		if err != nil || !bytes.Equal(data, bytes.Repeat([]byte{byte('a' + i)}, n)) {
+			t.Fatalf("message %d (%d bytes): %d bytes, %v", i, n, len(data), err)
+		}
+	}
+	if err := waitFor(50 * time.Millisecond); !errors.Is(err, gateway.ErrIdle) {
+		t.Fatalf("wait with nothing sent: %v, want ErrIdle", err)
+	}
+	// The interrupt's deadline is gone: the library's next read works.
+	if err := client.Write(ctx, websocket.MessageText, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.tr.WaitReadable(false); err != nil {
+		t.Fatalf("wait after an interrupt: %v", err)
+	}
+	if data, _, err := a.tr.ReadFrame(ctx); err != nil || string(data) != "after" {
+		t.Fatalf("read after an interrupt: %q, %v", data, err)
+	}
+	// An interrupt with no interruptible wait under way does nothing.
+	a.tr.Interrupt()
+	go func() { _ = client.Close(websocket.StatusNormalClosure, "bye") }()
+	if err := a.tr.WaitReadable(false); err != nil {
+		t.Fatalf("wait for the close: %v", err)
+	}
+	if _, _, err := a.tr.ReadFrame(ctx); !errors.Is(err, gateway.ErrClientClosed) {
+		t.Fatalf("read after the client's close: %v, want ErrClientClosed", err)
+	}
+}
+
+// TestFirstBytesWithTheUpgrade: a client that sends its first frame in the
+// same write as its upgrade request has that frame read by net/http's
+// buffer before the hijack. The sockReader takes those bytes over, so the
+// idle wait sees the frame and the read returns it.
+func TestFirstBytesWithTheUpgrade(t *testing.T) {
+	type accepted struct {
+		tr  *wsTransport
+		err error
+	}
+	got := make(chan accepted, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sb := &smallBuffers{ResponseWriter: w}
+		ws, err := websocket.Accept(sb, r, nil)
+		got <- accepted{&wsTransport{ws: ws, idle: sb.idle}, err}
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := []byte("first")
+	frame := []byte{0x81, 0x80 | byte(len(payload)), 0, 0, 0, 0} // a zero mask leaves the payload as it is
+	frame = append(frame, payload...)
+	req := "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	a := <-got
+	if a.err != nil || a.tr.idle == nil {
+		t.Fatalf("accept: %v, idle waits %v", a.err, a.tr.idle != nil)
+	}
+	defer a.tr.ws.CloseNow()
+	stop := time.AfterFunc(20*time.Second, a.tr.Interrupt)
+	defer stop.Stop()
+	if err := a.tr.WaitReadable(true); err != nil {
+		t.Fatalf("wait for a frame sent with the upgrade: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	data, binary, err := a.tr.ReadFrame(ctx)
+	if err != nil || binary || string(data) != "first" {
+		t.Fatalf("read: %q (binary %v), %v", data, binary, err)
 	}
 }

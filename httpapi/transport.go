@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 
@@ -18,6 +19,9 @@ import (
 // wsTransport adapts a coder/websocket connection to gateway.Transport.
 type wsTransport struct {
 	ws *websocket.Conn
+	// idle is the plain TCP socket's reader, whose waits WaitReadable
+	// runs; nil on other sockets (TLS), which never wait idly.
+	idle *sockReader
 }
 
 var _ gateway.Transport = (*wsTransport)(nil)
@@ -39,6 +43,25 @@ func (t *wsTransport) ReadFrame(ctx context.Context) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	return data, typ == websocket.MessageBinary, nil
+}
+
+// WaitReadable waits for the client's next frame below the WebSocket
+// library (see gateway.IdleWaiter): the frameReader under the library's
+// read buffer leaves every byte after the last message read in the
+// sockReader, whose waitIdle sees them. Without one it returns at once,
+// and ReadFrame waits.
+func (t *wsTransport) WaitReadable(interruptible bool) error {
+	if t.idle == nil {
+		return nil
+	}
+	return t.idle.waitIdle(interruptible)
+}
+
+// Interrupt ends an interruptible WaitReadable under way.
+func (t *wsTransport) Interrupt() {
+	if t.idle != nil {
+		t.idle.interrupt()
+	}
 }
 
 func isNormalClose(code websocket.StatusCode) bool {
@@ -74,10 +97,15 @@ const (
 )
 
 // smallBuffers is the ResponseWriter websocket.Accept hijacks: it swaps the
-// buffers net/http hands over for smaller ones.
-type smallBuffers struct{ http.ResponseWriter }
+// buffers net/http hands over for smaller ones. On a plain TCP socket it
+// keeps the sockReader it reads through in idle, for the transport's idle
+// waits (see wsTransport.WaitReadable).
+type smallBuffers struct {
+	http.ResponseWriter
+	idle *sockReader
+}
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("httpapi: response writer cannot be hijacked")
@@ -97,17 +125,27 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		bw = bufio.NewWriterSize(conn, wsWriteBuffer)
 	}
 	// Accept reads through the returned reader, but resets it to read what
-	// it buffered and then the returned conn itself: the sockReader goes
-	// in as the conn's Read.
+	// it buffered and then the returned conn itself: the sockReader, under
+	// a frameReader, goes in as the conn's Read, and takes over the
+	// client's first bytes if net/http's reader holds any.
 	size := wsReadBuffer
-	if sr := newSockReader(conn); sr != nil {
-		conn, size = sockConn{Conn: conn, r: sr}, frameHold
-	}
 	r := brw.Reader
-	if r.Buffered() == 0 { // else keep it: it holds the client's first bytes
+	if sr, ok := newSockReader(conn).(*sockReader); ok && preloaded(sr, r) {
+		conn, size = sockConn{Conn: conn, r: &frameReader{sr: sr}}, frameHold
+		w.idle = sr
+	}
+	if r.Buffered() == 0 || w.idle != nil { // else keep it: it holds the client's first bytes
 		r = bufio.NewReaderSize(conn, size)
 	}
 	return conn, bufio.NewReadWriter(r, bw), nil
+}
+
+// preloaded moves the client's first bytes, if net/http's reader holds
+// any, into sr, so that every byte goes through a frameReader; false if
+// they do not fit.
+func preloaded(sr *sockReader, r *bufio.Reader) bool {
+	b, _ := r.Peek(r.Buffered())
+	return sr.preload(b)
 }
 
 // sockConn is a hijacked socket whose reads go through a sockReader.
@@ -119,7 +157,7 @@ type sockConn struct {
 func (c sockConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Flush lets Accept flush the 101 answer through the wrapper.
-func (w smallBuffers) Flush() {
+func (w *smallBuffers) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
@@ -264,4 +302,67 @@ func frameSize(b []byte) (int64, bool) {
 		size = int64(binary.BigEndian.Uint64(b[2:]))
 	}
 	return int64(hl) + size, true
+}
+
+// frameReader is what coder/websocket's read buffer reads from on a plain
+// TCP socket: the sockReader's bytes, handed out no further than the end
+// of the frame being read. So the buffer holds nothing once a message has
+// been read, and what the client sent after it is still in the sockReader,
+// where an idle wait sees it. A buffer that read ahead would hold the next
+// frame where no wait could see it, and the wait would hold that frame
+// back until the client sent more. Each Read is a copy from the
+// sockReader's chunk, not a syscall.
+//
+// Its Read is called only by the bufio.Reader, under coder/websocket's
+// read lock.
+type frameReader struct {
+	sr   io.Reader            // the sockReader
+	head [maxFrameHeader]byte // the header, as far as read, of the frame being read
+	n    int                  // bytes in head
+	// left is what the frame being read has not handed out yet, once its
+	// header is whole; 0 while a header is being read.
+	left int64
+}
+
+func (f *frameReader) Read(p []byte) (int, error) {
+	if f.left > 0 {
+		if int64(len(p)) > f.left {
+			p = p[:f.left]
+		}
+		k, err := f.sr.Read(p)
+		f.left -= int64(k)
+		return k, err
+	}
+	if need := headerLen(f.head[:f.n]) - f.n; len(p) > need {
+		p = p[:need]
+	}
+	k, err := f.sr.Read(p)
+	f.n += copy(f.head[f.n:], p[:k])
+	if size, ok := frameSize(f.head[:f.n]); ok {
+		f.left = size - int64(f.n)
+		if size < 0 { // a length past int64: coder/websocket refuses the frame
+			f.left = math.MaxInt64
+		}
+		f.n = 0
+	}
+	return k, err
+}
+
+// headerLen is the length of the frame header that b starts; 2 while b
+// holds less than its first two bytes, which say the rest.
+func headerLen(b []byte) int {
+	if len(b) < 2 {
+		return 2
+	}
+	hl := 2
+	switch b[1] & 0x7f {
+	case 126:
+		hl = 4
+	case 127:
+		hl = 10
+	}
+	if b[1]&0x80 != 0 {
+		hl += 4
+	}
+	return hl
 }

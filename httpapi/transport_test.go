@@ -134,7 +134,7 @@ func TestFrameWriterAllocs(t *testing.T) {
 func TestSmallBuffersWebSocket(t *testing.T) {
 	sizes := []int{0, 1, 14, 15, 16, 17, 125, 126, 2047, 2048, 2049, 65535, 65536, 300000}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(smallBuffers{w}, r, nil)
+		ws, err := websocket.Accept(&smallBuffers{ResponseWriter: w}, r, nil)
 		if err != nil {
 			return
 		}
@@ -181,4 +181,89 @@ func TestSmallBuffersWebSocket(t *testing.T) {
 	if err := ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatalf("close handshake: %v", err)
 	}
+}
+
+// FuzzFrameReader: whatever pieces the socket's bytes come in, the
+// frameReader hands them out unchanged, and no Read returns bytes of two
+// frames. The input is a sequence of frames built from the fuzzer's bytes
+// (every length form, masked or not) and the sizes of the pieces.
+func FuzzFrameReader(f *testing.F) {
+	f.Add([]byte{1, 0, 130, 5, 126, 0, 2}, []byte{1, 16, 3})
+	f.Add([]byte{127, 0, 1, 200, 7}, []byte{2})
+	f.Fuzz(func(t *testing.T, spec, pieces []byte) {
+		var stream []byte
+		var ends []int // offset of each frame's end in stream
+		for i := 0; i+1 < len(spec) && len(ends) < 20; i += 2 {
+			n := int(spec[i]) * (1 + int(spec[i+1])%40) // up to 10 KiB
+			masked := spec[i+1]&1 == 1
+			hdr := []byte{0x82, 0}
+			switch {
+			case n < 126:
+				hdr[1] = byte(n)
+			case n < 1<<16:
+				hdr[1] = 126
+				hdr = binary.BigEndian.AppendUint16(hdr, uint16(n))
+			default:
+				hdr[1] = 127
+				hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
+			}
+			if spec[i]%3 == 0 && n < 1<<16 { // a longer form than needed is still valid
+				hdr = append(hdr[:1], 127)
+				hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
+			}
+			if masked {
+				hdr[1] |= 0x80
+				hdr = append(hdr, 1, 2, 3, 4)
+			}
+			stream = append(stream, hdr...)
+			stream = append(stream, bytes.Repeat([]byte{spec[i]}, n)...)
+			ends = append(ends, len(stream))
+		}
+		fr := &frameReader{sr: &pieceReader{data: stream, pieces: pieces}}
+		var out []byte
+		buf := make([]byte, 64)
+		for len(out) < len(stream) {
+			// As bufio does: a small buffer, or a large read straight
+			// into the caller's slice.
+			p := buf[:1+len(out)%len(buf)]
+			if len(out)%7 == 0 {
+				p = make([]byte, 5000)
+			}
+			n, err := fr.Read(p)
+			if n == 0 || err != nil {
+				t.Fatalf("read at %d of %d: %d bytes, %v", len(out), len(stream), n, err)
+			}
+			for _, e := range ends {
+				if len(out) < e && len(out)+n > e {
+					t.Fatalf("a read of %d bytes at %d crosses the frame end at %d", n, len(out), e)
+				}
+			}
+			out = append(out, p[:n]...)
+		}
+		if !bytes.Equal(out, stream) {
+			t.Fatal("the bytes came out changed")
+		}
+	})
+}
+
+// pieceReader returns data in pieces of the sizes pieces cycles through.
+type pieceReader struct {
+	data   []byte
+	pieces []byte
+	i      int
+}
+
+func (r *pieceReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := len(r.data)
+	if len(r.pieces) > 0 {
+		n = 1 + int(r.pieces[r.i%len(r.pieces)])
+		r.i++
+	}
+	n = min(n, len(p), len(r.data))
+	copy(p, r.data[:n])
+	r.data = r.data[n:]
+	return n, nil
 }

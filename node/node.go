@@ -69,6 +69,10 @@ type Config struct {
 	// handshake; a client silent that long is closed with 1002. Zero means
 	// 15 s.
 	HandshakeTimeout time.Duration
+	// IdleHandoff is how long a WebSocket may send nothing before its wait
+	// moves to a goroutine with a smaller stack (gateway.Config's); zero
+	// means 2 s, negative never.
+	IdleHandoff time.Duration
 	// HTTP bounds how long a client may hold the HTTP server with a
 	// request or an idle connection; zero fields mean the defaults.
 	HTTP HTTPTimeouts
@@ -285,6 +289,7 @@ func Start(cfg Config) (*Node, error) {
 		PingInterval:     cfg.PingInterval,
 		ClientTimeout:    cfg.ClientTimeout,
 		HandshakeTimeout: cfg.HandshakeTimeout,
+		IdleHandoff:      cfg.IdleHandoff,
 		Limits:           cfg.Limits,
 
 		StatefulReconnectWindow: cfg.StatefulReconnectWindow,
