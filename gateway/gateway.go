@@ -233,7 +233,6 @@ func (g *Gateway) open(ctx context.Context, token string, tr Transport, info Con
 		token:  strings.Clone(token),
 		hub:    h,
 		userID: n.identity.UserID,
-		claims: encodeClaims(n.identity.Claims),
 		g:      g,
 		tr:     tr,
 		codec:  protocol.JSON,
@@ -245,6 +244,10 @@ func (g *Gateway) open(ctx context.Context, token string, tr Transport, info Con
 	n.conn = c
 	g.serving.Add(1)
 	g.mu.Unlock()
+	// Outside g.mu, which every negotiate takes: the negotiation's claims
+	// change only after this connection's handshake (settleToken), and
+	// nothing reads c's before it.
+	c.claims = encodeClaims(n.identity.Claims)
 
 	now := g.cfg.Now().UnixNano()
 	c.lastRead.Store(now)

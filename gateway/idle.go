@@ -24,6 +24,11 @@ import (
 // when, rather than a read deadline per wait: a deadline set and cleared
 // around every frame cost the round trip about 5% of its CPU, in timer
 // work spread over the scheduler.
+//
+// A control frame from the client (a ping, or the unsolicited pongs .NET's
+// client sends every 30 s) is read inside the library, which then waits
+// for the next message on the reading goroutine's stack: such a
+// connection keeps that goroutine until its client sends a message.
 func (g *Gateway) ServeWaiting(ctx context.Context, token string, tr Transport, info ConnectInfo, ended func()) error {
 	c, gen, err := g.open(ctx, token, tr, info)
 	if c == nil {

@@ -340,7 +340,7 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	f.n += copy(f.head[f.n:], p[:k])
 	if size, ok := frameSize(f.head[:f.n]); ok {
 		f.left = size - int64(f.n)
-		if size < 0 { // a length past int64: coder/websocket refuses the frame
+		if size < int64(f.n) { // a 64-bit length past int64 wrapped: coder/websocket refuses the frame
 			f.left = math.MaxInt64
 		}
 		f.n = 0

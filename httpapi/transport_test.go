@@ -267,3 +267,26 @@ func (r *pieceReader) Read(p []byte) (int, error) {
 	r.data = r.data[n:]
 	return n, nil
 }
+
+// TestFrameReaderHugeLength: a 64-bit length so large that the frame's
+// size wraps past int64 (coder/websocket refuses it) leaves the reader in
+// the frame, handing out what follows as payload, not parsing it as a
+// header at a wrong offset.
+func TestFrameReaderHugeLength(t *testing.T) {
+	for _, length := range []uint64{1<<64 - 1, 1<<64 - 14, 1 << 63} {
+		hdr := binary.BigEndian.AppendUint64([]byte{0x82, 0x80 | 127}, length)
+		hdr = append(hdr, 1, 2, 3, 4) // the mask
+		rest := []byte("payload or garbage")
+		fr := &frameReader{sr: &pieceReader{data: append(hdr, rest...)}}
+		if _, err := io.ReadFull(fr, make([]byte, len(hdr))); err != nil {
+			t.Fatal(err)
+		}
+		if fr.n != 0 || fr.left < 1<<62 {
+			t.Errorf("length %#x: after the header, head %d bytes, left %d; want the payload's huge rest", length, fr.n, fr.left)
+		}
+		n, err := fr.Read(make([]byte, 64))
+		if err != nil || n != len(rest) {
+			t.Errorf("length %#x: the bytes after the header came as %d bytes, %v; want all %d as payload", length, n, err, len(rest))
+		}
+	}
+}
