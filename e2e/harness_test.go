@@ -335,9 +335,9 @@ func isEvent(name, connID string) func(*received) bool {
 
 // setup starts a node with hub "chat" (tokens required) and a recording
 // upstream receiving every event.
-func setup(t *testing.T) (*gw, *recorder) {
+func setup(t *testing.T, opts ...nodeOption) (*gw, *recorder) {
 	t.Helper()
-	g := startNode(t)
+	g := startNode(t, opts...)
 	g.createHub("chat", false)
 	rec := newRecorder(t)
 	secret := g.addUpstream("chat", "rec", rec.URL()+"/{hub}/{category}/{event}")

@@ -35,13 +35,7 @@ func idleWaits(t *testing.T) int {
 // with its disconnected event.
 func TestIdleConnectionsWaitSmall(t *testing.T) {
 	// Not parallel: it counts this process's goroutines.
-	g := startNode(t, func(c *node.Config) { c.IdleHandoff = 20 * time.Millisecond })
-	g.createHub("chat", false)
-	rec := newRecorder(t)
-	secret := g.addUpstream("chat", "rec", rec.URL()+"/{hub}/{category}/{event}")
-	rec.mu.Lock()
-	rec.secret = secret
-	rec.mu.Unlock()
+	g, rec := setup(t, func(c *node.Config) { c.IdleHandoff = 20 * time.Millisecond })
 	rec.setReply(func(ev *upstream.Event) (int, any) {
 		if ev.Event == upstream.EventMessage {
 			return http.StatusOK, map[string]any{"result": json.RawMessage(ev.Arguments)}

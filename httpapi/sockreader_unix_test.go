@@ -178,20 +178,7 @@ func TestSockReaderWaitsHoldingNothing(t *testing.T) {
 // are unaffected; and it sees the close, which the next read reports.
 func TestIdleWaitSeesEveryFrame(t *testing.T) {
 	sizes := []int{1, 2, 3, 0, 9, 10, 11, 125, 126, 5, 65535, 65536, 4, 3000, 1, 1, 1, 1, 1, 1}
-	type accepted struct {
-		tr  *wsTransport
-		err error
-	}
-	got := make(chan accepted, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sb := &smallBuffers{ResponseWriter: w}
-		ws, err := websocket.Accept(sb, r, nil)
-		if err == nil {
-			ws.SetReadLimit(1 << 20)
-		}
-		got <- accepted{&wsTransport{ws: ws, idle: sb.idle}, err}
-	}))
-	defer srv.Close()
+	srv, got := acceptThroughSmallBuffers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
@@ -254,17 +241,7 @@ func TestIdleWaitSeesEveryFrame(t *testing.T) {
 // buffer before the hijack. The sockReader takes those bytes over, so the
 // idle wait sees the frame and the read returns it.
 func TestFirstBytesWithTheUpgrade(t *testing.T) {
-	type accepted struct {
-		tr  *wsTransport
-		err error
-	}
-	got := make(chan accepted, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sb := &smallBuffers{ResponseWriter: w}
-		ws, err := websocket.Accept(sb, r, nil)
-		got <- accepted{&wsTransport{ws: ws, idle: sb.idle}, err}
-	}))
-	defer srv.Close()
+	srv, got := acceptThroughSmallBuffers(t)
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -294,4 +271,27 @@ func TestFirstBytesWithTheUpgrade(t *testing.T) {
 	if err != nil || binary || string(data) != "first" {
 		t.Fatalf("read: %q (binary %v), %v", data, binary, err)
 	}
+}
+
+// accepted is a WebSocket a test server accepted through smallBuffers.
+type accepted struct {
+	tr  *wsTransport
+	err error
+}
+
+// acceptThroughSmallBuffers serves WebSockets accepted as connectWebSocket
+// accepts them (smallBuffers, a read limit of 1 MiB), each handed to the
+// test on the returned channel; the server closes when the test ends.
+func acceptThroughSmallBuffers(t *testing.T) (*httptest.Server, <-chan accepted) {
+	got := make(chan accepted, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sb := &smallBuffers{ResponseWriter: w}
+		ws, err := websocket.Accept(sb, r, nil)
+		if err == nil {
+			ws.SetReadLimit(1 << 20)
+		}
+		got <- accepted{&wsTransport{ws: ws, idle: sb.idle}, err}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, got
 }
