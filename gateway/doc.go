@@ -5,7 +5,8 @@
 // It knows no HTTP router, socket library, bus or database. The HTTP layer
 // negotiates a connection (Gateway.Negotiate), accepts the socket and hands it
 // over as a Transport (Gateway.Serve, which blocks for the connection's
-// lifetime). Events go out through the Webhooks interface and actions come in
+// lifetime, or Gateway.ServeWaiting, which hands a quiet connection's
+// reading to a goroutine with a small stack and returns; idle.go). Events go out through the Webhooks interface and actions come in
 // through Gateway.Apply (from webhook replies and the REST API). Anything that
 // may concern connections on other nodes travels as an Op or a Query
 // (cluster.go) through the Bus, which calls ApplyOp and AnswerQuery on each
@@ -32,16 +33,16 @@
 // disconnected.
 //
 // Concurrency: every exported method is safe for concurrent use. Each
-// connection has one reader (the goroutine in Serve; after a resume, the
-// Serve of the new socket, which starts reading once the old reader
-// stopped) and at most one writer (a write loop started only while its
+// connection has one reader (the goroutine in Serve, or the one
+// ServeWaiting moved its wait to; after a resume, the Serve of the new
+// socket, which starts reading once the old reader stopped) and at most one writer (a write loop started only while its
 // queue is non-empty); nothing else touches the socket, except the sweep,
 // which drops the socket of a write that has run past WriteTimeout
 // (Aborter). A connection's invocations run on workers of their own (at
 // most Limits.MaxInflightInvocations, started only while there are
 // invocations), so the reader goes on reading pings and a Close while
-// upstreams answer; Serve cancels their webhook calls when the connection
-// ends and waits for them before it returns (invoke.go). Workers and write
+// upstreams answer; the reader cancels their webhook calls when the
+// connection ends and waits for them before it ends it (invoke.go). Workers and write
 // loops run on a gateway-wide pool of goroutines that outlive one turn
 // (workers.go). Fan-out only appends already-encoded bytes to queues and
 // never blocks on a socket: a connection whose queue passes its byte limit

@@ -80,18 +80,9 @@ func (r *rig) connect(user string) (*websocket.Conn, string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(r.srv.URL, "http")+"/?id="+tok, nil)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { ws.CloseNow() })
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"protocol":"json","version":1}`+"\x1e")); err != nil {
-		r.t.Fatal(err)
-	}
-	if got := read(r.t, ws); got != "{}\x1e" {
-		r.t.Fatalf("handshake answer %q", got)
+	ws, answer, err := r.dialWith(tok, `{"protocol":"json","version":1}`+"\x1e")
+	if err != nil || answer != "{}\x1e" {
+		r.t.Fatalf("handshake answer %q, %v", answer, err)
 	}
 	return ws, id
 }

@@ -7,13 +7,16 @@
 // requests, resolves hubs in the store and hands accepted transports to the
 // gateway; it knows nothing of fan-out.
 //
-// A WebSocket is served from a goroutine of its own once upgraded. An event
+// A WebSocket is served from a goroutine of its own once upgraded; once
+// the client has been quiet for a while its wait moves to a goroutine with
+// a small stack (Gateway.ServeWaiting, below the WebSocket library:
+// frameReader, sockReader.waitIdle). An event
 // stream is served by its GET handler, which holds the response for the
 // connection's life; the client's messages arrive as POSTs. A Long Polling
 // connection is served from a goroutine of its own started by its first
 // GET; its later GETs are polls, which the gateway's writes answer (see
-// halftransport.go). Each of these goroutines ends when Gateway.Serve
-// returns, which Gateway.Shutdown waits for. Connection tokens carry the id
+// halftransport.go). Each connection's goroutines end with it, which
+// Gateway.Shutdown waits for. Connection tokens carry the id
 // of the node that issued them: a request for another node's connection is
 // redirected there (Config.NodeURL).
 //

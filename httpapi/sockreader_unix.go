@@ -106,8 +106,11 @@ func (r *sockReader) Read(p []byte) (int, error) {
 // was handed over, the first ones Read returns. It reports false, taking
 // nothing, if b does not fit a chunk.
 func (r *sockReader) preload(b []byte) bool {
-	if len(b) == 0 || len(b) > readChunk {
-		return len(b) == 0
+	switch {
+	case len(b) == 0:
+		return true // nothing to take over
+	case len(b) > readChunk:
+		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
