@@ -290,13 +290,9 @@ func (g *Gateway) serveReads(ctx context.Context, c *Conn, tr Transport, gen int
 	}
 	var readErr error
 	for {
-		data, binary, err := tr.ReadFrame(ctx)
-		if err != nil {
+		more, err := c.readOne(ctx, tr)
+		if !more {
 			readErr = err
-			break
-		}
-		c.lastRead.Store(g.cfg.Now().UnixNano())
-		if !c.handleFrame(ctx, data, binary) {
 			break
 		}
 	}
@@ -320,6 +316,18 @@ func (g *Gateway) serveReads(ctx context.Context, c *Conn, tr Transport, gen int
 		c.readFailed(readErr)
 	}
 	g.end(c)
+}
+
+// readOne reads the client's next frame from tr and handles it. It
+// reports false once reading is over: the read failed (err says why) or
+// the frame ended the connection.
+func (c *Conn) readOne(ctx context.Context, tr Transport) (more bool, err error) {
+	data, binary, err := tr.ReadFrame(ctx)
+	if err != nil {
+		return false, err
+	}
+	c.lastRead.Store(c.g.cfg.Now().UnixNano())
+	return c.handleFrame(ctx, data, binary), nil
 }
 
 // end tears a connection down once its reading ended: what is queued will

@@ -8,10 +8,10 @@ import (
 // ServeWaiting is Serve for a transport that can wait for its client
 // outside ReadFrame (IdleWaiter): once the connection has sent nothing for
 // Config.IdleHandoff, the sweep interrupts its wait, a fresh goroutine
-// waits for the client's next frame instead, and ServeWaiting returns. ended runs once
-// the connection has ended, after everything Serve does before it
-// returns, on whichever goroutine ends it; if the connection never
-// opened, it runs before ServeWaiting returns Serve's error. A stateful
+// waits for the client's next frame instead, and ServeWaiting returns.
+// ended runs once the connection has ended, after everything Serve does
+// before it returns, on whichever goroutine ends it; if the connection
+// never opened, it runs before ServeWaiting returns Serve's error. A stateful
 // connection, and a transport that cannot wait, are read as Serve reads
 // them.
 //
@@ -67,13 +67,11 @@ func (r *idleReads) read() {
 			go r.wait()
 			return
 		}
-		data, binary, err := r.tr.ReadFrame(r.ctx)
+		more, err := c.readOne(r.ctx, r.tr)
 		if err != nil {
 			c.readFailed(err)
-			break
 		}
-		c.lastRead.Store(g.cfg.Now().UnixNano())
-		if !c.handleFrame(r.ctx, data, binary) {
+		if !more {
 			break
 		}
 	}
