@@ -35,8 +35,9 @@ type Config struct {
 	// a message that finds the socket quiet that long goes out at once;
 	// under load, messages arriving within the window share one frame and
 	// one syscall. It adds at most this much latency, only to busy
-	// connections; while the gateway is CPU-bound it widens per connection
-	// to about two of that connection's message gaps, at most 150 ms.
+	// connections; while the gateway is CPU-bound (write loops run more
+	// than two of their connection's message gaps late) it widens per
+	// connection to about two of those gaps, at most 150 ms.
 	// Replies a client waits for skip it. Zero means 10 ms; negative writes
 	// as soon as possible.
 	WriteCoalesce time.Duration

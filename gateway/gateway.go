@@ -42,10 +42,11 @@ type Gateway struct {
 	limited       limitCounters
 	conns         connStats
 	texts         limitTexts
-	// schedDelay averages how long write loops wait to run (nanoseconds);
+	// lateShare is the recent share of write loops that ran later than
+	// their connection's next message came (fixed point, lateScale is 1);
 	// the gateway is congested until congestedUntil (monotonic
 	// nanoseconds; see noteSchedulingDelay).
-	schedDelay     atomic.Int64
+	lateShare      atomic.Int64
 	congestedUntil atomic.Int64
 	// tracer makes spans; nil when Config.TracerProvider is nil.
 	tracer trace.Tracer

@@ -67,3 +67,61 @@ func TestCoalescingWindowFollowsTraffic(t *testing.T) {
 		}
 	}
 }
+
+// TestCongestionIsLatenessNotDelay: a message to many connections starts
+// their write loops at once, so the last of them runs late by the time of
+// all the writes before it. That is no congestion as long as each
+// connection's write runs before its next message is due; only a backlog
+// of turns later than that widens the windows.
+func TestCongestionIsLatenessNotDelay(t *testing.T) {
+	g := New(Config{SweepInterval: -1, Logger: quiet, WriteCoalesce: 10 * time.Millisecond})
+	defer g.Shutdown(context.Background())
+	const gap = int64(20 * time.Millisecond)
+	reset := func() {
+		g.lateShare.Store(0)
+		g.congestedUntil.Store(0)
+	}
+
+	// Chat to 1,000 connections at a message every 20 ms, each fan-out's
+	// turns running up to 16 ms after it started.
+	reset()
+	for range 10 {
+		for i := range int64(1000) {
+			g.noteSchedulingDelay(i*int64(16*time.Microsecond), gap)
+		}
+	}
+	if g.congested() {
+		t.Errorf("fan-outs whose turns all ran before the next message: congested")
+	}
+
+	// A connection's first messages have no gap yet: no evidence either way.
+	reset()
+	for range 1000 {
+		g.noteSchedulingDelay(int64(time.Second), 0)
+	}
+	if g.congested() {
+		t.Errorf("turns of connections with no gap yet: congested")
+	}
+
+	// A backlog: turns two messages late and more.
+	reset()
+	for range 1000 {
+		g.noteSchedulingDelay(5*gap, gap)
+	}
+	if !g.congested() {
+		t.Errorf("turns five gaps late: not congested")
+	}
+
+	// A few late turns among many on time are not a backlog.
+	reset()
+	for i := range 1000 {
+		d := int64(0)
+		if i%4 == 0 {
+			d = 5 * gap
+		}
+		g.noteSchedulingDelay(d, gap)
+	}
+	if g.congested() {
+		t.Errorf("a quarter of the turns late: congested")
+	}
+}
