@@ -104,3 +104,27 @@ func waitClosed(t *testing.T, c *client.Conn, reason string) {
 		t.Errorf("connection ended with %v, want the reason %q", err, reason)
 	}
 }
+
+// TestIdleHandoffOff: with a negative IdleHandoff (serve's --idle-handoff
+// -1s) a quiet WebSocket keeps waiting on the goroutine that read its
+// handshake. A node with the move on runs beside it, so that the test
+// knows when sweeps have had their chance.
+func TestIdleHandoffOff(t *testing.T) {
+	// Not parallel: it counts this process's goroutines.
+	on, _ := setup(t, func(c *node.Config) { c.IdleHandoff = 20 * time.Millisecond })
+	off, _ := setup(t, func(c *node.Config) { c.IdleHandoff = -1 })
+	before := idleWaits(t)
+	pushes := newInbox()
+	off.dial("chat", "kept", map[string]func([]json.RawMessage){"push": pushes.handler()})
+	on.dial("chat", "moved", nil)
+	testutil.Eventually(t, waitFor, "the connection of the node with the move on waiting idle", func() bool { return idleWaits(t) >= before+1 })
+	// The sweep runs every second: give the node with the move off two.
+	time.Sleep(2500 * time.Millisecond)
+	if n := idleWaits(t); n != before+1 {
+		t.Errorf("%d idle waits, want %d: the node with --idle-handoff -1s moved its connection's wait", n-before, 1)
+	}
+	off.restWant(http.MethodPost, "/api/hubs/chat/users/kept/:send", map[string]any{"target": "push", "arguments": []any{"still here"}}, http.StatusAccepted)
+	if args := pushes.next(t); len(args) != 1 || string(args[0]) != `"still here"` {
+		t.Errorf("push to a connection that stayed on its reading goroutine: %s", args)
+	}
+}

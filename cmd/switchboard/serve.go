@@ -50,6 +50,9 @@ type serveFlags struct {
 	// gcHeadroomMiB is the heap the garbage collector may grow by before
 	// it collects, when the live heap is smaller than that (gctune).
 	gcHeadroomMiB int
+	// idleHandoff is node.Config.IdleHandoff: when a quiet WebSocket's
+	// wait moves to a small stack.
+	idleHandoff time.Duration
 
 	edge     edgeFlags
 	identity identityFlags
@@ -70,6 +73,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	envAlias(fl, "allowed-origin", "SWITCHBOARD_ALLOWED_ORIGINS") // the name documented first
 	fl.StringVar(&f.pprof, "pprof", "", "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (default off; never expose it publicly)")
 	fl.IntVar(&f.gcHeadroomMiB, "gc-headroom-mib", 16, "MiB the heap may grow past its live size before the garbage collector runs, where Go's default allows less (a small live heap): fewer collections for this much memory at most; 0 keeps Go's default, as does GOGC set in the environment")
+	fl.DurationVar(&f.idleHandoff, "idle-handoff", 0, "how long a WebSocket may send nothing before its wait moves to a goroutine with a 2 KiB stack, about 2 KiB less per idle connection (default 2s; a negative value such as -1s never moves it, for a little less CPU per connect)")
 	fl.StringVar(&f.natsURL, "nats", "", "join a cluster through NATS at this URL, or a comma-separated list of the NATS cluster's servers (nats://a:4222,nats://b:4222); config is then shared in JetStream KV")
 	fl.BoolVar(&f.natsEmbedded, "nats-embedded", false, "start a NATS server (JetStream on) inside this process and join through it, for development")
 	fl.IntVar(&f.natsPort, "nats-port", 0, "client port of the embedded NATS server (default random)")
@@ -114,7 +118,7 @@ func (f *serveFlags) config() (node.Config, error) {
 	cfg := node.Config{Listen: f.listen, DBPath: f.db, PublicURL: f.publicURL, NodeID: f.nodeID,
 		AllowedOrigins: f.origins, Delivery: f.delivery, Limits: f.limits, NATS: f.natsURL, NATSBuffer: f.natsBuffer, KVReplicas: f.kvReplicas,
 		MaxTokenLifetime: f.maxTokenLifetime, MaxActions: f.maxActions, LongPolling: f.longPolling,
-		StatefulReconnectWindow: f.statefulWindow, StatefulReconnectBuffer: f.statefulBuffer}
+		StatefulReconnectWindow: f.statefulWindow, StatefulReconnectBuffer: f.statefulBuffer, IdleHandoff: f.idleHandoff}
 	switch {
 	case f.maxTokenLifetime < 0:
 		return node.Config{}, fmt.Errorf("--max-token-lifetime %s: give a positive duration such as 24h", f.maxTokenLifetime)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -281,5 +282,28 @@ func TestServeReadsSettings(t *testing.T) {
 	}
 	if again := serve(); len(again) != 1 || again[0] != listening {
 		t.Errorf("second start printed %q; want only %q", again, listening)
+	}
+}
+
+// TestIdleHandoffSetting: --idle-handoff reaches the node as it is given,
+// a negative value included (it turns the move off); unset leaves the
+// gateway's default.
+func TestIdleHandoffSetting(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]string{"--idle-handoff", "10s"}, 10 * time.Second},
+		{[]string{"--idle-handoff=-1s"}, -time.Second},
+	} {
+		c, err := serveConfig(tt.args, nil)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if c.IdleHandoff != tt.want {
+			t.Errorf("%v: IdleHandoff %s, want %s", tt.args, c.IdleHandoff, tt.want)
+		}
 	}
 }
