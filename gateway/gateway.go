@@ -42,8 +42,8 @@ type Gateway struct {
 	limited       limitCounters
 	conns         connStats
 	texts         limitTexts
-	// lateShare is the recent share of write loops that ran later than
-	// their connection's next message came (fixed point, lateScale is 1);
+	// lateShare is the recent share of write loops that ran more than two
+	// of their connection's message gaps late (fixed point, lateScale is 1);
 	// the gateway is congested until congestedUntil (monotonic
 	// nanoseconds; see noteSchedulingDelay).
 	lateShare      atomic.Int64

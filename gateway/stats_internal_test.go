@@ -71,7 +71,7 @@ func TestCoalescingWindowFollowsTraffic(t *testing.T) {
 // TestCongestionIsLatenessNotDelay: a message to many connections starts
 // their write loops at once, so the last of them runs late by the time of
 // all the writes before it. That is no congestion as long as each
-// connection's write runs before its next message is due; only a backlog
+// connection's write runs within two of its message gaps; only a backlog
 // of turns later than that widens the windows.
 func TestCongestionIsLatenessNotDelay(t *testing.T) {
 	g := New(Config{SweepInterval: -1, Logger: quiet, WriteCoalesce: 10 * time.Millisecond})
