@@ -285,25 +285,27 @@ func TestServeReadsSettings(t *testing.T) {
 	}
 }
 
-// TestIdleHandoffSetting: --idle-handoff reaches the node as it is given,
-// a negative value included (it turns the move off); unset leaves the
-// gateway's default.
+// TestIdleHandoffSetting: --idle-handoff (or its environment variable)
+// reaches the node as it is given, a negative value included (it turns the
+// move off); unset leaves the gateway's default.
 func TestIdleHandoffSetting(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		args []string
+		env  map[string]string
 		want time.Duration
 	}{
-		{nil, 0},
-		{[]string{"--idle-handoff", "10s"}, 10 * time.Second},
-		{[]string{"--idle-handoff=-1s"}, -time.Second},
+		{nil, nil, 0},
+		{[]string{"--idle-handoff", "10s"}, nil, 10 * time.Second},
+		{[]string{"--idle-handoff=-1s"}, nil, -time.Second},
+		{nil, map[string]string{"SWITCHBOARD_IDLE_HANDOFF": "-1s"}, -time.Second},
 	} {
-		c, err := serveConfig(tt.args, nil)
+		c, err := serveConfig(tt.args, tt.env)
 		if err != nil {
-			t.Fatalf("%v: %v", tt.args, err)
+			t.Fatalf("%v %v: %v", tt.args, tt.env, err)
 		}
 		if c.IdleHandoff != tt.want {
-			t.Errorf("%v: IdleHandoff %s, want %s", tt.args, c.IdleHandoff, tt.want)
+			t.Errorf("%v %v: IdleHandoff %s, want %s", tt.args, tt.env, c.IdleHandoff, tt.want)
 		}
 	}
 }
