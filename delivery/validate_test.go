@@ -105,13 +105,8 @@ func TestCheckRegistrationKeepsAnswerPrivate(t *testing.T) {
 
 func TestCheckRegistrationUnreachable(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("http://%s/hook", ln.Addr())
-	ln.Close()
-	err = CheckRegistration(context.Background(), nil, url, "gw")
+	url := fmt.Sprintf("http://%s/hook", closedAddr(t))
+	err := CheckRegistration(context.Background(), nil, url, "gw")
 	if !errors.Is(err, ErrRegistrationRefused) || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("err = %v, want a refused connection", err)
 	}

@@ -386,9 +386,7 @@ func TestRegistrationCheck(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(bare.Close)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	closed := "http://" + freeAddr(t)
 	tests := []struct {
 		name string
 		body map[string]any

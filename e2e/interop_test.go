@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/client"
 	"github.com/switchboard-gw/switchboard/examples/functions/chat"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/node"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -366,12 +367,7 @@ func startNodeChat(t *testing.T, dir string, env []string) string {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(testutil.FreePort(t))
 }
 
 // runNode runs node with args in root and streams its output into the test

@@ -183,12 +183,7 @@ func TestSealedSecretsWithTheBinary(t *testing.T) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "127.0.0.1:" + freePort(t)
 }
 
 // between is the text of s after the first start and up to the next end.

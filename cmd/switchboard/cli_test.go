@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,13 +55,7 @@ func sb(t *testing.T, env []string, args ...string) (stdout, stderr string, err 
 // closedURL is an http URL on loopback where nothing listens.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 }
 
 // cliOn returns run, which runs the CLI against node n with its admin key
