@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -231,7 +230,7 @@ func TestCallNotRepeatedOnceSent(t *testing.T) {
 // unreachable; the address and the transport error stay in the log.
 func TestUnreachableKeepsAddressFromClient(t *testing.T) {
 	t.Parallel()
-	addr := closedAddr(t)
+	addr := testutil.FreeAddr(t)
 	d := startDispatcher(t, DispatcherConfig{})
 	d.SetTargets([]Target{{Hub: "chat", Name: "fn", URLTemplate: "http://" + addr + "/hook", Secrets: []string{testSecret}}})
 	for _, ev := range []*upstream.Event{message("c1", "send"), {Hub: "chat", ConnectionID: "c1", Event: upstream.EventConnect}} {
@@ -257,7 +256,7 @@ func TestCallRetriesRefusedDial(t *testing.T) {
 	t.Parallel()
 	h := newHook(t)
 	// A port nobody listens on gives a real "connection refused".
-	refused := closedAddr(t)
+	refused := testutil.FreeAddr(t)
 	var mu sync.Mutex
 	dials := 0
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -389,10 +388,4 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// closedAddr is an address on 127.0.0.1 where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
 }

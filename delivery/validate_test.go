@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
 
@@ -105,7 +106,7 @@ func TestCheckRegistrationKeepsAnswerPrivate(t *testing.T) {
 
 func TestCheckRegistrationUnreachable(t *testing.T) {
 	t.Parallel()
-	url := fmt.Sprintf("http://%s/hook", closedAddr(t))
+	url := fmt.Sprintf("http://%s/hook", testutil.FreeAddr(t))
 	err := CheckRegistration(context.Background(), nil, url, "gw")
 	if !errors.Is(err, ErrRegistrationRefused) || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("err = %v, want a refused connection", err)

@@ -75,7 +75,7 @@ func TestCrashKeepsNotifications(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	db := filepath.Join(dir, "switchboard.db")
 	p := startServe(t, bin, db, addr, true)
 	key := p.adminKey

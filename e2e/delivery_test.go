@@ -386,7 +386,7 @@ func TestRegistrationCheck(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(bare.Close)
-	closed := "http://" + freeAddr(t)
+	closed := "http://" + testutil.FreeAddr(t)
 	tests := []struct {
 		name string
 		body map[string]any

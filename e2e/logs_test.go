@@ -49,7 +49,7 @@ func (l *lockedBuffer) String() string {
 func TestJSONLogs(t *testing.T) {
 	t.Parallel()
 	bin := switchboardBinary(t)
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	addr, metricsAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cmd := exec.Command(bin, "serve", "--listen", addr, "--db", filepath.Join(t.TempDir(), "sb.db"),
 		"--log-format", "json", "--metrics-listen", metricsAddr)
 	var stderr lockedBuffer

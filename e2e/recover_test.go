@@ -137,7 +137,7 @@ func TestSealedSecretsWithTheBinary(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(keyText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	p := startServe(t, bin, db, addr, true, "--secrets-key-file", keyFile)
 	if status, body := do(t, http.MethodPost, p.url+"/admin/hubs", p.adminKey, map[string]any{"name": "chat"}); status != http.StatusCreated {
 		t.Fatalf("create hub: %d %s", status, body)
@@ -179,11 +179,6 @@ func TestSealedSecretsWithTheBinary(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "--secrets-key-file") {
 		t.Errorf("serve without the key: %v %q; want it to say to pass --secrets-key-file", err, errOut)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return "127.0.0.1:" + freePort(t)
 }
 
 // between is the text of s after the first start and up to the next end.

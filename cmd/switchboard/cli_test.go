@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,7 +54,7 @@ func sb(t *testing.T, env []string, args ...string) (stdout, stderr string, err 
 // closedURL is an http URL on loopback where nothing listens.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	return "http://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	return "http://" + testutil.FreeAddr(t)
 }
 
 // cliOn returns run, which runs the CLI against node n with its admin key

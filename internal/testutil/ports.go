@@ -43,6 +43,12 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
+// FreeAddr is FreePort as an address, 127.0.0.1:PORT.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+}
+
 var (
 	portsMu   sync.Mutex
 	handedOut = map[int]bool{}
