@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -306,5 +307,33 @@ func TestUsers(t *testing.T) {
 		if got := exists(user); got != want {
 			t.Errorf("user %s exists: %v, want %v", user, got, want)
 		}
+	}
+}
+
+// TestCPUProfile: --cpuprofile leaves a gzip-compressed profile of the run
+// behind, and a path it cannot create fails the run before any traffic.
+func TestCPUProfile(t *testing.T) {
+	tg := startGateway(t)
+	path := filepath.Join(t.TempDir(), "tool.cpu")
+	var out strings.Builder
+	args := []string{"idle", "--url", tg.base, "--admin-key", tg.adminKey, "--clients", "3", "--hold", "50ms", "--sources", "1", "--timeout", "1m", "--cpuprofile", path}
+	if err := mainErr(args, &out); err != nil {
+		t.Fatalf("run with --cpuprofile: %v", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("profile is not gzip, as pprof writes it: %v", err)
+	}
+	if n, err := io.Copy(io.Discard, zr); err != nil || n == 0 {
+		t.Fatalf("profile: %d bytes, %v", n, err)
+	}
+	args[len(args)-1] = filepath.Join(t.TempDir(), "missing", "tool.cpu")
+	if err := mainErr(args, &out); err == nil || !strings.Contains(err.Error(), "--cpuprofile") {
+		t.Errorf("run with an uncreatable --cpuprofile = %v, want it refused", err)
 	}
 }

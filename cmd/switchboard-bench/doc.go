@@ -28,4 +28,8 @@
 // targets 127.0.0.0/8; it refuses any other address. Connections are spread
 // over several 127.0.0.x source addresses (--sources) so that many thousands
 // of sockets do not exhaust one address pair's ephemeral ports.
+//
+// --cpuprofile FILE writes the tool's own CPU profile. On a machine the
+// tool shares with the gateway, every core the tool uses is one the
+// gateway does not get, so its profile says where a run's headroom went.
 package main

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -51,8 +52,16 @@ func mainErr(args []string, out io.Writer) error {
 	fs.StringVar(&cfg.Protocol, "protocol", "json", "hub protocol of the clients: json, messagepack, or mixed (every other client on MessagePack, in one group)")
 	fs.IntVar(&cfg.Users, "users", 0, "give client i the user id bench-user-<i mod N> in its token, so the gateway indexes N users (--users = --clients: a user per client); 0 = no user id")
 	fs.StringVar(&cfg.Transport, "transport", "websockets", "transport of the clients: websockets, longpolling or serversentevents (json only)")
+	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file: on a shared machine the tool's cost is the gateway's lost core")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 	if *timeout <= 0 || *timeout > 30*time.Minute {
 		return errors.New("bench: --timeout must be in (0, 30m]")
@@ -99,6 +108,22 @@ func mainErr(args []string, out io.Writer) error {
 	}
 	r.print(out)
 	return nil
+}
+
+// startCPUProfile profiles the tool into path until the returned func runs.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // spawned is a gateway the tool started.
