@@ -194,6 +194,9 @@ func (c *headerCache) add(seg string, h tokenHeader) {
 // exactly that hub: the entries matching the endpoint must all name one hub,
 // and it must equal NAME exactly (hub names are case-sensitive).
 //
+// The claims are parsed only after the signature has been checked, so a
+// forged token's payload is never read.
+//
 // Every error matches ErrInvalidToken under errors.Is; an expired token also
 // matches ErrExpired, and one for another endpoint ErrWrongAudience.
 func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
@@ -217,10 +220,6 @@ func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
 			return nil, invalid("malformed token: header " + err.Error())
 		}
 	}
-	var claims map[string]any
-	if err := decodeJSONSegment(payload, buf, &claims); err != nil {
-		return nil, invalid("malformed token: payload " + err.Error())
-	}
 	sig, err := decodeSegment(sigSeg, buf)
 	if err != nil {
 		return nil, invalid("malformed token: signature is not base64url: " + err.Error())
@@ -236,6 +235,12 @@ func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
 	}
 	if !known {
 		v.headers.add(head, hdr)
+	}
+	// The claims are decoded only once the signature holds: whoever lacks
+	// the key cannot make the gateway parse JSON of their choosing.
+	var claims map[string]any
+	if err := decodeJSONSegment(payload, buf, &claims); err != nil {
+		return nil, invalid("malformed token: payload " + err.Error())
 	}
 
 	id, err := v.checkClaims(claims)

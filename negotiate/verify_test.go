@@ -199,7 +199,9 @@ func TestVerifyRejects(t *testing.T) {
 		{"header bad base64", "a*b." + vp + ".sig", aud, "malformed token: header is not base64url", false},
 		{"header bad JSON", rawSeg(`{"alg":`) + "." + vp + ".sig", aud, "malformed token: header is not valid JSON", false},
 		{"header kid not a string", rawSeg(`{"alg":"HS256","kid":5}`) + "." + vp + ".sig", aud, "malformed token: header is not valid JSON", false},
-		{"payload bad base64", vh + ".%%%." + "sig", aud, "malformed token: payload is not base64url", false},
+		{"payload bad base64", signed(vh, "%%%"), aud, "malformed token: payload is not base64url", false},
+		// Without the key, the payload is never parsed: the signature fails first.
+		{"payload bad JSON, forged", vh + "." + rawSeg(`{"exp":`) + "." + hs256(vh+"."+rawSeg(`{"exp":`), "another secret"), aud, "signature is invalid", false},
 		{"payload bad JSON", signed(vh, rawSeg(`{"exp":`)), aud, "malformed token: payload is not valid JSON", false},
 		{"payload null", signed(vh, rawSeg(`null`)), aud, "malformed token: payload is not a JSON object", false},
 		{"payload array", signed(vh, rawSeg(`[1,2]`)), aud, "malformed token: payload is not a JSON object", false},
