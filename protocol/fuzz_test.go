@@ -178,3 +178,37 @@ func FuzzJSONString(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitArray checks that SplitArray never panics, and that on a valid
+// JSON array it gives exactly json.Unmarshal's elements.
+func FuzzSplitArray(f *testing.F) {
+	for _, s := range []string{`[]`, ` [ ] `, `["hello",1]`, `[{"a":"}]"},[1,[2]],"\"]",null,true,-1.5e3]`,
+		`[ 1 , 2 ]`, `null`, `{}`, `[`, `[1 2]`, `[,,]`, `["\u00e9\ud83c\udf89"]`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, arr []byte) {
+		elems, ok := SplitArray(arr)
+		if !json.Valid(arr) {
+			return // only "never panics" is promised
+		}
+		var want []json.RawMessage
+		isArray := bytes.HasPrefix(bytes.TrimLeft(arr, " \t\r\n"), []byte("["))
+		if !isArray {
+			if ok {
+				t.Fatalf("SplitArray(%q) reports an array", arr)
+			}
+			return
+		}
+		if err := json.Unmarshal(arr, &want); err != nil {
+			t.Fatalf("json.Unmarshal(%q): %v", arr, err)
+		}
+		if !ok || len(elems) != len(want) || elems == nil {
+			t.Fatalf("SplitArray(%q) = %q, %v; want %q", arr, elems, ok, want)
+		}
+		for i := range want {
+			if !bytes.Equal(elems[i], want[i]) || cap(elems[i]) != len(elems[i]) {
+				t.Fatalf("SplitArray(%q)[%d] = %q (cap %d), want %q", arr, i, elems[i], cap(elems[i]), want[i])
+			}
+		}
+	})
+}

@@ -204,3 +204,30 @@ func parseInt(raw []byte) (int64, bool) {
 	}
 	return 0, false
 }
+
+// SplitArray returns the elements of arr, a JSON array that has passed
+// json.Valid (a parsed Message's Arguments have), as json.Unmarshal into a
+// []json.RawMessage would, without validating and scanning arr a second
+// time. Each element is capped, so appending to it cannot overwrite arr. ok
+// is false when arr is not an array; input that is not valid JSON gives
+// unspecified elements, never a panic.
+func SplitArray(arr []byte) (elems []json.RawMessage, ok bool) {
+	i := skipSpace(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return nil, false
+	}
+	i = skipSpace(arr, i+1)
+	if i < len(arr) && arr[i] == ']' {
+		return []json.RawMessage{}, true
+	}
+	for i < len(arr) {
+		end := skipValue(arr, i)
+		elems = append(elems, json.RawMessage(arr[i:end:end]))
+		i = skipSpace(arr, end)
+		if i >= len(arr) || arr[i] == ']' {
+			break
+		}
+		i = skipSpace(arr, i+1) // past the comma; always forward
+	}
+	return elems, true
+}
