@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/switchboard-gw/switchboard/gateway"
 	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/store"
@@ -23,9 +25,17 @@ import (
 // succeeded, so a node reads its own writes at once; other nodes' writes
 // arrive through the store's Watch (refresh). A hub or upstream the copy
 // does not know yet (created on another node a moment ago) is read from the
-// store. User-group memberships are not copied: they are read per user.
+// store, within missReads. User-group memberships are not copied: they are
+// read per user.
 type configView struct {
 	store store.Config
+	// missReads bounds the store reads that lookups of unknown hubs make.
+	// A hub name comes from the client before any credential is checked
+	// (negotiate, connect, a CORS preflight), so without a bound anyone could
+	// make the node read NATS KV or bbolt as often as they liked. Past it, a
+	// miss is answered from the copy, which Watch keeps current: only a hub
+	// created on another node in the last moments is then not found yet.
+	missReads *rate.Limiter
 
 	mu        sync.RWMutex // guards the fields below
 	hubs      map[string]store.Hub
@@ -35,6 +45,16 @@ type configView struct {
 	// stale says why the copy may be behind the store ("" when it is not):
 	// a refresh failed, and the next one reloads everything.
 	stale string
+}
+
+// Store reads for unknown hub names: per second, and at once.
+const (
+	missReadsPerSecond = 20
+	missReadsBurst     = 20
+)
+
+func newConfigView(s store.Config) *configView {
+	return &configView{store: s, missReads: rate.NewLimiter(missReadsPerSecond, missReadsBurst)}
 }
 
 var (
@@ -168,6 +188,9 @@ func (v *configView) Hub(ctx context.Context, name string) (store.Hub, error) {
 	v.mu.RUnlock()
 	if ok {
 		return h, nil
+	}
+	if !v.missReads.Allow() {
+		return store.Hub{}, fmt.Errorf("hub %q: %w (not in this node's copy; the store was not asked, past %d reads a second)", name, store.ErrNotFound, missReadsPerSecond)
 	}
 	h, err := v.store.Hub(ctx, name)
 	if err == nil {

@@ -272,7 +272,7 @@ func Start(cfg Config) (*Node, error) {
 	if created && cfg.KeysCreated != nil {
 		cfg.KeysCreated(connectionString(n.cfg.PublicURL, access), admin)
 	}
-	n.config = &configView{store: n.store}
+	n.config = newConfigView(n.store)
 	if err := n.config.load(startCtx); err != nil {
 		n.abort()
 		return nil, fmt.Errorf("node: load the configuration: %w", err)
