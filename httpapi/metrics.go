@@ -39,7 +39,7 @@ func (s *Server) countREST(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
-		k := restKey{op: restRouteLabel(c.Request().Method, c.Path()), status: c.Response().Status}
+		k := restKey{op: restRouteLabel(countedMethod(c.Request().Method), c.Path()), status: c.Response().Status}
 		v, ok := s.rest.m.Load(k)
 		if !ok {
 			v, _ = s.rest.m.LoadOrStore(k, new(atomic.Int64))
@@ -47,6 +47,20 @@ func (s *Server) countREST(next echo.HandlerFunc) echo.HandlerFunc {
 		v.(*atomic.Int64).Add(1)
 		return nil
 	}
+}
+
+// countedMethod is method as REST calls are counted: one of the methods
+// HTTP defines, else "OTHER". The method is the client's own string, and it
+// is counted before the call's credentials are checked (a 401 is counted
+// too), so every invented method would otherwise add a counter and a
+// Prometheus series for as long as the node runs.
+func countedMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // restRouteLabel turns echo's route pattern (":hub", `\:send`) into the
