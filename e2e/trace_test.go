@@ -343,6 +343,35 @@ func TestTraceRESTClose(t *testing.T) {
 	wantChild(t, hook, spanID(restSpan))
 }
 
+// TestTraceInventedMethod: a REST request's method is the client's own
+// string, so one HTTP does not define becomes "_OTHER" in its span, and
+// the span is named "HTTP" and the route, as OpenTelemetry's conventions
+// say; the client's string appears nowhere in it.
+func TestTraceInventedMethod(t *testing.T) {
+	t.Parallel()
+	g, _, sr := tracedSetup(t, true)
+	invented := "BREW" + strings.Repeat("X", 500)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, invented, g.url+"/api/hubs/chat/:send", nil)
+	req.Header.Set("traceparent", callerParent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	span := waitSpan(t, sr, "HTTP /api/hubs/:hub/*", callerTrace)
+	for _, a := range span.Attributes() {
+		if strings.Contains(a.Value.Emit(), "BREW") {
+			t.Errorf("span attribute %s = %q carries the client's method", a.Key, a.Value.Emit())
+		}
+		if a.Key == "http.request.method" && a.Value.AsString() != "_OTHER" {
+			t.Errorf("http.request.method = %q, want _OTHER", a.Value.AsString())
+		}
+	}
+}
+
 // TestTraceReplyAction: a webhook reply's closeConnection action carries
 // the invocation's trace to the disconnected webhook it triggers.
 func TestTraceReplyAction(t *testing.T) {

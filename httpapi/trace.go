@@ -60,9 +60,16 @@ func (s *Server) traceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		route := strings.ReplaceAll(path, `\:`, ":") // echo's escape for a literal colon
-		ctx, sp := s.tracer.Start(ctx, r.Method+" "+route,
+		// The method is the client's own string. One HTTP does not define
+		// is named as OpenTelemetry's conventions say, "_OTHER", and the
+		// span "HTTP route", so no client writes what it likes into spans.
+		method, name := r.Method, r.Method
+		if countedMethod(method) == "OTHER" {
+			method, name = "_OTHER", "HTTP"
+		}
+		ctx, sp := s.tracer.Start(ctx, name+" "+route,
 			trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", r.Method),
+			trace.WithAttributes(attribute.String("http.request.method", method),
 				attribute.String("http.route", route), attribute.String("signalr.hub", hubOf(c))))
 		defer sp.End()
 		c.SetRequest(r.WithContext(ctx))
