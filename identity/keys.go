@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/time/rate"
 )
 
 // keysUnavailable marks, in the text of a verification error, that the
@@ -20,9 +23,22 @@ const keysUnavailable = "issuer keys unavailable"
 // maxJWKS bounds a JWKS document; real ones are a few KiB.
 const maxJWKS = 1 << 20
 
+// Fetches for tokens naming a key the cache lacks: refetchBurst at once,
+// then one per refetchEvery. Anyone can send a token that names a trusted
+// issuer (public) and a key id of their choosing, so without a bound every
+// such token made the gateway fetch the issuer's JWKS, and the issuer
+// might throttle the gateway for it. A rotation is picked up by the first
+// token of the new key; only under a flood of such tokens does a token of
+// a new key wait for the next allowed fetch.
+const (
+	refetchEvery = 10 * time.Second
+	refetchBurst = 3
+	fetchTimeout = 10 * time.Second
+)
+
 // remoteKeys is an issuer's JWKS, fetched when a token names a key it does
-// not hold (the OpenID Connect way to pick up a rotation) and cached
-// otherwise. It replaces go-oidc's RemoteKeySet, which could hand a caller
+// not hold (the OpenID Connect way to pick up a rotation), within
+// refetchEvery, and cached otherwise. It replaces go-oidc's RemoteKeySet, which could hand a caller
 // the result of a fetch that ended just before the caller looked, so a
 // token of a key rotated in at that moment was refused: here a fetch
 // counts only if it started after the caller saw the cache miss.
@@ -34,6 +50,8 @@ type remoteKeys struct {
 	client *http.Client
 	algs   []jose.SignatureAlgorithm
 
+	refetches *rate.Limiter // see refetchEvery
+
 	mu       sync.Mutex // guards the fields below
 	keys     []jose.JSONWebKey
 	gen      uint64        // completed fetches
@@ -42,7 +60,7 @@ type remoteKeys struct {
 }
 
 func newRemoteKeys(url string, client *http.Client, algs []string) *remoteKeys {
-	r := &remoteKeys{url: url, client: client}
+	r := &remoteKeys{url: url, client: client, refetches: rate.NewLimiter(rate.Every(refetchEvery), refetchBurst)}
 	for _, a := range algs {
 		r.algs = append(r.algs, jose.SignatureAlgorithm(a))
 	}
@@ -66,8 +84,16 @@ func (r *remoteKeys) VerifySignature(ctx context.Context, raw string) ([]byte, e
 	if payload, ok := verifyWith(jws, keys, kid); ok {
 		return payload, nil
 	}
+	if kid != "" && slices.ContainsFunc(keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid }) {
+		// The key is known and the signature is not its: fetching the
+		// keys again would not change that.
+		return nil, fmt.Errorf("the issuer's key %q does not verify the signature", kid)
+	}
 	keys, err = r.refresh(ctx, gen)
-	if err != nil {
+	switch {
+	case errors.Is(err, errRefetchLimited):
+		return nil, fmt.Errorf("no key %q among the issuer's keys verifies the signature, and they are fetched again at most every %s; retry then if the key is new", kid, refetchEvery)
+	case err != nil:
 		return nil, fmt.Errorf("%s: %v", keysUnavailable, err)
 	}
 	if payload, ok := verifyWith(jws, keys, kid); ok {
@@ -111,11 +137,19 @@ func (r *remoteKeys) refresh(ctx context.Context, seen uint64) ([]jose.JSONWebKe
 		defer r.mu.Unlock()
 		return r.keys, r.lastErr
 	}
+	if !r.refetches.Allow() {
+		r.mu.Unlock()
+		return nil, errRefetchLimited
+	}
 	done := make(chan struct{})
 	r.fetching = done
 	r.mu.Unlock()
 
-	keys, err := r.fetch(ctx) // outside the lock; others wait on done
+	// The fetch serves every request waiting on done, so the one that
+	// started it going away must not end it.
+	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
+	keys, err := r.fetch(fetchCtx) // outside the lock; others wait on done
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err == nil {
@@ -126,6 +160,10 @@ func (r *remoteKeys) refresh(ctx context.Context, seen uint64) ([]jose.JSONWebKe
 	close(done)
 	return r.keys, err
 }
+
+// errRefetchLimited: the keys were not fetched again, since refetches
+// used up its allowance.
+var errRefetchLimited = errors.New("identity: keys fetched too recently")
 
 func (r *remoteKeys) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)

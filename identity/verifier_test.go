@@ -2,6 +2,11 @@ package identity
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -106,6 +111,68 @@ func TestKeyRotation(t *testing.T) {
 	}
 	if is.Discoveries() != 1 {
 		t.Errorf("discovery ran %d times, want once", is.Discoveries())
+	}
+}
+
+// TestKeyFetchesAreBounded: a token names a trusted issuer and a key id of
+// its sender's choosing before anything is verified. A forged signature
+// under a key the cache holds fetches nothing, and tokens naming unknown
+// keys fetch the JWKS refetchBurst times, then once per refetchEvery,
+// however many arrive; each is refused as unauthenticated, and the cached
+// keys keep verifying.
+func TestKeyFetchesAreBounded(t *testing.T) {
+	is := oidctest.New("ES256", t.Cleanup)
+	v, err := NewVerifier(policyFor(is.URL()), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	claims := map[string]any{"sub": "app", "aud": "switchboard"}
+	good := is.Token(claims)
+	if _, err := v.Authenticate(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	fetches := is.JWKSFetches()
+
+	// The published key's id, with a signature of another key.
+	hdr, err := base64.RawURLEncoding.DecodeString(strings.Split(good, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(hdr, &h); err != nil || h.Kid == "" {
+		t.Fatalf("token header %s: kid %q, %v", hdr, h.Kid, err)
+	}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := oidctest.Sign("ES256", h.Kid, other, is.URL(), claims)
+	for range 10 {
+		if _, err := v.Authenticate(ctx, forged); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("forged signature under a known key: %v, want ErrUnauthenticated", err)
+		}
+	}
+	if got := is.JWKSFetches(); got != fetches {
+		t.Fatalf("forged signatures under a known key fetched the JWKS %d times", got-fetches)
+	}
+
+	start := time.Now()
+	const unknown = 30
+	for range unknown {
+		if _, err := v.Authenticate(ctx, is.UnpublishedToken(claims)); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("token of an unknown key: %v, want ErrUnauthenticated", err)
+		}
+	}
+	allowed := int64(refetchBurst) + int64(time.Since(start)/refetchEvery) + 1
+	if got := is.JWKSFetches() - fetches; got > allowed {
+		t.Fatalf("%d tokens of unknown keys fetched the JWKS %d times, want at most %d", unknown, got, allowed)
+	}
+	if _, err := v.Authenticate(ctx, good); err != nil {
+		t.Fatalf("cached key after the flood: %v", err)
 	}
 }
 
