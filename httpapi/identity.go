@@ -35,7 +35,13 @@ const principalKey = "switchboard.principal"
 // trusted issuers, which never accept HS256 (its key would be a shared
 // secret). A token whose header cannot be read goes to the access-key
 // verifier, whose errors have said what is malformed since before OIDC.
+// A token over the larger limit of the two goes to the trusted issuers,
+// whose verifier refuses it by its length before reading anything: the
+// header is the sender's, and nobody has been authenticated yet.
 func accessKeyToken(token string) bool {
+	if len(token) > identity.MaxTokenSize {
+		return false
+	}
 	head, _, ok := strings.Cut(token, ".")
 	if !ok {
 		return true

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -72,5 +73,14 @@ func TestAccessKeyToken(t *testing.T) {
 		if got := accessKeyToken(tc.token); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
+	}
+	// An oversized token's header is not decoded: nothing is allocated for
+	// it, and it goes to the verifier that refuses it by its length.
+	huge := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","x":"`+strings.Repeat("a", 1<<20)+`"}`)) + ".e30.x"
+	if accessKeyToken(huge) {
+		t.Error("oversized token: went to the access-key verifier, whose header it was decoded for")
+	}
+	if allocs := testing.AllocsPerRun(10, func() { accessKeyToken(huge) }); allocs != 0 {
+		t.Errorf("oversized token: %v allocations before any check of its sender, want 0", allocs)
 	}
 }
