@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/internal/testutil"
+	"github.com/switchboard-gw/switchboard/negotiate"
 	"github.com/switchboard-gw/switchboard/protocol"
 	"github.com/switchboard-gw/switchboard/upstream"
 )
@@ -59,6 +61,17 @@ func TestHalfTransportBadInput(t *testing.T) {
 		status, body = h.post(msg)
 		if status != http.StatusForbidden || !strings.Contains(errorOf(body), `not for hub "half"`) {
 			t.Errorf("POST with a token for another hub = %d %s, want 403 naming the hub", status, body)
+		}
+		// The same token signed with a key this gateway does not hold says
+		// nothing about its bearer: 401, not a 403 naming the hub.
+		forged, err := negotiate.IssueToken(negotiate.NewAccessKey(), negotiate.TokenOptions{
+			Audience: negotiate.ClientURL(g.url, "other"), UserID: "alice", Lifetime: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bearer = forged
+		if status, body = h.post(msg); status != http.StatusUnauthorized || strings.Contains(errorOf(body), "not for hub") {
+			t.Errorf("POST with a forged token for another hub = %d %s, want 401", status, body)
 		}
 		h.bearer = "not.a.jwt"
 		if status, body = h.post(msg); status != http.StatusUnauthorized {

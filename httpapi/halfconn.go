@@ -250,12 +250,10 @@ func (s *Server) authorizeConn(r *http.Request, hub store.Hub, negotiated, user 
 		}
 	} else {
 		got, err := s.verify(r, b, func(base string) string { return negotiate.ClientURL(base, hub.Name) })
-		if err != nil {
-			// A good client token of this gateway, for another hub: an
-			// audience without a hub takes any hub's.
-			if _, err := s.verify(r, b, func(base string) string { return base + "/client/" }); err == nil {
-				return fail(http.StatusForbidden, fmt.Sprintf("the access token is not for hub %q, which this connection belongs to; send the connection's own token", hub.Name))
-			}
+		switch {
+		case errors.Is(err, negotiate.ErrWrongHub): // a good client token of this gateway, for another hub
+			return fail(http.StatusForbidden, fmt.Sprintf("the access token is not for hub %q, which this connection belongs to; send the connection's own token", hub.Name))
+		case err != nil:
 			return fail(http.StatusUnauthorized, err.Error())
 		}
 		id.UserID = got.UserID

@@ -12,6 +12,10 @@ var (
 	// endpoint the token was presented to (scheme, host and path), so a
 	// caller may try another address of the same endpoint.
 	ErrWrongAudience = errors.New("negotiate: token for another endpoint")
+	// ErrWrongHub is also wrapped when the token is good for the endpoint
+	// (its signature, lifetime and endpoint hold) but names another hub:
+	// its bearer is known, and is asking for a hub it has no token for.
+	ErrWrongHub = errors.New("negotiate: token for another hub")
 	// ErrTokenTooLarge is wrapped when IssueToken would make a token over
 	// MaxTokenSize: the caller's user id or claims are too long.
 	ErrTokenTooLarge = errors.New("negotiate: token too large")
@@ -23,6 +27,7 @@ type tokenError struct {
 	msg           string
 	expired       bool
 	wrongAudience bool
+	wrongHub      bool
 }
 
 func (e *tokenError) Error() string { return "negotiate: " + e.msg }
@@ -33,6 +38,8 @@ func (e *tokenError) Unwrap() []error {
 		return []error{ErrInvalidToken, ErrExpired}
 	case e.wrongAudience:
 		return []error{ErrInvalidToken, ErrWrongAudience}
+	case e.wrongHub:
+		return []error{ErrInvalidToken, ErrWrongHub}
 	}
 	return []error{ErrInvalidToken}
 }

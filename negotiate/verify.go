@@ -198,7 +198,8 @@ func (c *headerCache) add(seg string, h tokenHeader) {
 // forged token's payload is never read.
 //
 // Every error matches ErrInvalidToken under errors.Is; an expired token also
-// matches ErrExpired, and one for another endpoint ErrWrongAudience.
+// matches ErrExpired, one for another endpoint ErrWrongAudience, and one
+// for another hub of this endpoint ErrWrongHub.
 func (v *Verifier) Verify(token string, audience string) (*Identity, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid(fmt.Sprintf("token is %d bytes, over the %d-byte limit", len(token), MaxTokenSize))
@@ -428,7 +429,7 @@ func checkAudience(claims map[string]any, want string) error {
 		}
 		return invalid(fmt.Sprintf("token audience names %d hubs (%s); a client token is for exactly one hub", len(hubs), strings.Join(quoted, ", ")))
 	case hubs[0] != wantHub:
-		return invalid(fmt.Sprintf("token is for hub %s, not %s", input.Quote(hubs[0]), input.Quote(wantHub)))
+		return &tokenError{msg: fmt.Sprintf("token is for hub %s, not %s", input.Quote(hubs[0]), input.Quote(wantHub)), wrongHub: true}
 	}
 	return nil
 }

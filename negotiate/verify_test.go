@@ -346,6 +346,10 @@ func TestAudienceMatching(t *testing.T) {
 				return
 			}
 			mustContain(t, err, tt.err)
+			wrongHub := strings.HasPrefix(tt.err, "token is for hub ")
+			if got := errors.Is(err, ErrWrongHub); got != wrongHub {
+				t.Errorf("errors.Is(err, ErrWrongHub) = %v, want %v", got, wrongHub)
+			}
 			if got := errors.Is(err, ErrWrongAudience); got != (tt.err == mismatch) {
 				t.Errorf("errors.Is(err, ErrWrongAudience) = %v, want %v", got, tt.err == mismatch)
 			}
