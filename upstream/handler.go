@@ -261,6 +261,10 @@ func eventFromRequest(r *http.Request, secrets *Secrets, now time.Time, maxBody 
 	if r.ContentLength > maxBody {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBodyTooLarge, r.ContentLength, maxBody)
 	}
+	// Whatever can be refused without the body is, before it is read.
+	if _, err := checkSignatureHeaders(r.Header.Get(HeaderID), r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), now); err != nil {
+		return nil, err
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("upstream: reading webhook body: %w", err)

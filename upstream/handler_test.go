@@ -424,3 +424,63 @@ func TestHandlerWithoutSecret(t *testing.T) {
 		})
 	}
 }
+
+// readCounter is a request body that counts the bytes read from it.
+type readCounter struct {
+	r    io.Reader
+	read atomic.Int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// TestUnverifiableWebhookBodyIsNotRead: whatever can be refused without
+// the body (signature headers missing, a stale timestamp, a signature
+// header no sender would write) is refused before a byte of the body is
+// read, since the sender is not yet known.
+func TestUnverifiableWebhookBodyIsNotRead(t *testing.T) {
+	secrets, err := ParseSecrets(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"type":"connected"}`)
+	sign := func(h http.Header, at time.Time) {
+		h.Set(HeaderID, "msg_1")
+		h.Set(HeaderTimestamp, strconv.FormatInt(at.Unix(), 10))
+		h.Set(HeaderSignature, secrets.Sign("msg_1", at, body))
+	}
+	tests := []struct {
+		name  string
+		setup func(h http.Header)
+		want  error
+	}{
+		{"no signature headers", func(http.Header) {}, ErrNoSignature},
+		{"stale timestamp", func(h http.Header) { sign(h, testNow.Add(-2*MaxClockSkew)) }, ErrStaleTimestamp},
+		{"timestamp not a number", func(h http.Header) { sign(h, testNow); h.Set(HeaderTimestamp, strings.Repeat("x", 5000)) }, ErrNoSignature},
+		{"huge signature header", func(h http.Header) {
+			sign(h, testNow)
+			h.Set(HeaderSignature, strings.Repeat("v1,"+strings.Repeat("A", 44)+" ", 1000))
+		}, ErrBadSignature},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := &readCounter{r: bytes.NewReader(body)}
+			req := httptest.NewRequest(http.MethodPost, "/", rc)
+			req.Header.Set("Content-Type", "application/json")
+			tc.setup(req.Header)
+			_, err := eventFromRequest(req, secrets, testNow, 0)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if n := rc.read.Load(); n != 0 {
+				t.Errorf("%d bytes of the body were read before the request was refused", n)
+			}
+			if len(err.Error()) > 200 {
+				t.Errorf("error of %d bytes carries the sender's header: %.80s…", len(err.Error()), err)
+			}
+		})
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 // SecretPrefix starts every signing secret, as in Standard Webhooks.
@@ -148,15 +150,9 @@ func (m *keyedMAC) mac(id string, ts int64, body []byte) []byte {
 // of the secrets. now is the receiver's clock; the timestamp must be within
 // MaxClockSkew of it.
 func (s *Secrets) Verify(id, timestamp, signature string, body []byte, now time.Time) error {
-	if id == "" || timestamp == "" || signature == "" {
-		return ErrNoSignature
-	}
-	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	ts, err := checkSignatureHeaders(id, timestamp, signature, now)
 	if err != nil {
-		return fmt.Errorf("%w: timestamp %q is not unix seconds", ErrNoSignature, timestamp)
-	}
-	if d := now.Sub(time.Unix(ts, 0)); d > MaxClockSkew || d < -MaxClockSkew {
-		return ErrStaleTimestamp
+		return err
 	}
 	for _, key := range s.keys {
 		m := key.get()
@@ -167,6 +163,32 @@ func (s *Secrets) Verify(id, timestamp, signature string, body []byte, now time.
 		}
 	}
 	return ErrBadSignature
+}
+
+// maxSignatureHeader bounds the signature header: an entry ("v1," and 44
+// characters of base64) per secret the sender signs with, a few during a
+// rotation.
+const maxSignatureHeader = 1024
+
+// checkSignatureHeaders checks what Verify can without the body, so a
+// request that cannot verify is refused before its body is read: the
+// headers are present, the timestamp within MaxClockSkew of now, and the
+// signature header of a bounded length. It returns the timestamp.
+func checkSignatureHeaders(id, timestamp, signature string, now time.Time) (int64, error) {
+	if id == "" || timestamp == "" || signature == "" {
+		return 0, ErrNoSignature
+	}
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: timestamp %s is not unix seconds", ErrNoSignature, input.Quote(timestamp))
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > MaxClockSkew || d < -MaxClockSkew {
+		return 0, ErrStaleTimestamp
+	}
+	if len(signature) > maxSignatureHeader {
+		return 0, fmt.Errorf("%w: the signature header is %d bytes, over %d", ErrBadSignature, len(signature), maxSignatureHeader)
+	}
+	return ts, nil
 }
 
 // matches reports whether any "v1,BASE64" entry of signature is want.
