@@ -82,22 +82,31 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-// TestKeyRotation: a token signed with the issuer's new key verifies
-// without a restart (its unknown kid makes the verifier refetch the JWKS),
-// and one signed with the retired key no longer does.
-func TestKeyRotation(t *testing.T) {
+// verifiedOnce starts an ES256 issuer and a verifier trusting it, and
+// authenticates one token of the issuer's key (returned, with the context
+// the test's calls use), so the verifier holds the issuer's keys.
+func verifiedOnce(t *testing.T) (*oidctest.Issuer, *Verifier, context.Context, string) {
+	t.Helper()
 	is := oidctest.New("ES256", t.Cleanup)
 	v, err := NewVerifier(policyFor(is.URL()), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	claims := map[string]any{"sub": "app", "aud": "switchboard"}
-	old := is.Token(claims)
-	if _, err := v.Authenticate(ctx, old); err != nil {
+	t.Cleanup(cancel)
+	tok := is.Token(map[string]any{"sub": "app", "aud": "switchboard"})
+	if _, err := v.Authenticate(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
+	return is, v, ctx, tok
+}
+
+// TestKeyRotation: a token signed with the issuer's new key verifies
+// without a restart (its unknown kid makes the verifier refetch the JWKS),
+// and one signed with the retired key no longer does.
+func TestKeyRotation(t *testing.T) {
+	is, v, ctx, old := verifiedOnce(t)
+	claims := map[string]any{"sub": "app", "aud": "switchboard"}
 	fetches := is.JWKSFetches()
 	if _, err := v.Authenticate(ctx, old); err != nil || is.JWKSFetches() != fetches {
 		t.Fatalf("a known key was fetched again (%d fetches, was %d): %v", is.JWKSFetches(), fetches, err)
@@ -121,18 +130,8 @@ func TestKeyRotation(t *testing.T) {
 // however many arrive; each is refused as unauthenticated, and the cached
 // keys keep verifying.
 func TestKeyFetchesAreBounded(t *testing.T) {
-	is := oidctest.New("ES256", t.Cleanup)
-	v, err := NewVerifier(policyFor(is.URL()), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	is, v, ctx, good := verifiedOnce(t)
 	claims := map[string]any{"sub": "app", "aud": "switchboard"}
-	good := is.Token(claims)
-	if _, err := v.Authenticate(ctx, good); err != nil {
-		t.Fatal(err)
-	}
 	fetches := is.JWKSFetches()
 
 	// The published key's id, with a signature of another key.
