@@ -1,11 +1,21 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/switchboard-gw/switchboard/gateway"
+	"github.com/switchboard-gw/switchboard/httpapi"
+	"github.com/switchboard-gw/switchboard/negotiate"
+	"github.com/switchboard-gw/switchboard/store"
 )
 
 // TestRESTCountsInventedMethodsAsOther: REST calls are counted before
@@ -40,4 +50,62 @@ func TestRESTCountsInventedMethodsAsOther(t *testing.T) {
 	if n := len(srv.RESTStats()); n > 2 {
 		t.Errorf("%d counters after %d invented methods and one POST, want at most 2: %+v", n, invented, srv.RESTStats())
 	}
+}
+
+// TestFailedHubLookupsAreLoggedSparingly: while the store cannot be read,
+// every hub name the node's copy lacks fails its lookup, and the names
+// are clients', sent before any credential is checked. Each request is
+// still told why (503), but the log gets one line per lookupLogEvery, not
+// one per request.
+func TestFailedHubLookupsAreLoggedSparingly(t *testing.T) {
+	db, keys := openStore(t)
+	if _, err := db.CreateHub(t.Context(), store.Hub{Name: "chat", AllowAnonymous: true}); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	gw := gateway.New(gateway.Config{SweepInterval: -1})
+	t.Cleanup(func() { gw.Shutdown(context.Background()) })
+	cache := &hubCache{DB: db, hubs: map[string]store.Hub{}}
+	srv := httpapi.New(httpapi.Config{
+		Gateway: gw, Store: cache, Verifier: negotiate.NewVerifier(store.AccessKeys(keys)),
+		Limits: httpapi.ClientLimits{NegotiateRate: -1, ConnectRate: -1},
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil)),
+	})
+	if _, err := cache.Hub(t.Context(), "chat"); err != nil { // in the node's copy
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil { // every read of the store fails from now on
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, fmt.Sprintf("/client/negotiate?hub=probe%d", i), nil))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("negotiate for an unknown hub with the store down: %d %s, want 503", rec.Code, rec.Body)
+		}
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/client/negotiate?hub=chat", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("negotiate for a hub in the copy with the store down: %d %s, want 200", rec.Code, rec.Body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logged.String(), "looking up a hub"); n != 1 {
+		t.Errorf("50 failed lookups logged %d lines, want 1:\n%s", n, logged.String())
+	}
+}
+
+// lockedWriter serialises a log handler's writes into a buffer the test
+// reads.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -9,12 +9,14 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/delivery"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gw/switchboard/actions"
 	"github.com/switchboard-gw/switchboard/gateway"
@@ -174,7 +176,17 @@ type Server struct {
 	adminEcho *echo.Echo
 	rest      restCounters // REST calls by operation and status (metrics.go)
 	tracer    trace.Tracer // nil when Config.TracerProvider is
+
+	// lookupLog thins the log of hub lookups the store failed: the names
+	// are clients', unauthenticated, and while the store is down every
+	// name the node's copy lacks fails. lookupQuiet counts the failures
+	// not logged since the last line, which reports them.
+	lookupLog   *rate.Limiter
+	lookupQuiet atomic.Int64
 }
+
+// A failed hub lookup is logged at most once per lookupLogEvery.
+const lookupLogEvery = 10 * time.Second
 
 // New builds the routes.
 func New(cfg Config) *Server {
@@ -196,7 +208,7 @@ func New(cfg Config) *Server {
 	e.HidePort = true
 	s := &Server{cfg: cfg, log: cfg.Logger, echo: e, limits: newClientLimits(cfg.Limits),
 		half: newHalfConns(), lp: cfg.LongPolling.withDefaults(), noPolls: make(chan struct{}),
-		tracer: tracing.Tracer(cfg.TracerProvider, tracerName)}
+		tracer: tracing.Tracer(cfg.TracerProvider, tracerName), lookupLog: rate.NewLimiter(rate.Every(lookupLogEvery), 1)}
 	e.HTTPErrorHandler = s.handleError
 	s.routes()
 	if cfg.SeparateAdmin {
@@ -367,7 +379,11 @@ func (s *Server) findHub(ctx context.Context, name string) (store.Hub, *apiError
 	case errors.Is(err, store.ErrNotFound):
 		return store.Hub{}, &apiError{status: http.StatusNotFound, msg: fmt.Sprintf("hub %q not found", name)}
 	case err != nil:
-		s.logFor(ctx).Error("looking up a hub", "hub", name, "err", err)
+		if s.lookupLog.Allow() {
+			s.logFor(ctx).Error("looking up a hub", "hub", name, "err", err, "failuresNotLogged", s.lookupQuiet.Swap(0))
+		} else {
+			s.lookupQuiet.Add(1)
+		}
 		return store.Hub{}, &apiError{status: http.StatusServiceUnavailable,
 			msg: fmt.Sprintf("hub %q cannot be looked up right now (configuration store unreachable); retry", name)}
 	}
