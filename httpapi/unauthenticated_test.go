@@ -1,5 +1,8 @@
 package httpapi_test
 
+// Tests of what a caller who has not authenticated can make the server
+// keep or write: counters and log lines.
+
 import (
 	"bytes"
 	"context"
