@@ -141,3 +141,31 @@ func TestNoHandshakeClosesWithProtocolError(t *testing.T) {
 		t.Fatalf("silent socket ended with %v; want close status 1002 \"no handshake\"", err)
 	}
 }
+
+// TestOversizedRequestHeadIsRefused: a request's line and headers arrive
+// before anything is checked, and whatever parses them may keep slices of
+// them. Past node.MaxHeaderBytes the node answers 431 and reads no further;
+// a request just under it is served as usual.
+func TestOversizedRequestHeadIsRefused(t *testing.T) {
+	t.Parallel()
+	g := startNode(t)
+	g.createHub("open", true)
+	post := func(pad int) int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.url+"/client/negotiate?hub=open&pad="+strings.Repeat("p", pad), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(node.MaxHeaderBytes / 2); got != http.StatusOK {
+		t.Errorf("negotiate with a %d KiB query: %d, want 200", node.MaxHeaderBytes/2>>10, got)
+	}
+	if got := post(2 * node.MaxHeaderBytes); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("negotiate with a %d KiB query: %d, want 431", 2*node.MaxHeaderBytes>>10, got)
+	}
+}

@@ -463,7 +463,10 @@ func (s *Server) hubFrom(ctx context.Context, query url.Values) (string, store.H
 	if ae != nil {
 		return "", store.Hub{}, ae
 	}
-	return values[0], hub, nil
+	// The store's copy of the name, not the query's: that one is a slice of
+	// the request line, which the name would keep alive for as long as the
+	// negotiation or connection it is stored with.
+	return hub.Name, hub, nil
 }
 
 // identify checks the client's token, if any, as a token for hub at this
@@ -484,7 +487,10 @@ func (s *Server) identify(r *http.Request, hub store.Hub) (gateway.Identity, err
 	if err != nil {
 		return gateway.Identity{}, fail(http.StatusUnauthorized, err.Error())
 	}
-	return gateway.Identity{UserID: id.UserID, Claims: id.Claims, Bearer: token}, nil
+	// The bearer is kept with the negotiation (and a stateful connection):
+	// a copy, since the token is a slice of the request line or of a header
+	// value, either of which may be padded far past the token itself.
+	return gateway.Identity{UserID: id.UserID, Claims: id.Claims, Bearer: strings.Clone(token)}, nil
 }
 
 // verify checks a token whose audience is audience(base), base being this
@@ -511,7 +517,13 @@ func clientQuery(q url.Values) url.Values {
 	out := make(url.Values, len(q))
 	for k, v := range q {
 		if k != "access_token" && k != "id" {
-			out[k] = v
+			// Copies: the parsed values are slices of the request line,
+			// which the connection would keep alive with them.
+			vs := make([]string, len(v))
+			for i := range v {
+				vs[i] = strings.Clone(v[i])
+			}
+			out[strings.Clone(k)] = vs
 		}
 	}
 	return out

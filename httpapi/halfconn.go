@@ -176,7 +176,7 @@ func connectionToken(query url.Values, hub string) (string, error) {
 	case len(values[0]) > maxTokenLen:
 		return "", fail(http.StatusBadRequest, fmt.Sprintf("id is longer than a connection token can be (%d bytes); pass negotiate's connectionToken", maxTokenLen))
 	}
-	return values[0], nil
+	return strings.Clone(values[0]), nil // not a slice of the request line, which it would keep alive
 }
 
 // unknownConnection is the answer for a token this node does not know, or

@@ -147,7 +147,8 @@ func TestNegotiateResponse(t *testing.T) {
 // the token check took off 27 (see negotiate.TestVerifyAllocations), the
 // hand-built answer and parsing the query once 10. What is left is mostly
 // the claims map, the gateway's ids, the request id and echo's per-request
-// middleware closures.
+// middleware closures. One was added back on purpose: the stored bearer is
+// a copy, so a padded request line or header is not kept alive with it.
 func TestNegotiateAllocations(t *testing.T) {
 	if testutil.Race {
 		t.Skip("the race detector drops pooled items at random")
@@ -162,7 +163,7 @@ func TestNegotiateAllocations(t *testing.T) {
 			t.Fatalf("status %d: %s", w.status, w.body)
 		}
 	})
-	if want := 47.0; got != want {
+	if want := 48.0; got != want {
 		t.Errorf("negotiate allocates %v times, want %v (update the figure and its comment if it fell)", got, want)
 	}
 }

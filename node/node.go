@@ -396,8 +396,15 @@ func (t HTTPTimeouts) server(h http.Handler) *http.Server {
 		ReadTimeout:       or(t.Read, 30*time.Second),
 		WriteTimeout:      or(t.Write, 30*time.Second),
 		IdleTimeout:       or(t.Idle, 2*time.Minute),
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 }
+
+// MaxHeaderBytes bounds a request's line and headers, which every client
+// sends before anything is checked. net/http's default is 1 MiB; real
+// clients send a few KiB (a 4 KiB token at most, or 16 KiB from an OIDC
+// issuer), and a proxy in front usually allows 8 to 32 KiB.
+const MaxHeaderBytes = 64 << 10
 
 // abort releases what Start acquired before it failed.
 func (n *Node) abort() {
