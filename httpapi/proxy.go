@@ -2,10 +2,33 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
 )
+
+// ProxyHeaders is the family of forwarding headers trusted proxies write.
+type ProxyHeaders string
+
+const (
+	// ProxyXForwarded: X-Forwarded-For, -Proto and -Host, which nginx,
+	// HAProxy, Caddy, Traefik and the cloud load balancers write.
+	ProxyXForwarded ProxyHeaders = "x-forwarded"
+	// ProxyForwarded: RFC 7239's Forwarded (for=, proto=, host=).
+	ProxyForwarded ProxyHeaders = "forwarded"
+)
+
+// ParseProxyHeaders reads a ProxyHeaders name; "" is ProxyXForwarded.
+func ParseProxyHeaders(name string) (ProxyHeaders, error) {
+	switch p := ProxyHeaders(strings.ToLower(name)); p {
+	case "", ProxyXForwarded:
+		return ProxyXForwarded, nil
+	case ProxyForwarded:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown proxy headers %q: want %q or %q", name, ProxyXForwarded, ProxyForwarded)
+}
 
 // forwardedKey marks a request whose original scheme a trusted proxy said
 // was https.
@@ -14,7 +37,9 @@ type forwardedKey struct{}
 // fromProxy applies what a trusted proxy says about the request: the
 // client's address (Forwarded for=, X-Forwarded-For), the scheme it used
 // (Forwarded proto=, X-Forwarded-Proto) and the host it asked for
-// (Forwarded host=, X-Forwarded-Host). The address then counts for the
+// (Forwarded host=, X-Forwarded-Host), from the one family of headers the
+// proxies write (Config.ProxyHeaders). A proxy appends to its own family
+// and passes the other through untouched, so that one is the client's. The address then counts for the
 // per-address limits and the scheme for the URLs the gateway hands out
 // (negotiate, tokens' audience, Origin checks). From any other peer these
 // headers mean nothing: a client cannot claim https, or another address,
@@ -27,7 +52,7 @@ func (s *Server) fromProxy(r *http.Request) *http.Request {
 	if !ok || !s.trusted(peer) {
 		return r
 	}
-	hops, protos, hosts := forwardedHops(r.Header)
+	hops, protos, hosts := forwardedHops(r.Header, s.cfg.ProxyHeaders)
 	if len(hops) == 0 && len(protos) == 0 && len(hosts) == 0 {
 		return r
 	}
@@ -123,11 +148,11 @@ func (h hop) addr() (netip.Addr, bool) {
 const maxHops = 32
 
 // forwardedHops reads the hops, schemes and hosts a chain of proxies
-// recorded, oldest first: from Forwarded (RFC 7239) when present, else
-// from X-Forwarded-For, -Proto and -Host.
-func forwardedHops(h http.Header) (hops []hop, protos, hosts []string) {
-	if fw := h.Values("Forwarded"); len(fw) > 0 {
-		for _, line := range fw {
+// recorded, oldest first: from Forwarded (RFC 7239) for ProxyForwarded,
+// else from X-Forwarded-For, -Proto and -Host.
+func forwardedHops(h http.Header, family ProxyHeaders) (hops []hop, protos, hosts []string) {
+	if family == ProxyForwarded {
+		for _, line := range h.Values("Forwarded") {
 			for _, elem := range strings.Split(line, ",") {
 				if len(hops) == maxHops {
 					return hops, protos, hosts

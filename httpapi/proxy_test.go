@@ -9,10 +9,12 @@ import (
 
 func TestFromProxy(t *testing.T) {
 	t.Parallel()
-	s := &Server{cfg: Config{TrustedProxies: []netip.Prefix{
-		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")}}}
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::/48")}
+	xff := &Server{cfg: Config{TrustedProxies: proxies}} // the default family
+	rfc := &Server{cfg: Config{TrustedProxies: proxies, ProxyHeaders: ProxyForwarded}}
 	for _, tc := range []struct {
 		name      string
+		rfc7239   bool // the proxies write Forwarded
 		peer      string
 		header    http.Header
 		wantAddr  string
@@ -29,7 +31,7 @@ func TestFromProxy(t *testing.T) {
 		{name: "trusted proxy: X-Forwarded-*", peer: "10.1.2.3:4000",
 			header:   http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-For": {"198.51.100.1"}, "X-Forwarded-Host": {"chat.example"}},
 			wantAddr: "198.51.100.1:0", wantHTTPS: true, wantHost: "chat.example", wantBase: "https://chat.example"},
-		{name: "trusted proxy: Forwarded with IPv6 and port", peer: "10.1.2.3:4000",
+		{name: "trusted proxy: Forwarded with IPv6 and port", rfc7239: true, peer: "10.1.2.3:4000",
 			header:   http.Header{"Forwarded": {`for="[2001:db8::7]:4711";proto=https;host=chat.example`}},
 			wantAddr: "[2001:db8::7]:0", wantHTTPS: true, wantHost: "chat.example", wantBase: "https://chat.example"},
 		{name: "client's own claim left of the proxy's entry is skipped", peer: "10.1.2.3:4000",
@@ -41,14 +43,29 @@ func TestFromProxy(t *testing.T) {
 		{name: "garbage from a trusted proxy keeps the peer", peer: "10.1.2.3:4000",
 			header:   http.Header{"X-Forwarded-For": {"not-an-address"}, "X-Forwarded-Host": {"evil.example/path?"}},
 			wantAddr: "10.1.2.3:0", wantHost: "gw.example", wantBase: "http://gw.example"},
-		{name: "obfuscated Forwarded node keeps the peer", peer: "10.1.2.3:4000",
+		{name: "obfuscated Forwarded node keeps the peer", rfc7239: true, peer: "10.1.2.3:4000",
 			header:   http.Header{"Forwarded": {"for=_hidden;proto=https"}},
 			wantAddr: "10.1.2.3:0", wantHTTPS: true, wantHost: "gw.example", wantBase: "https://gw.example"},
+		// A proxy appends to its own family of headers and passes the other
+		// through as the client sent it: that one is the client's claim.
+		{name: "X-Forwarded-For proxy: the client's Forwarded is ignored", peer: "10.1.2.3:4000",
+			header:   http.Header{"Forwarded": {"for=127.0.0.1;proto=https;host=evil.example"}, "X-Forwarded-For": {"198.51.100.1"}},
+			wantAddr: "198.51.100.1:0", wantHost: "gw.example", wantBase: "http://gw.example"},
+		{name: "X-Forwarded-For proxy: a Forwarded alone is ignored", peer: "10.1.2.3:4000",
+			header:   http.Header{"Forwarded": {"for=198.51.100.77;proto=https"}},
+			wantAddr: "10.1.2.3:4000", wantHost: "gw.example", wantBase: "http://gw.example"},
+		{name: "Forwarded proxy: the client's X-Forwarded-* are ignored", rfc7239: true, peer: "10.1.2.3:4000",
+			header:   http.Header{"Forwarded": {"for=198.51.100.1"}, "X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Proto": {"https"}},
+			wantAddr: "198.51.100.1:0", wantHost: "gw.example", wantBase: "http://gw.example"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := httptest.NewRequest(http.MethodGet, "http://gw.example/client/negotiate", nil)
 			r.RemoteAddr, r.Header = tc.peer, tc.header
+			s := xff
+			if tc.rfc7239 {
+				s = rfc
+			}
 			got := s.fromProxy(r)
 			if got.RemoteAddr != tc.wantAddr {
 				t.Errorf("RemoteAddr %q, want %q", got.RemoteAddr, tc.wantAddr)
@@ -85,10 +102,14 @@ func TestFromProxyTrustsNobodyByDefault(t *testing.T) {
 }
 
 func FuzzFromProxy(f *testing.F) {
-	f.Add("for=198.51.100.1;proto=https;host=a.example", "203.0.113.9, 10.0.0.1", "https", "a.example")
-	f.Add(`for="[2001:db8::1]:80", for=unknown`, "", "", "")
-	s := &Server{cfg: Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
-	f.Fuzz(func(t *testing.T, fw, xff, proto, host string) {
+	f.Add("for=198.51.100.1;proto=https;host=a.example", "203.0.113.9, 10.0.0.1", "https", "a.example", false)
+	f.Add(`for="[2001:db8::1]:80", for=unknown`, "", "", "", true)
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, fw, xff, proto, host string, rfc7239 bool) {
+		s := &Server{cfg: Config{TrustedProxies: proxies}}
+		if rfc7239 {
+			s.cfg.ProxyHeaders = ProxyForwarded
+		}
 		r := httptest.NewRequest(http.MethodGet, "http://gw.example/", nil)
 		r.RemoteAddr = "10.0.0.1:1"
 		r.Header = http.Header{"Forwarded": {fw}, "X-Forwarded-For": {xff}, "X-Forwarded-Proto": {proto}, "X-Forwarded-Host": {host}}
@@ -100,4 +121,15 @@ func FuzzFromProxy(f *testing.F) {
 			t.Fatalf("Host %q taken from a header without validation", got.Host)
 		}
 	})
+}
+
+func TestParseProxyHeaders(t *testing.T) {
+	for in, want := range map[string]ProxyHeaders{"": ProxyXForwarded, "x-forwarded": ProxyXForwarded, "Forwarded": ProxyForwarded} {
+		if got, err := ParseProxyHeaders(in); err != nil || got != want {
+			t.Errorf("ParseProxyHeaders(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseProxyHeaders("x-real-ip"); err == nil {
+		t.Error(`ParseProxyHeaders("x-real-ip") accepted`)
+	}
 }

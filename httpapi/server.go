@@ -90,6 +90,10 @@ type Config struct {
 	// fromProxy). From other peers those headers are ignored. Empty means
 	// none: the peer of the TCP connection is the client.
 	TrustedProxies []netip.Prefix
+	// ProxyHeaders names the headers the trusted proxies write: only those
+	// are read, since a proxy passes the other family through as the
+	// client sent it. Zero means ProxyXForwarded.
+	ProxyHeaders ProxyHeaders
 	// SeparateAdmin moves the admin API off the main handler onto
 	// AdminHandler, for a listener of its own. False serves it on the main
 	// handler.

@@ -136,6 +136,9 @@ type Config struct {
 	// X-Forwarded-* headers honoured (see httpapi.Config.TrustedProxies).
 	// Empty means none.
 	TrustedProxies []netip.Prefix
+	// TrustedProxyHeaders is the family of forwarding headers the trusted
+	// proxies write (httpapi.Config.ProxyHeaders); zero means X-Forwarded-*.
+	TrustedProxyHeaders httpapi.ProxyHeaders
 	// Admin serves the admin API on a listener of its own, optionally with
 	// mutual TLS; the zero value keeps it on the main listener.
 	Admin AdminListener
@@ -331,6 +334,7 @@ func Start(cfg Config) (*Node, error) {
 		Limits:           cfg.ClientLimits,
 		LongPolling:      cfg.LongPolling,
 		TrustedProxies:   cfg.TrustedProxies,
+		ProxyHeaders:     cfg.TrustedProxyHeaders,
 		SeparateAdmin:    n.admin != nil,
 		TracerProvider:   cfg.TracerProvider,
 		Logger:           cfg.Logger,

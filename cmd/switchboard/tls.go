@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/internal/certfile"
 	"github.com/switchboard-gw/switchboard/node"
 )
@@ -16,6 +17,7 @@ import (
 type tlsFlags struct {
 	certFile, keyFile string
 	trustedProxies    []string
+	proxyHeaders      string
 	upstreams         certfile.Client
 	upstreamHostCAs   []string
 	nats              certfile.Client
@@ -33,7 +35,9 @@ func (f *tlsFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.acme.Email, "acme-email", "", "contact address given to the ACME CA for expiry notices")
 	fl.StringVar(&f.acme.CacheDir, "acme-cache", "", "directory keeping the ACME account key and certificates (default next to --db, <db>.acme)")
 	fl.StringSliceVar(&f.trustedProxies, "trusted-proxy", nil,
-		"network (CIDR) or address of a proxy in front of the gateway whose Forwarded and X-Forwarded-For/-Proto/-Host headers are believed (repeatable; default none)")
+		"network (CIDR) or address of a proxy in front of the gateway whose forwarding headers (see --trusted-proxy-headers) are believed (repeatable; default none)")
+	fl.StringVar(&f.proxyHeaders, "trusted-proxy-headers", string(httpapi.ProxyXForwarded),
+		"which headers the trusted proxies write: x-forwarded (X-Forwarded-For/-Proto/-Host: nginx, HAProxy, Caddy, Traefik, cloud load balancers) or forwarded (RFC 7239); the other family is the client's and ignored")
 	fl.StringVar(&f.upstreams.CAFile, "upstream-ca", "", "verify HTTPS upstreams against the CAs in this PEM file instead of the system's roots")
 	fl.StringVar(&f.upstreams.CertFile, "upstream-cert", "", "client certificate (PEM) presented to upstreams that require one (mTLS; needs --upstream-key)")
 	fl.StringVar(&f.upstreams.KeyFile, "upstream-key", "", "private key of --upstream-cert (PEM)")
@@ -99,6 +103,9 @@ func (f *tlsFlags) apply(cfg *node.Config, natsEmbedded bool) error {
 		cfg.TLS.UpstreamHosts[host] = c
 	}
 	var err error
+	if cfg.TrustedProxyHeaders, err = httpapi.ParseProxyHeaders(f.proxyHeaders); err != nil {
+		return fmt.Errorf("--trusted-proxy-headers: %w", err)
+	}
 	cfg.TrustedProxies, err = prefixList("--trusted-proxy", f.trustedProxies)
 	return err
 }

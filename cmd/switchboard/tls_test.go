@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchboard-gw/switchboard/httpapi"
 	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"github.com/switchboard-gw/switchboard/node"
 )
@@ -47,6 +48,9 @@ func TestServeTLSFlags(t *testing.T) {
 			cfg.TrustedProxies[0] != want[0] || cfg.TrustedProxies[1] != want[1] {
 			t.Errorf("trusted proxies %v, want %v", cfg.TrustedProxies, want)
 		}
+		if cfg.TrustedProxyHeaders != httpapi.ProxyXForwarded {
+			t.Errorf("trusted proxy headers %q by default, want %q", cfg.TrustedProxyHeaders, httpapi.ProxyXForwarded)
+		}
 		if h := cfg.TLS.UpstreamHosts["billing.internal"]; h.CAFile != "b.pem" || h.CertFile != "u.pem" {
 			t.Errorf("per-host upstream TLS %+v, want b.pem with the global client certificate", h)
 		}
@@ -58,6 +62,7 @@ func TestServeTLSFlags(t *testing.T) {
 	}{
 		{"certificate without key", []string{"--tls-cert", "c.pem"}, "--tls-key"},
 		{"bad trusted proxy", []string{"--trusted-proxy", "not-a-network"}, "--trusted-proxy"},
+		{"unknown proxy headers", []string{"--trusted-proxy-headers", "x-real-ip"}, "--trusted-proxy-headers"},
 		{"bad per-host CA", []string{"--upstream-host-ca", "no-equals-sign"}, "HOST=FILE"},
 		{"NATS TLS on the embedded server", []string{"--nats-embedded", "--nats-ca", "n.pem"}, "--nats"},
 		{"admin mTLS without TLS", []string{"--admin-listen", ":9090", "--admin-client-ca", "ops.pem"}, "needs TLS"},
