@@ -27,6 +27,9 @@ var (
 	ErrTokenInUse   = errors.New("gateway: connection token already has a socket")
 	ErrNoConnection = errors.New("gateway: connection not found")
 	ErrShuttingDown = errors.New("gateway: shutting down")
+	// ErrTooManyPending: Config.MaxPendingNegotiations connections are
+	// negotiated and waiting for their sockets.
+	ErrTooManyPending = errors.New("gateway: too many negotiated connections are waiting for their sockets")
 )
 
 // Disconnect reasons, as sent in disconnected events.

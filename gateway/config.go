@@ -27,6 +27,13 @@ type Config struct {
 	// NegotiateTTL is how long a negotiated connection token waits for its
 	// socket. Zero means 30 s.
 	NegotiateTTL time.Duration
+	// MaxPendingNegotiations bounds the negotiated connections waiting for
+	// their socket, node-wide; past it Negotiate fails with
+	// ErrTooManyPending. Anonymous hubs let anyone negotiate, and the
+	// per-address limits multiply by every address a client can use. Zero
+	// means 100,000: far more than clients negotiate in NegotiateTTL even
+	// in a reconnect storm, since each connects within moments.
+	MaxPendingNegotiations int
 	// WriteTimeout bounds one socket write. Zero means 10 s. A WebSocket's
 	// write is bounded by the sweep (at most one SweepInterval late); with
 	// the sweep off, and for other transports, by a context per write.
@@ -108,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NegotiateTTL <= 0 {
 		c.NegotiateTTL = 30 * time.Second
+	}
+	if c.MaxPendingNegotiations <= 0 {
+		c.MaxPendingNegotiations = 100_000
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second

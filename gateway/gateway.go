@@ -31,6 +31,7 @@ type Gateway struct {
 
 	mu       sync.Mutex // guards the fields below
 	tokens   map[string]*negotiation
+	pending  int // entries of tokens without a connection yet
 	stopping bool
 
 	serving       sync.WaitGroup // one per Serve call
@@ -122,10 +123,14 @@ func (g *Gateway) Negotiate(hub string, id Identity) (connID, token string, err 
 	token = g.cfg.NodeID + "." + randomID(24)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.stopping {
+	switch {
+	case g.stopping:
 		return "", "", ErrShuttingDown
+	case g.pending >= g.cfg.MaxPendingNegotiations:
+		return "", "", ErrTooManyPending
 	}
 	g.tokens[token] = &negotiation{connID: connID, hub: hub, identity: id, created: g.cfg.Now()}
+	g.pending++
 	return connID, token, nil
 }
 
@@ -243,6 +248,7 @@ func (g *Gateway) open(ctx context.Context, token string, tr Transport, info Con
 		c.keepsAlive = ka.InherentKeepAlive()
 	}
 	n.conn = c
+	g.pending--
 	g.serving.Add(1)
 	g.mu.Unlock()
 	// Outside g.mu, which every negotiate takes: the negotiation's claims
@@ -481,6 +487,9 @@ func (g *Gateway) rejectHandshake(c *Conn, code int, reason string) {
 // gets 404 (the stock client opens stray sockets with old tokens).
 func (g *Gateway) forget(token string) {
 	g.mu.Lock()
+	if n := g.tokens[token]; n != nil && n.conn == nil {
+		g.pending--
+	}
 	delete(g.tokens, token)
 	g.mu.Unlock()
 }

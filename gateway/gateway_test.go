@@ -239,3 +239,35 @@ func TestStuckWriteIsAborted(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingNegotiationsAreBounded: negotiated connections waiting for
+// their sockets are capped node-wide (anyone may negotiate on an anonymous
+// hub, from as many addresses as they have). Past the cap Negotiate fails
+// with ErrTooManyPending; a socket that opens, and a negotiation that
+// expires unused, each make room again.
+func TestPendingNegotiationsAreBounded(t *testing.T) {
+	r := newRigWith(t, gateway.Config{NodeID: "n1", MaxPendingNegotiations: 3})
+	for range 2 {
+		if _, _, err := r.g.Negotiate("hub", gateway.Identity{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws, _ := r.connect("") // the third negotiation, then its socket
+	defer ws.CloseNow()
+	if _, _, err := r.g.Negotiate("hub", gateway.Identity{}); err != nil {
+		t.Fatalf("third pending, with the opened one no longer waiting: %v", err)
+	}
+	if _, _, err := r.g.Negotiate("hub", gateway.Identity{}); !errors.Is(err, gateway.ErrTooManyPending) {
+		t.Fatalf("fourth pending: %v, want ErrTooManyPending", err)
+	}
+	r.clk.Advance(31 * time.Second) // past NegotiateTTL
+	r.g.Sweep(r.clk.Now())
+	for i := range 3 {
+		if _, _, err := r.g.Negotiate("hub", gateway.Identity{}); err != nil {
+			t.Fatalf("negotiation %d after the others expired: %v", i, err)
+		}
+	}
+	if _, _, err := r.g.Negotiate("hub", gateway.Identity{}); !errors.Is(err, gateway.ErrTooManyPending) {
+		t.Fatalf("past the cap again: %v, want ErrTooManyPending", err)
+	}
+}

@@ -91,6 +91,7 @@ func (g *Gateway) sweep(now time.Time) {
 	for tok, n := range g.tokens {
 		if n.conn == nil && n.created.Before(expired) {
 			delete(g.tokens, tok)
+			g.pending--
 		}
 	}
 	g.mu.Unlock()

@@ -70,7 +70,11 @@ func (s *Server) negotiate(c echo.Context) error {
 	}
 	id.Trace = trace.SpanContextFromContext(r.Context()) // see traceRequests
 	connID, token, err := s.cfg.Gateway.Negotiate(name, id)
-	if err != nil {
+	switch {
+	case errors.Is(err, gateway.ErrTooManyPending):
+		c.Response().Header().Set("Retry-After", "5")
+		return fail(http.StatusServiceUnavailable, "too many negotiated connections are waiting for their sockets on this node; retry in a few seconds")
+	case err != nil:
 		return fail(http.StatusServiceUnavailable, "the gateway is shutting down; retry on another node")
 	}
 	return writeNegotiateResponse(c.Response(), negotiateResponse{
