@@ -630,25 +630,52 @@ func newClientLimits(cfg ClientLimits) *clientLimits {
 	}
 }
 
-// source is the key per-address limits count r under; ok is false when
-// they do not apply (an exempt network, an address that cannot be read).
-func (l *clientLimits) source(r *http.Request) (netip.Prefix, bool) {
+// sourceKey is a prefix per-address limits count a client under, with
+// its multiple of each limit.
+type sourceKey struct {
+	prefix netip.Prefix
+	times  int
+}
+
+// sourceKeys are the prefixes an address counts under (sourceKeysOf).
+type sourceKeys struct {
+	keys [3]sourceKey
+	n    int
+}
+
+func (k *sourceKeys) list() []sourceKey { return k.keys[:k.n] }
+
+// sourceKeysOf: an IPv4 address counts alone. An IPv6 address counts by
+// its /64, which one host commonly holds whole, and also by the /56 and
+// the /48 around it at 4 and 16 times each limit: a site's or a tunnel's
+// allocation, which one party may hold whole too, would otherwise get 256
+// or 65,536 budgets of its own.
+func sourceKeysOf(a netip.Addr) sourceKeys {
+	if !a.Is6() {
+		p, _ := a.Prefix(32)
+		return sourceKeys{keys: [3]sourceKey{{p, 1}}, n: 1}
+	}
+	p64, _ := a.Prefix(64)
+	p56, _ := a.Prefix(56)
+	p48, _ := a.Prefix(48)
+	return sourceKeys{keys: [3]sourceKey{{p64, 1}, {p56, 4}, {p48, 16}}, n: 3}
+}
+
+// source is the address per-address limits count r under; ok is false
+// when they do not apply (an exempt network, an address that cannot be
+// read).
+func (l *clientLimits) source(r *http.Request) (netip.Addr, bool) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return netip.Prefix{}, false
+		return netip.Addr{}, false
 	}
 	a := ap.Addr().Unmap().WithZone("")
 	for _, p := range l.cfg.Exempt {
 		if p.Contains(a) {
-			return netip.Prefix{}, false
+			return netip.Addr{}, false
 		}
 	}
-	bits := 32
-	if a.Is6() {
-		bits = 64
-	}
-	p, _ := a.Prefix(bits)
-	return p, true
+	return a, true
 }
 
 // limitNegotiate applies the negotiate rate of r's source address.
@@ -666,14 +693,15 @@ func (l *clientLimits) rate(c echo.Context, rates *sourceRates, refused *atomic.
 	if !ok || rates == nil {
 		return nil
 	}
-	wait := rates.take(src, l.now())
+	keys := sourceKeysOf(src)
+	wait := rates.take(keys.list(), l.now())
 	if wait <= 0 {
 		return nil
 	}
 	refused.Add(1)
 	secs := int(math.Ceil(wait.Seconds()))
 	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-	return fail(http.StatusTooManyRequests, fmt.Sprintf("too many %s requests from your address (at most %d at once, then %g per second); retry in %d s",
+	return fail(http.StatusTooManyRequests, fmt.Sprintf("too many %s requests from your address or its network (at most %d at once, then %g per second, from an address); retry in %d s",
 		what, rates.burst, float64(rates.limit), secs))
 }
 
@@ -701,7 +729,10 @@ func (l *clientLimits) openConnection(r *http.Request, hub, user string) (*reser
 		l.users[res.user]++
 	}
 	if hasSrc {
-		l.sources[src]++
+		keys := sourceKeysOf(src)
+		for _, k := range keys.list() {
+			l.sources[k.prefix]++
+		}
 	}
 	return res, nil
 }
@@ -711,8 +742,8 @@ func (l *clientLimits) openConnection(r *http.Request, hub, user string) (*reser
 // about 50 bytes less for every open connection.
 type reservation struct {
 	l        *clientLimits
-	user     userKey // user "" counts against no user's cap
-	src      netip.Prefix
+	user     userKey    // user "" counts against no user's cap
+	src      netip.Addr // counted under sourceKeysOf(src), if hasSrc
 	hasSrc   bool
 	released atomic.Bool
 }
@@ -731,22 +762,34 @@ func (r *reservation) release() {
 		}
 	}
 	if r.hasSrc {
-		if l.sources[r.src]--; l.sources[r.src] <= 0 {
-			delete(l.sources, r.src)
+		keys := sourceKeysOf(r.src)
+		for _, k := range keys.list() {
+			if l.sources[k.prefix]--; l.sources[k.prefix] <= 0 {
+				delete(l.sources, k.prefix)
+			}
 		}
 	}
 }
 
 // fullLocked says which cap a new connection would pass, counting it
 // refused; the caller holds l.mu.
-func (l *clientLimits) fullLocked(hub, user string, src netip.Prefix, hasSrc bool) error {
+func (l *clientLimits) fullLocked(hub, user string, src netip.Addr, hasSrc bool) error {
 	if max := l.cfg.ConnectionsPerUser; user != "" && max > 0 && l.users[userKey{hub, user}] >= max {
 		l.refusedUser.Add(1)
 		return fail(http.StatusTooManyRequests, fmt.Sprintf("user %q already has %d connections to hub %q on this node, the most allowed; close one first", user, max, hub))
 	}
-	if max := l.cfg.ConnectionsPerAddress; hasSrc && max > 0 && l.sources[src] >= max {
-		l.refusedSource.Add(1)
-		return fail(http.StatusTooManyRequests, fmt.Sprintf("your address already has %d connections to this node, the most allowed; close one first", max))
+	if max := l.cfg.ConnectionsPerAddress; hasSrc && max > 0 {
+		keys := sourceKeysOf(src)
+		for i, k := range keys.list() {
+			if l.sources[k.prefix] < max*k.times {
+				continue
+			}
+			l.refusedSource.Add(1)
+			if i == 0 {
+				return fail(http.StatusTooManyRequests, fmt.Sprintf("your address already has %d connections to this node, the most allowed; close one first", max))
+			}
+			return fail(http.StatusTooManyRequests, fmt.Sprintf("your network %s already has %d connections to this node, the most allowed for it; close one first", k.prefix, max*k.times))
+		}
 	}
 	return nil
 }
@@ -806,33 +849,49 @@ func newSourceRates(perSecond float64, burst int) *sourceRates {
 	return &sourceRates{limit: rate.Limit(perSecond), burst: burst, buckets: map[netip.Prefix]*rate.Limiter{}}
 }
 
-// take takes a token for src at now; a positive result is how long until
-// one is available, and nothing was taken.
-func (r *sourceRates) take(src netip.Prefix, now time.Time) time.Duration {
+// take takes a token from the bucket of each key at now, a key's bucket
+// holding its multiple of the rate and burst; a positive result is how
+// long until every one has a token, and nothing was taken.
+func (r *sourceRates) take(keys []sourceKey, now time.Time) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b := r.buckets[src]
+	var reserved [len(sourceKeys{}.keys)]*rate.Reservation
+	var wait time.Duration
+	for i, k := range keys {
+		res := r.bucket(k, now).ReserveN(now, 1)
+		if !res.OK() { // a burst of 0: nothing is ever allowed
+			wait = max(wait, time.Hour)
+			continue
+		}
+		reserved[i] = res
+		wait = max(wait, res.DelayFrom(now))
+	}
+	if wait > 0 {
+		for _, res := range reserved[:len(keys)] {
+			if res != nil {
+				res.CancelAt(now)
+			}
+		}
+	}
+	return wait
+}
+
+// bucket is k's bucket, made if need be; the caller holds r.mu.
+func (r *sourceRates) bucket(k sourceKey, now time.Time) *rate.Limiter {
+	b := r.buckets[k.prefix]
 	if b == nil {
 		if len(r.buckets) >= sweepSize && now.Sub(r.lastSweep) >= time.Second {
 			r.lastSweep = now
-			for k, v := range r.buckets {
-				if v.TokensAt(now) >= float64(r.burst) {
-					delete(r.buckets, k)
+			for p, v := range r.buckets {
+				if v.TokensAt(now) >= float64(v.Burst()) {
+					delete(r.buckets, p)
 				}
 			}
 		}
-		b = rate.NewLimiter(r.limit, r.burst)
-		r.buckets[src] = b
+		b = rate.NewLimiter(r.limit*rate.Limit(k.times), r.burst*k.times)
+		r.buckets[k.prefix] = b
 	}
-	res := b.ReserveN(now, 1)
-	if !res.OK() { // a burst of 0: nothing is ever allowed
-		return time.Hour
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return d
-	}
-	return 0
+	return b
 }
 
 func (r *sourceRates) size() int {
