@@ -54,6 +54,11 @@ type DispatcherConfig struct {
 	// event and upstream); past it the oldest are dropped and counted. Zero
 	// means 100 000.
 	OutboxLimit int
+	// OutboxLimitBytes bounds the undelivered notifications' encoded
+	// events, summed; past it the oldest are dropped as past OutboxLimit.
+	// An event carries its client's query, headers and claims, so the count
+	// alone let a held outbox grow to gigabytes. Zero means 256 MiB.
+	OutboxLimitBytes int64
 	// OutboxTTL is how long a notification is retried. Zero means 24 h.
 	OutboxTTL time.Duration
 	// MinRetry and MaxRetry bound the exponential backoff between attempts
@@ -186,6 +191,9 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	if cfg.OutboxLimit <= 0 {
 		cfg.OutboxLimit = 100_000
+	}
+	if cfg.OutboxLimitBytes <= 0 {
+		cfg.OutboxLimitBytes = 256 << 20
 	}
 	if cfg.OutboxTTL <= 0 {
 		cfg.OutboxTTL = 24 * time.Hour
@@ -354,6 +362,9 @@ type OutboxStatus struct {
 	// Depth is the number of undelivered notifications.
 	Depth int `json:"depth"`
 	Limit int `json:"limit"`
+	// Bytes is the undelivered notifications' size as LimitBytes counts it.
+	Bytes      int64 `json:"bytes"`
+	LimitBytes int64 `json:"limitBytes"`
 	// Dropped counts notifications dropped because the outbox was full or
 	// their upstream was removed; Expired those that passed OutboxTTL.
 	Dropped int64 `json:"dropped"`

@@ -103,7 +103,23 @@ type item struct {
 	attempt int
 	ch      *chain
 	elem    *list.Element // in outbox.order
+	size    int64         // itemSize, fixed when the item is made
 }
+
+// bytes is what an item counts against OutboxLimitBytes (see itemSize).
+func (it *item) bytes() int64 { return it.size }
+
+// itemSize is what an item of rec and ev holds: the encoded event, the
+// client's query and claims that the Event keeps beside it (up to tens of
+// KiB, from the client), and a share for the structures around them. The
+// items of one event share both, so this errs high for events with
+// several targets.
+func itemSize(rec record, ev *upstream.Event) int64 {
+	return int64(len(rec.Event)+len(ev.Client.Query)+len(ev.Client.Claims)) + itemOverhead
+}
+
+// itemOverhead is an item's size in memory beside its encoded event.
+const itemOverhead = 512
 
 // write is a batch of items from one Notify, waiting for the committer.
 type write struct {
@@ -128,6 +144,7 @@ type outbox struct {
 	stop    bool
 	dropped int64
 	expired int64
+	bytes   int64 // itemBytes of every item in order
 
 	cmu      sync.Mutex // guards the committer's queue below
 	writes   []*write
@@ -172,7 +189,7 @@ func (o *outbox) start(d *Dispatcher) error {
 		if !tracing.Valid(rec.TraceParent, rec.TraceState) {
 			rec.TraceParent, rec.TraceState = "", "" // deliver it all the same, in a trace of its own
 		}
-		o.insertLocked(&item{seq: seq, rec: rec, ev: ev})
+		o.insertLocked(&item{seq: seq, rec: rec, ev: ev, size: itemSize(rec, ev)})
 		return nil
 	})
 	if err != nil {
@@ -219,6 +236,7 @@ func (o *outbox) laneLocked(hub, name string) *lane {
 func (o *outbox) insertLocked(it *item) {
 	l := o.laneLocked(it.rec.Hub, it.rec.Upstream)
 	it.elem = o.order.PushBack(it)
+	o.bytes += it.bytes()
 	l.depth++
 	c := l.chains[it.ev.ConnectionID]
 	if c == nil {
@@ -249,6 +267,7 @@ func (o *outbox) pushReadyLocked(c *chain) {
 func (o *outbox) removeLocked(it *item) {
 	c := it.ch
 	o.order.Remove(it.elem)
+	o.bytes -= it.bytes()
 	c.lane.depth--
 	for i, x := range c.items {
 		if x == it {
@@ -311,6 +330,7 @@ func (o *outbox) add(ctx context.Context, ev *upstream.Event, targets []route) {
 		if r.t.Azure != nil {
 			it.rec.Client = &ev.Client
 		}
+		it.size = itemSize(it.rec, ev)
 		w.items = append(w.items, it)
 	}
 	o.cmu.Lock()
@@ -365,9 +385,14 @@ func (o *outbox) commit() {
 	}
 	// Make room first, in the same transaction: the oldest go.
 	o.mu.Lock()
+	var batchBytes int64
+	for _, it := range items {
+		batchBytes += it.bytes()
+	}
 	over := o.order.Len() + len(items) - d.cfg.OutboxLimit
+	overBytes := o.bytes + batchBytes - d.cfg.OutboxLimitBytes
 	var dropped int
-	for e := o.order.Front(); over > 0 && e != nil; {
+	for e := o.order.Front(); (over > 0 || overBytes > 0) && e != nil; {
 		next := e.Next()
 		it := e.Value.(*item)
 		if it.ch.state != chainBusy || it.ch.items[0] != it {
@@ -375,20 +400,24 @@ func (o *outbox) commit() {
 				acks = append(acks, it.seq)
 				it.seq = 0 // acknowledged here, not again by removeLocked
 			}
+			overBytes -= it.bytes()
 			o.removeLocked(it)
 			over--
 			dropped++
 		}
 		e = next
 	}
-	if over > 0 { // the batch alone passes the limit
-		dropped += over
-		items = items[over:]
+	// The batch alone passes a limit: its oldest go.
+	for len(items) > 0 && (over > 0 || overBytes > 0) {
+		overBytes -= items[0].bytes()
+		items = items[1:]
+		over--
+		dropped++
 	}
 	o.dropped += int64(dropped)
 	o.mu.Unlock()
 	if dropped > 0 {
-		d.log.Warn("outbox full; oldest notifications dropped", "dropped", dropped, "limit", d.cfg.OutboxLimit)
+		d.log.Warn("outbox full; oldest notifications dropped", "dropped", dropped, "limit", d.cfg.OutboxLimit, "limitBytes", d.cfg.OutboxLimitBytes)
 	}
 
 	seqs, err := d.cfg.Store.OutboxCommit(encodeItems(items), acks)
@@ -671,7 +700,8 @@ func sameEndpoint(a, b Target) bool {
 func (o *outbox) status() OutboxStatus {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	st := OutboxStatus{Depth: o.order.Len(), Limit: o.d.cfg.OutboxLimit, Dropped: o.dropped, Expired: o.expired}
+	st := OutboxStatus{Depth: o.order.Len(), Limit: o.d.cfg.OutboxLimit, Bytes: o.bytes, LimitBytes: o.d.cfg.OutboxLimitBytes,
+		Dropped: o.dropped, Expired: o.expired}
 	if e := o.order.Front(); e != nil {
 		st.Oldest = e.Value.(*item).rec.Created
 	}

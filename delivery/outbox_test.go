@@ -267,6 +267,38 @@ func TestOutboxLimitDropsOldest(t *testing.T) {
 	checkOrder(t, h.all(), map[string][]string{"c": wantKeys(evs[2:])})
 }
 
+// TestOutboxLimitBytesDropsOldest: events carry their client's query,
+// headers and claims, so the outbox is bounded in bytes as well as in
+// count. Events of 8 KiB each against a 20 KiB budget: the newest that fit
+// stay, the oldest are dropped and counted, and what stays is delivered in
+// order once the upstream takes it.
+func TestOutboxLimitBytesDropsOldest(t *testing.T) {
+	t.Parallel()
+	h := newHook(t)
+	cfg := fastRetry
+	cfg.OutboxLimitBytes = 20 << 10
+	d := startDispatcher(t, cfg)
+	tg := h.target("chat", "fn")
+	tg.Disabled = true // hold everything
+	d.SetTargets([]Target{tg})
+	evs := lifecycle("c", 9)
+	for _, ev := range evs {
+		ev.Client.Query = "pad=" + strings.Repeat("q", 8<<10)
+		d.Notify(context.Background(), ev)
+	}
+	st := d.Status().Outbox
+	if st.Bytes > st.LimitBytes || st.LimitBytes != 20<<10 || st.Depth != 2 || st.Dropped != int64(len(evs)-2) {
+		t.Fatalf("outbox = %+v, want the 2 newest within 20 KiB and the rest dropped", st)
+	}
+	tg.Disabled = false
+	d.SetTargets([]Target{tg})
+	testutil.Eventually(t, waitFor, "drained", func() bool { return d.Status().Outbox.Depth == 0 })
+	checkOrder(t, h.all(), map[string][]string{"c": wantKeys(evs[len(evs)-2:])})
+	if st := d.Status().Outbox; st.Bytes != 0 {
+		t.Errorf("%d bytes counted with the outbox empty", st.Bytes)
+	}
+}
+
 func TestOutboxExpires(t *testing.T) {
 	t.Parallel()
 	h := newHook(t)

@@ -91,6 +91,7 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault, dbDefault strin
 	fl.IntVar(&l.MaxGroupsPerConnection, "max-groups-per-connection", 0, "groups one connection may be in; joins beyond fail with an error (default 1000; -1 for no limit)")
 	d := &f.delivery
 	fl.IntVar(&d.OutboxLimit, "outbox-limit", 0, "undelivered notifications kept before the oldest are dropped (default 100000)")
+	fl.Int64Var(&d.OutboxLimitBytes, "outbox-limit-bytes", 0, "bytes of undelivered notifications (each counts its event and its client's query and claims) kept before the oldest are dropped (default 268435456, 256 MiB)")
 	fl.DurationVar(&d.OutboxTTL, "outbox-ttl", 0, "how long a notification is retried (default 24h)")
 	fl.DurationVar(&d.MinRetry, "retry-min", 0, "first retry delay of a notification, doubling each time (default 1s)")
 	fl.DurationVar(&d.MaxRetry, "retry-max", 0, "longest retry delay of a notification (default 5m)")
