@@ -245,15 +245,24 @@ func TestOutboxGoneDisables(t *testing.T) {
 	}
 }
 
-func TestOutboxLimitDropsOldest(t *testing.T) {
-	t.Parallel()
+// heldDispatcher starts a dispatcher with cfg whose one upstream, fn of
+// hub chat, is disabled, so every notification waits in the outbox until
+// the test enables it again.
+func heldDispatcher(t *testing.T, cfg DispatcherConfig) (*hook, *Dispatcher, Target) {
+	t.Helper()
 	h := newHook(t)
-	cfg := fastRetry
-	cfg.OutboxLimit = 3
 	d := startDispatcher(t, cfg)
 	tg := h.target("chat", "fn")
-	tg.Disabled = true // hold everything
+	tg.Disabled = true
 	d.SetTargets([]Target{tg})
+	return h, d, tg
+}
+
+func TestOutboxLimitDropsOldest(t *testing.T) {
+	t.Parallel()
+	cfg := fastRetry
+	cfg.OutboxLimit = 3
+	h, d, tg := heldDispatcher(t, cfg)
 	evs := lifecycle("c", 4)
 	for _, ev := range evs {
 		d.Notify(context.Background(), ev)
@@ -274,13 +283,9 @@ func TestOutboxLimitDropsOldest(t *testing.T) {
 // order once the upstream takes it.
 func TestOutboxLimitBytesDropsOldest(t *testing.T) {
 	t.Parallel()
-	h := newHook(t)
 	cfg := fastRetry
 	cfg.OutboxLimitBytes = 20 << 10
-	d := startDispatcher(t, cfg)
-	tg := h.target("chat", "fn")
-	tg.Disabled = true // hold everything
-	d.SetTargets([]Target{tg})
+	h, d, tg := heldDispatcher(t, cfg)
 	evs := lifecycle("c", 9)
 	for _, ev := range evs {
 		ev.Client.Query = "pad=" + strings.Repeat("q", 8<<10)
