@@ -31,6 +31,17 @@ func TestExpand(t *testing.T) {
 	if got := Expand("http://fn/{event}", "h", upstream.CategoryMessages, "a/b"); got != "http://fn/a%2Fb" {
 		t.Errorf("a slash in a value must be escaped: got %q", got)
 	}
+	// A value in the query is one query value, whatever a client's target
+	// holds: the upstream sees the admin's parameters, and only them.
+	got := Expand("http://fn/api?code=KEY&event={event}&hub={hub}", "chat", upstream.CategoryMessages, "x&code=evil;y=1#frag")
+	u, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if q.Get("code") != "KEY" || len(q["code"]) != 1 || q.Get("event") != "x&code=evil;y=1#frag" || q.Get("hub") != "chat" || len(q) != 3 || u.Fragment != "" {
+		t.Errorf("Expand = %q: query %v, fragment %q; want the admin's three parameters with the target as one value", got, q, u.Fragment)
+	}
 }
 
 // TestExpandURL: no value can make a dot segment or a path separator, in
@@ -62,6 +73,9 @@ func TestExpandURL(t *testing.T) {
 		{"doubled placeholder, a name", "http://fn/api/{event}{event}", "a", "http://fn/api/aa"},
 		{"template's own dot segment is the admin's", "http://fn/api/../{event}", "x", "http://fn/api/../x"},
 		{"value in the query cannot climb", "http://fn/api?e={event}", "../..", "http://fn/api?e=..%2F.."},
+		{"value in the query stays one value", "http://fn/api?code=KEY&event={event}", "x&code=attacker&admin=1",
+			"http://fn/api?code=KEY&event=x%26code%3Dattacker%26admin%3D1"},
+		{"value in the query: plus and space", "http://fn/api?event={event}", "a+b c", "http://fn/api?event=a%2Bb+c"},
 		{"no placeholder", "http://fn/api", "..", "http://fn/api"},
 	}
 	for _, tt := range tests {

@@ -228,7 +228,9 @@ func unescape(s string) string {
 	return s
 }
 
-// Expand substitutes the placeholders of tpl, each value path-escaped. It
+// Expand substitutes the placeholders of tpl, each value path-escaped, or
+// query-escaped after the template's '?': a client's target in {event}
+// must stay one query value, not add "&code=…" parameters of its own. It
 // runs on every webhook, so it scans the template itself rather than build
 // a strings.Replacer per call. Expand checks nothing: requests use
 // ExpandURL, which refuses values that would leave the template's path.
@@ -239,6 +241,7 @@ func Expand(tpl, hub, category, event string) string {
 	var sb strings.Builder
 	sb.Grow(len(tpl) + len(hub) + len(category) + len(event))
 	rest := tpl
+	escape := url.PathEscape
 	for {
 		open := strings.IndexByte(rest, '{')
 		if open < 0 {
@@ -251,13 +254,16 @@ func Expand(tpl, hub, category, event string) string {
 			return sb.String()
 		}
 		sb.WriteString(rest[:open])
+		if strings.ContainsAny(rest[:open], "?#") {
+			escape = url.QueryEscape // the query (or fragment) has begun
+		}
 		switch rest[open+1 : open+end] {
 		case "hub":
-			sb.WriteString(url.PathEscape(hub))
+			sb.WriteString(escape(hub))
 		case "category":
-			sb.WriteString(url.PathEscape(category))
+			sb.WriteString(escape(category))
 		case "event":
-			sb.WriteString(url.PathEscape(event))
+			sb.WriteString(escape(event))
 		default:
 			sb.WriteString(rest[open : open+end+1])
 		}
