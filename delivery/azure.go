@@ -305,7 +305,11 @@ func claimText(v any) string {
 }
 
 // azureClaimsHeader is X-ASRS-User-Claims: "type: value" pairs joined by
-// ", ", one pair per value, sorted by claim type for a stable header.
+// ", ", one pair per value, sorted by claim type for a stable header. The
+// format has no escaping, and the Functions extension splits it on ","
+// and then on ": ", keeping a type's first value: a pair whose type holds
+// a comma or a colon, or whose value a comma, would read as other claims
+// (a value "a, role: admin" as role=admin), so such pairs are left out.
 func azureClaimsHeader(claims json.RawMessage) string {
 	m := azureClaims(claims)
 	if len(m) == 0 {
@@ -318,7 +322,13 @@ func azureClaimsHeader(claims json.RawMessage) string {
 	sort.Strings(names)
 	var b strings.Builder
 	for _, name := range names {
+		if strings.ContainsAny(name, ",:") {
+			continue
+		}
 		for _, v := range m[name] {
+			if strings.Contains(v, ",") {
+				continue
+			}
 			if b.Len() > 0 {
 				b.WriteString(", ")
 			}

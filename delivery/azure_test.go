@@ -3,6 +3,7 @@ package delivery
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -130,6 +131,20 @@ func TestAzureClaimsHeader(t *testing.T) {
 	got := azureClaimsHeader(json.RawMessage(`{"sub":"ann","role":["admin","dev"],"exp":1700000000}`))
 	if want := "exp: 1700000000, role: admin, role: dev, sub: ann"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+	// The header has no escaping, and the Functions extension splits it on
+	// "," and then ": ", keeping a type's first value. A pair that would
+	// read as other claims is left out; the rest read back as they were.
+	got = azureClaimsHeader(json.RawMessage(`{"email":"x@y.z, role: admin","role":"user","a:b":"c","n,m":"o","name":"Ann: the first"}`))
+	read := map[string]string{}
+	for _, pair := range strings.Split(got, ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(pair), ": ")
+		if _, seen := read[name]; !seen {
+			read[name] = value
+		}
+	}
+	if want := map[string]string{"role": "user", "name": "Ann: the first"}; !maps.Equal(read, want) {
+		t.Errorf("header %q reads as %v, want %v", got, read, want)
 	}
 	// None, and what is not an object (an outbox record of another shape),
 	// give no header.
