@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/switchboard-gw/switchboard/input"
 )
 
 // HandshakeRequest is the client's first message.
@@ -73,7 +75,7 @@ func ParseHandshakeRequest(frame []byte) (req HandshakeRequest, rest []byte, err
 		}
 		return HandshakeRequest{Protocol: name, Version: int(v)}, rest, nil
 	}
-	return req, nil, fmt.Errorf("%w: unsupported protocol %s", ErrHandshake, strconv.Quote(name))
+	return req, nil, fmt.Errorf("%w: unsupported protocol %s", ErrHandshake, input.Quote(name)) // cut: it reaches logs and spans
 }
 
 // ParseHandshakeResponse parses the server's answer to the handshake (client

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,9 @@ func TestParseHandshakeRequest(t *testing.T) {
 		{name: "messagepack", frame: "{\"protocol\":\"messagepack\",\"version\":1}\x1e", want: HandshakeRequest{"messagepack", 1}},
 		{name: "unknown protocol", frame: "{\"protocol\":\"xml\",\"version\":1}\x1e", wantErr: `unsupported protocol "xml"`},
 		{name: "odd protocol quoted", frame: "{\"protocol\":\"a\\\"b\\n\",\"version\":1}\x1e", wantErr: `unsupported protocol "a\"b\n"`},
+		// The name reaches logs and trace spans: it is cut, not echoed whole.
+		{name: "long protocol cut", frame: "{\"protocol\":\"" + strings.Repeat("x", 10000) + "\",\"version\":1}\x1e",
+			wantErr: `unsupported protocol "` + strings.Repeat("x", 40) + `"…`},
 		{name: "no version", frame: "{\"protocol\":\"json\"}\x1e", wantErr: `"version" is missing`},
 		{name: "version string", frame: "{\"protocol\":\"json\",\"version\":\"1\"}\x1e", wantErr: `"version" must be an integer`},
 		{name: "version float", frame: "{\"protocol\":\"json\",\"version\":1.5}\x1e", wantErr: `"version" must be an integer`},
