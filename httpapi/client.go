@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gw/switchboard/gateway"
@@ -181,7 +182,7 @@ func (s *Server) preflight(c echo.Context, methods string) error {
 	}
 	h := c.Response().Header()
 	h.Set("Access-Control-Allow-Methods", methods)
-	if req := c.Request().Header.Get("Access-Control-Request-Headers"); req != "" {
+	if req := c.Request().Header.Get("Access-Control-Request-Headers"); headerNameList(req) {
 		h.Set("Access-Control-Allow-Headers", req)
 	} else {
 		h.Set("Access-Control-Allow-Headers", "authorization, content-type, x-requested-with, x-signalr-user-agent")
@@ -193,6 +194,28 @@ func (s *Server) preflight(c echo.Context, methods string) error {
 // setCORS applies the origin check (checkOrigin) to a negotiate request and
 // echoes an allowed Origin with credentials, as the stock client (fetch
 // with credentials: "include") requires.
+// headerNameList reports whether v is what a browser sends as
+// Access-Control-Request-Headers: a short comma-separated list of header
+// names. Only then is it echoed; the preflight answers anything else, the
+// sender's own bytes of any length, with the stock client's headers.
+func headerNameList(v string) bool {
+	if v == "" || len(v) > 1024 {
+		return false
+	}
+	for name := range strings.SplitSeq(v, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			if !httpguts.IsTokenRune(rune(name[i])) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (s *Server) setCORS(c echo.Context, hubOrigins []string) error {
 	h := c.Response().Header()
 	if _, ok := h["Vary"]; ok {

@@ -164,3 +164,29 @@ func TestPaddedNegotiatesAreNotKept(t *testing.T) {
 		t.Errorf("each padded negotiate left %d KiB on the heap, want a few KiB, not its 48 KiB of padding", kept>>10)
 	}
 }
+
+// TestPreflightEchoesOnlyHeaderNames: a CORS preflight echoes the headers
+// a browser asks for, which is a short list of header names. Anything
+// else, of any length, is the sender's own bytes and is not echoed.
+func TestPreflightEchoesOnlyHeaderNames(t *testing.T) {
+	srv, _, _ := negotiateServer(t)
+	const stock = "authorization, content-type, x-requested-with, x-signalr-user-agent"
+	for _, tc := range []struct{ asked, want string }{
+		{"authorization, x-signalr-user-agent", "authorization, x-signalr-user-agent"},
+		{"", stock},
+		{"x-a,\xff\xfe", stock},
+		{"x-a, x b", stock},
+		{"x-a,,x-b", stock},
+		{strings.Repeat("x-a,", 300) + "x-a", stock},
+	} {
+		req := httptest.NewRequest(http.MethodOptions, "/client/negotiate?hub=chat", nil)
+		if tc.asked != "" {
+			req.Header.Set("Access-Control-Request-Headers", tc.asked)
+		}
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if got := rec.Header().Get("Access-Control-Allow-Headers"); got != tc.want {
+			t.Errorf("asked %.40q: Access-Control-Allow-Headers %.60q, want %q", tc.asked, got, tc.want)
+		}
+	}
+}
