@@ -148,7 +148,9 @@ func (h *halfConns) add(token string, hc *halfConn) bool {
 	if h.m[token] != nil {
 		return false
 	}
-	h.m[token] = hc
+	// A copy: token is a slice of the request line, which the key would
+	// keep alive for the connection's life (gateway.open copies its own).
+	h.m[strings.Clone(token)] = hc
 	return true
 }
 
@@ -176,7 +178,7 @@ func connectionToken(query url.Values, hub string) (string, error) {
 	case len(values[0]) > maxTokenLen:
 		return "", fail(http.StatusBadRequest, fmt.Sprintf("id is longer than a connection token can be (%d bytes); pass negotiate's connectionToken", maxTokenLen))
 	}
-	return strings.Clone(values[0]), nil // not a slice of the request line, which it would keep alive
+	return values[0], nil
 }
 
 // unknownConnection is the answer for a token this node does not know, or
