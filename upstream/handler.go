@@ -262,7 +262,9 @@ func eventFromRequest(r *http.Request, secrets *Secrets, now time.Time, maxBody 
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBodyTooLarge, r.ContentLength, maxBody)
 	}
 	// Whatever can be refused without the body is, before it is read.
-	if _, err := checkSignatureHeaders(r.Header.Get(HeaderID), r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), now); err != nil {
+	id, signature := r.Header.Get(HeaderID), r.Header.Get(HeaderSignature)
+	ts, err := checkSignatureHeaders(id, r.Header.Get(HeaderTimestamp), signature, now)
+	if err != nil {
 		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
@@ -272,7 +274,7 @@ func eventFromRequest(r *http.Request, secrets *Secrets, now time.Time, maxBody 
 	if int64(len(body)) > maxBody {
 		return nil, fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, maxBody)
 	}
-	if err := secrets.Verify(r.Header.Get(HeaderID), r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, now); err != nil {
+	if err := secrets.verifyMAC(id, ts, signature, body); err != nil {
 		return nil, err
 	}
 	ct := r.Header.Get("Content-Type")
