@@ -55,12 +55,20 @@ func (s *Server) countREST(next echo.HandlerFunc) echo.HandlerFunc {
 // too), so every invented method would otherwise add a counter and a
 // Prometheus series for as long as the node runs.
 func countedMethod(method string) string {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+	if knownMethod(method) {
 		return method
 	}
 	return "OTHER"
+}
+
+// knownMethod reports whether method is one HTTP defines.
+func knownMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 // restRouteLabel turns echo's route pattern (":hub", `\:send`) into the

@@ -64,7 +64,7 @@ func (s *Server) traceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		// is named as OpenTelemetry's conventions say, "_OTHER", and the
 		// span "HTTP route", so no client writes what it likes into spans.
 		method, name := r.Method, r.Method
-		if countedMethod(method) == "OTHER" {
+		if !knownMethod(method) {
 			method, name = "_OTHER", "HTTP"
 		}
 		ctx, sp := s.tracer.Start(ctx, name+" "+route,
